@@ -1,0 +1,44 @@
+"""isthmus: the narrow land bridge between the plant floor and the enterprise.
+
+``import isthmus`` gives the hot-path API (register decoding, sample rings,
+vibration DSP and diagnostics) and needs only numpy. The gateway's protocol
+layers (Modbus, OPC UA, MQTT) live in submodules and are imported on demand.
+"""
+
+from __future__ import annotations
+
+from isthmus import _core
+from isthmus.errors import (
+    ConfigError,
+    DecodeError,
+    DiagnosticsError,
+    IsthmusError,
+    SessionError,
+    SignalError,
+    TagError,
+)
+
+__version__: str = _core.__version__
+
+# --- register decoding (isthmus._core, decode) ---
+
+# --- sample rings (isthmus._core, ring) ---
+
+# --- spectral features (isthmus._core, spectrum) ---
+
+# --- diagnostics (isthmus._core, diagnostics) ---
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "DiagnosticsError",
+    "IsthmusError",
+    "SessionError",
+    "SignalError",
+    "TagError",
+    "__version__",
+    # --- decode exports ---
+    # --- ring exports ---
+    # --- spectrum exports ---
+    # --- diagnostics exports ---
+]

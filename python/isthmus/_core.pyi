@@ -1,0 +1,22 @@
+"""Type stubs for the native core ``isthmus._core`` (hand-written; checked by mypy.stubtest)."""
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+# ===== decode: Modbus register decoding =====
+
+# ===== end decode =====
+
+# ===== ring: multi-channel sample rings =====
+
+# ===== end ring =====
+
+# ===== spectrum: streaming spectral features =====
+
+# ===== end spectrum =====
+
+# ===== diagnostics: bearing, envelope, ISO 20816, rules =====
+
+# ===== end diagnostics =====

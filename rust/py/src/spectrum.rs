@@ -1,0 +1,7 @@
+//! Bindings for `isthmus_core::spectrum` (to be written).
+
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}

@@ -27,8 +27,20 @@ __version__: str = _core.__version__
 # --- spectral features (isthmus._core, spectrum) ---
 
 # --- diagnostics (isthmus._core, diagnostics) ---
+from isthmus._core import (
+    Alert,
+    Decimator,
+    EnvelopeAnalyzer,
+    RuleEngine,
+    bearing,
+    bearing_catalogue,
+    bearing_frequencies,
+    iso20816_boundaries,
+    iso20816_zone,
+    velocity_rms_mm_s,
+)
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (grouped by area, one marked block each)
     "ConfigError",
     "DecodeError",
     "DiagnosticsError",
@@ -41,4 +53,14 @@ __all__ = [
     # --- ring exports ---
     # --- spectrum exports ---
     # --- diagnostics exports ---
+    "Alert",
+    "Decimator",
+    "EnvelopeAnalyzer",
+    "RuleEngine",
+    "bearing",
+    "bearing_catalogue",
+    "bearing_frequencies",
+    "iso20816_boundaries",
+    "iso20816_zone",
+    "velocity_rms_mm_s",
 ]

@@ -19,6 +19,8 @@ __version__: str
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====
 
+from typing import Self, final
+
 def bearing_frequencies(
     balls: int, ball_diameter: float, pitch_diameter: float, contact_angle_deg: float = 0.0
 ) -> dict[str, float]:
@@ -50,13 +52,14 @@ def iso20816_boundaries(group: int = 2, foundation: str = "rigid") -> tuple[floa
     """Zone boundaries A/B, B/C, C/D in mm/s RMS."""
 
 def velocity_rms_mm_s(
-    accel: npt.NDArray[np.float64], sample_rate: float, band: tuple[float, float] = (10.0, 1000.0)
+    accel: npt.NDArray[np.float64], sample_rate: float, band: tuple[float, float] = ...
 ) -> float:
     """Velocity RMS (mm/s) in ``band`` (Hz) of an acceleration record in g, shape (n,).
 
     Integration in the frequency domain (each bin divided by 2 pi f), as ISO 20816-3 uses.
     """
 
+@final
 class Decimator:
     """Streaming anti-aliased decimator: Kaiser-window FIR low-pass (80 dB stop band from the
     output Nyquist frequency, pass band to 80 % of it), then every ``factor``-th sample.
@@ -64,7 +67,7 @@ class Decimator:
     Output does not depend on how the input is chunked.
     """
 
-    def __init__(self, factor: int) -> None: ...
+    def __new__(cls, factor: int) -> Self: ...
     def process(self, samples_in: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Feed samples, shape (n,); returns the output samples they complete."""
     @property
@@ -75,6 +78,7 @@ class Decimator:
     @property
     def taps(self) -> npt.NDArray[np.float64]: ...
 
+@final
 class EnvelopeAnalyzer:
     """Streaming squared-envelope spectrum with bearing fault scores, one channel in g.
 
@@ -97,8 +101,8 @@ class EnvelopeAnalyzer:
     ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         sample_rate: float,
         rpm: float,
         bearing: str | None = None,
@@ -115,7 +119,7 @@ class EnvelopeAnalyzer:
         fault_threshold_db: float = 10.0,
         min_harmonics: int = 2,
         min_band_kurtosis: float = 0.5,
-    ) -> None: ...
+    ) -> Self: ...
     def feed(
         self, samples_in: npt.NDArray[np.float64], rpm: float | None = None
     ) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64] | npt.NDArray[np.int8]]:
@@ -150,6 +154,7 @@ class EnvelopeAnalyzer:
     @property
     def orders(self) -> dict[str, float]: ...
 
+@final
 class Alert:
     """One alert event. ``state`` is ``"raised"`` or ``"cleared"``; ``id`` is stable for an
     alert from raise to clear (hash of asset, rule and onset time); times in seconds."""
@@ -178,6 +183,7 @@ class Alert:
         (bearing); z_score, baseline_mean, baseline_std (baseline); zone (ISO zone)."""
     def to_dict(self) -> dict[str, object]: ...
 
+@final
 class RuleEngine:
     """Rules over per-frame feature columns; ``evaluate`` returns alert events.
 
@@ -186,7 +192,7 @@ class RuleEngine:
     and clears once.
     """
 
-    def __init__(self, asset: str) -> None: ...
+    def __new__(cls, asset: str) -> Self: ...
     @property
     def asset(self) -> str: ...
     @property
@@ -246,7 +252,7 @@ class RuleEngine:
         clear_db: float | None = None,
         min_harmonics: int = 2,
         faults: list[str] = ...,
-        gate_feature: str | None = "band_kurtosis",
+        gate_feature: str | None = ...,
         gate_min: float = 0.5,
         severity: str = "warning",
         raise_frames: int = 2,

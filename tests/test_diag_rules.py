@@ -116,7 +116,7 @@ def bearing_columns(score: list[float], harmonics: list[float], kurt: float = 3.
         "inner_race_harmonics": np.zeros(n),
         "ball_score_db": nan,
         "ball_harmonics": nan,
-        "band_kurtosis": np.full(n, kurt),
+        "fault": np.full(n, 1.0 if kurt >= 0.5 else 0.0),
         "peak1_hz": np.full(n, 107.4),
         "peak1_db": np.full(n, 25.0),
     }
@@ -135,7 +135,7 @@ def test_bearing_rule_needs_score_and_two_harmonics() -> None:
     assert ev[0].first_time == 1002.0
 
 
-def test_bearing_rule_gate_blocks_non_impulsive_bands() -> None:
+def test_bearing_rule_raises_only_on_the_analyzers_verdict() -> None:
     e = isthmus.RuleEngine("pump")
     e.add_bearing("bearing", k_db=10.0)
     ev = e.evaluate(times(6), bearing_columns([15] * 6, [3] * 6, kurt=0.1))

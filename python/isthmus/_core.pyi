@@ -93,9 +93,10 @@ class EnvelopeAnalyzer:
     Each fault series (outer race: BPFO; inner race: BPFI with shaft sidebands; ball: BSF or
     2 x BSF with FTF sidebands) scores the mean over its first three harmonics of peak (within
     +/-``tolerance`` for slip) over the median of the surrounding bins, in dB. A fault is
-    declared when a series reaches ``fault_threshold_db`` with ``min_harmonics`` harmonics above
-    ``harmonic_threshold_db`` and the band's squared envelope has kurtosis excess of at least
-    ``min_band_kurtosis`` (impacts, not stationary noise).
+    declared when a series has ``min_harmonics`` harmonics above ``harmonic_threshold_db`` and
+    either reaches ``fault_threshold_db`` in an impulsive band (squared-envelope kurtosis excess
+    at least ``min_band_kurtosis``: impacts, not stationary noise) or reaches
+    ``strong_fault_db`` on its own.
 
     ``bearing`` is a catalogue name; or give ``orders={"bpfo", "bpfi", "bsf", "ftf"}``.
     ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it.
@@ -119,6 +120,7 @@ class EnvelopeAnalyzer:
         fault_threshold_db: float = 10.0,
         min_harmonics: int = 2,
         min_band_kurtosis: float = 0.5,
+        strong_fault_db: float = 15.0,
     ) -> Self: ...
     def feed(
         self, samples_in: npt.NDArray[np.float64], rpm: float | None = None
@@ -262,8 +264,9 @@ class RuleEngine:
     ) -> None:
         """Raise when a fault series (columns ``<fault>_score_db``, ``<fault>_harmonics``,
         ``<fault>_hz`` as :meth:`EnvelopeAnalyzer.feed` gives) scores >= k_db with at least
-        ``min_harmonics``; clear below ``clear_db`` (default k_db - 3). Frames whose
-        ``gate_feature`` is below ``gate_min`` count as clear."""
+        ``min_harmonics``; clear below ``clear_db`` (default k_db - 3). The alert is raised only
+        on frames whose ``gate_feature`` reaches ``gate_min`` (default: the analyzer's own
+        ``fault`` verdict); clearing follows the scores."""
     def evaluate(
         self, times: npt.NDArray[np.float64], features: dict[str, npt.NDArray[np.float64]]
     ) -> list[Alert]:

@@ -19,7 +19,7 @@ __version__: str
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====
 
-from typing import Self, final
+from typing import Any, Self, final
 
 def bearing_frequencies(
     balls: int, ball_diameter: float, pitch_diameter: float, contact_angle_deg: float = 0.0
@@ -255,7 +255,7 @@ class RuleEngine:
         min_harmonics: int = 2,
         faults: list[str] = ...,
         gate_feature: str | None = ...,
-        gate_min: float = 0.5,
+        gate_min: float = 1.0,
         severity: str = "warning",
         raise_frames: int = 2,
         raise_seconds: float = 0.0,
@@ -268,10 +268,11 @@ class RuleEngine:
         on frames whose ``gate_feature`` reaches ``gate_min`` (default: the analyzer's own
         ``fault`` verdict); clearing follows the scores."""
     def evaluate(
-        self, times: npt.NDArray[np.float64], features: dict[str, npt.NDArray[np.float64]]
+        self, times: npt.NDArray[np.float64], features: dict[str, npt.NDArray[Any]]
     ) -> list[Alert]:
-        """Evaluate frames at ``times`` (s, increasing across calls) with float64 feature
-        columns of the same length; returns the raised/cleared events in order."""
+        """Evaluate frames at ``times`` (s, increasing across calls) with numeric feature
+        columns of the same length (e.g. the dict :meth:`EnvelopeAnalyzer.feed` returns);
+        returns the raised/cleared events in order."""
     def active(self) -> list[Alert]:
         """The alerts currently raised."""
 

@@ -753,14 +753,20 @@ impl RuleEngine {
         features: &Bound<'_, PyDict>,
     ) -> PyResult<Vec<Alert>> {
         let t = samples(&times);
+        let np = py.import("numpy")?;
         let mut owned: Vec<(String, Vec<f64>)> = Vec::with_capacity(features.len());
         for (k, v) in features.iter() {
             let name: String = k.extract()?;
-            let arr: PyReadonlyArray1<'_, f64> = v.extract().map_err(|_| {
+            let bad = || {
                 errors::DiagnosticsError::new_err(format!(
-                    "feature {name:?} must be a 1-D float64 array"
+                    "feature {name:?} must be a 1-D numeric array"
                 ))
-            })?;
+            };
+            // any integer or float column (e.g. the analyzer's int8 `fault`) as float64
+            let as_f64 = np
+                .call_method1("asarray", (v, "float64"))
+                .map_err(|_| bad())?;
+            let arr: PyReadonlyArray1<'_, f64> = as_f64.extract().map_err(|_| bad())?;
             owned.push((name, samples(&arr)));
         }
         let cols: Vec<(&str, &[f64])> = owned

@@ -153,7 +153,7 @@ def _push_read_loop(ring: Any, reader: Any, block: np.ndarray) -> Callable[[], N
     return run
 
 
-def test_baseline_matches_sample_ring() -> None:
+def check_baseline_matches_sample_ring() -> None:
     """The baseline does the same job: same samples and the same accounting."""
     rng = np.random.default_rng(3)
     ours, theirs = SampleRing(2, 1000, RATE), NumpyRing(2, 1000, RATE)
@@ -186,6 +186,7 @@ def test_push_read_isthmus(benchmark: Any, channels: int) -> None:
 
 @pytest.mark.parametrize("channels", [1, 4])
 def test_push_read_numpy_ring(benchmark: Any, channels: int) -> None:
+    check_baseline_matches_sample_ring()
     ring = NumpyRing(channels, CAPACITY, RATE)
     reader = ring.reader()
     benchmark.group = f"ring push+read f32 {channels}ch x{CHUNK}"

@@ -23,6 +23,7 @@ __version__: str = _core.__version__
 # --- register decoding (isthmus._core, decode) ---
 
 # --- sample rings (isthmus._core, ring) ---
+from isthmus._core import RingRead, RingReader, SampleRing
 
 # --- spectral features (isthmus._core, spectrum) ---
 
@@ -40,7 +41,7 @@ from isthmus._core import (
     velocity_rms_mm_s,
 )
 
-__all__ = [  # noqa: RUF022 (grouped by area, one marked block each)
+__all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "ConfigError",
     "DecodeError",
     "DiagnosticsError",
@@ -51,6 +52,9 @@ __all__ = [  # noqa: RUF022 (grouped by area, one marked block each)
     "__version__",
     # --- decode exports ---
     # --- ring exports ---
+    "RingRead",
+    "RingReader",
+    "SampleRing",
     # --- spectrum exports ---
     # --- diagnostics exports ---
     "Alert",

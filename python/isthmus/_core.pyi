@@ -157,7 +157,7 @@ class RingRead:
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====
 
-from typing import Any, Self, final
+from typing import Any, Self, final  # noqa: E402 (this area's section keeps its imports)
 
 def bearing_frequencies(
     balls: int, ball_diameter: float, pitch_diameter: float, contact_angle_deg: float = 0.0

@@ -257,7 +257,7 @@ class EnvelopeAnalyzer:
         harmonic_threshold_db: float = 6.0,
         fault_threshold_db: float = 10.0,
         min_harmonics: int = 2,
-        min_band_kurtosis: float = 0.5,
+        min_band_kurtosis: float = 1.0,
         strong_fault_db: float = 15.0,
     ) -> Self: ...
     def feed(

@@ -158,7 +158,7 @@ def _share(fn: Any, report: Any, name: str) -> None:
 def test_isthmus_envelope_and_rules(benchmark: Any, report: Any) -> None:
     benchmark.group = "diag: envelope + rules, 1 ch 25.6 kHz"
     benchmark.extra_info["role"] = "isthmus"
-    benchmark.extra_info["target"] = ">=3"
+    benchmark.extra_info["target"] = ">=2"
     fault, alerts = benchmark(isthmus_pipeline, X)
     assert fault == "outer_race" and alerts == 1
     _share(isthmus_pipeline, report, "isthmus envelope+rules")

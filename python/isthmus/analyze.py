@@ -375,7 +375,10 @@ def plot_report(x: Array, fs: float, report: dict[str, Any], envelope: Envelope,
     freqs, amps = envelope
     d = report["diagnosis"]
     axes[2].plot(freqs, amps, lw=0.7)
+    band = d["band_hz"]
     limit = 6 * report["bearing"]["fault_frequencies_hz"]["bpfi"]
+    if band[0] is not None and band[1] is not None:
+        limit = min(limit, band[1] - band[0])  # the squared envelope holds nothing beyond
     axes[2].set_xlim(0, limit)
     colors = {"bpfo": "tab:red", "bpfi": "tab:green", "bsf": "tab:purple"}
     for key, color in colors.items():

@@ -8,14 +8,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import msgspec
 import pytest
-from mqtt_broker import Broker, Collector
 
 from isthmus.uns.models import (
     ActiveAlerts,
@@ -29,6 +28,7 @@ from isthmus.uns.models import (
 from isthmus.uns.publisher import Counters, Publisher, backoff_delay
 from isthmus.uns.settings import MqttSettings, OutboxSettings
 from isthmus.uns.topics import AssetPath
+from mqtt_broker import Broker, Collector
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
 
@@ -39,6 +39,12 @@ GATEWAY_PROC = Path(__file__).with_name("uns_gateway_proc.py")
 
 def decode(payload: bytes, model: type[Any]) -> Envelope[Any]:
     return msgspec.json.decode(payload, type=Envelope[model])  # type: ignore[valid-type]
+
+
+async def bounded(step: Awaitable[None], seconds: float = 10.0) -> None:
+    """Every network wait in these tests is bounded."""
+    async with asyncio.timeout(seconds):
+        await step
 
 
 def fast_mqtt(url: str, **kwargs: Any) -> MqttSettings:
@@ -98,8 +104,8 @@ async def test_topics_and_payloads_read_back(mqtt_broker: Broker, tmp_path: Path
         )
         feat_id = pub.publish_features(PATH, features)
         alert_id = await pub.publish_alert(PATH, alert(1))
-        await pub.wait_drained(10)
-        await sub.wait_for(lambda: len(sub.on(PATH.active_alerts)) == 1)
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: len(sub.on(PATH.active_alerts)) == 1))
 
         state = decode(sub.on(PATH.state)[0].payload, Pump)
         assert state.message_id == state_id
@@ -127,11 +133,11 @@ async def test_retained_state_and_schema_for_late_subscriber(
         last = pub.publish_state(PATH, Pump(speed_rpm=1490.0, bearing_temperature_c=61.5))
         await pub.publish_alert(PATH, alert(0, "raised"))
         await pub.publish_alert(PATH, alert(0, "cleared"))
-        await pub.wait_drained(10)
+        await bounded(pub.wait_drained(), 10)
 
         expected = {PATH.state, PATH.schema, PATH.active_alerts, STATUS}
         async with Collector(mqtt_broker.port, "acme/#") as late:
-            await late.wait_for(lambda: expected <= {m.topic for m in late.messages})
+            await bounded(late.wait_for(lambda: expected <= {m.topic for m in late.messages}))
             by_topic = {m.topic: m for m in late.messages}
     assert all(by_topic[t].retain for t in expected)
     state = decode(by_topic[PATH.state].payload, Pump)
@@ -184,19 +190,19 @@ async def test_will_published_when_gateway_is_killed_and_restart_loses_nothing(
                 proc.kill()
             await proc.wait()
         # The broker publishes the will: the gateway is offline (retained).
-        await sub.wait_for(
+        went_offline = sub.wait_for(
             lambda: any(
-                decode(m.payload, GatewayStatus).payload.state == "offline"
-                for m in sub.on(STATUS)
+                decode(m.payload, GatewayStatus).payload.state == "offline" for m in sub.on(STATUS)
             )
         )
+        await bounded(went_offline)
         # Restart on the same outbox: it replays what was accepted and not acknowledged.
         proc2 = await start(0, 0.0, "second", "--exit-when-drained")
         async with asyncio.timeout(60):
             out, _ = await proc2.communicate()
         assert proc2.returncode == 0, out
         assert b"DRAINED" in out
-        await sub.wait_for(lambda: set(accepted) <= set(alert_ids(sub)), timeout=20)
+        await bounded(sub.wait_for(lambda: set(accepted) <= set(alert_ids(sub))), 20)
     received = first_seen(alert_ids(sub))
     # Every accepted alert arrived, in the order it was accepted.
     assert [i for i in received if i in set(accepted)] == accepted
@@ -222,10 +228,10 @@ async def test_broker_killed_mid_burst_every_alert_arrives_in_order(
                     await asyncio.to_thread(broker.start)
                 sent.append(await pub.publish_alert(PATH, alert(i)))
                 await asyncio.sleep(0.002)
-            await pub.wait_drained(30)
+            await bounded(pub.wait_drained(), 30)
             assert pub.counters.get("mqtt.disconnects") >= 1
             assert pub.counters.get("mqtt.connects") >= 2
-        await sub.wait_for(lambda: set(sent) <= set(alert_ids(sub)), timeout=30)
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))), 30)
     assert first_seen(alert_ids(sub)) == sent
     assert sub.connects >= 2
 
@@ -249,15 +255,13 @@ async def test_tls_with_client_certificate(mqtt_tls_broker: Broker, tmp_path: Pa
         publisher(mqtt, tmp_path / "ob.db") as pub,
     ):
         sent = await pub.publish_alert(PATH, alert(7))
-        await pub.wait_drained(10)
-        await sub.wait_for(lambda: sent in alert_ids(sub))
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: sent in alert_ids(sub)))
 
     # Without a client certificate the broker refuses the TLS handshake.
     no_cert = aiomqtt.TLSParameters(ca_certs=str(tls.ca))
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client(
-            "127.0.0.1", mqtt_tls_broker.port, tls_params=no_cert, timeout=5
-        ):
+        async with aiomqtt.Client("127.0.0.1", mqtt_tls_broker.port, tls_params=no_cert, timeout=5):
             pass
 
 
@@ -275,7 +279,7 @@ async def test_wrong_credentials_clear_error_retries_nothing_lost(
     ):
         sent = [await pub.publish_alert(PATH, alert(i)) for i in range(20)]
         async with asyncio.timeout(15):
-            while pub.counters.get("mqtt.auth_failures") < 3:
+            while pub.counters.get("mqtt.auth_failures") < 3:  # noqa: ASYNC110 (a counter)
                 await asyncio.sleep(0.05)
         assert not pub.connected.is_set()
         assert pub.last_error is not None and "refused the credentials" in pub.last_error
@@ -283,8 +287,8 @@ async def test_wrong_credentials_clear_error_retries_nothing_lost(
         assert pub.counters.get("outbox.depth") == 40  # 20 alerts + 20 active-alert lists
         assert alert_ids(sub) == []
         secret.write_text("s3cret\n")  # rotated secret, read at the next attempt
-        await pub.wait_drained(20)
-        await sub.wait_for(lambda: set(sent) <= set(alert_ids(sub)))
+        await bounded(pub.wait_drained(), 20)
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
     assert first_seen(alert_ids(sub)) == sent
 
 
@@ -300,7 +304,7 @@ async def test_status_counters_fed_by_other_areas(mqtt_broker: Broker, tmp_path:
             mqtt, outbox, enterprise="acme", site="plant1", gateway_id="gw1", counters=counters
         ),
     ):
-        await sub.wait_for(lambda: len(sub.on(STATUS)) >= 2)
+        await bounded(sub.wait_for(lambda: len(sub.on(STATUS)) >= 2))
     status = decode(sub.on(STATUS)[1].payload, GatewayStatus).payload
     assert status.state == "online"
     assert status.counters["modbus.timeouts"] == 3

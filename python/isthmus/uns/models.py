@@ -60,12 +60,15 @@ def new_message_id(now_ms: int | None = None) -> str:
     return "".join(reversed(chars))
 
 
-def _measured(unit: str, description: str, **bounds: float) -> msgspec.Meta:
+def _measured(
+    unit: str, description: str, ge: float | None = None, le: float | None = None
+) -> msgspec.Meta:
     return msgspec.Meta(
+        ge=ge,
+        le=le,
         description=description,
         extra_json_schema={"x-unit": unit},
         extra={"unit": unit},
-        **bounds,
     )
 
 
@@ -78,9 +81,7 @@ VelocityMmS = Annotated[
 AccelMs2 = Annotated[float, _measured("m/s^2", "Vibration acceleration RMS", ge=0)]
 Amps = Annotated[float, _measured("A", "Phase current RMS", ge=0)]
 KiloWatts = Annotated[float, _measured("kW", "Active power")]
-Health = Annotated[
-    float, _measured("1", "Health index: 1 healthy, 0 failed", ge=0.0, le=1.0)
-]
+Health = Annotated[float, _measured("1", "Health index: 1 healthy, 0 failed", ge=0.0, le=1.0)]
 ZoneField = Annotated[
     Zone, msgspec.Meta(description="ISO 20816 evaluation zone of the vibration velocity")
 ]

@@ -165,14 +165,17 @@ class Outbox:
                 size = len(msg.topic.encode("utf-8")) + len(msg.payload)
                 need_rows = depth + 1 - self.settings.max_messages
                 need_bytes = nbytes + size - self.settings.max_bytes
-                if (need_rows > 0 or need_bytes > 0) and size <= self.settings.max_bytes:
-                    if self.settings.policy == "drop-oldest-telemetry":
-                        freed_rows, freed_bytes = self._drop_oldest(cur, need_rows, need_bytes)
-                        depth -= freed_rows
-                        nbytes -= freed_bytes
-                        changed["dropped_telemetry"] += freed_rows
-                        need_rows -= freed_rows
-                        need_bytes -= freed_bytes
+                if (
+                    (need_rows > 0 or need_bytes > 0)
+                    and size <= self.settings.max_bytes
+                    and self.settings.policy == "drop-oldest-telemetry"
+                ):
+                    freed_rows, freed_bytes = self._drop_oldest(cur, need_rows, need_bytes)
+                    depth -= freed_rows
+                    nbytes -= freed_bytes
+                    changed["dropped_telemetry"] += freed_rows
+                    need_rows -= freed_rows
+                    need_bytes -= freed_bytes
                 if need_rows > 0 or need_bytes > 0:
                     changed["rejected_telemetry" if msg.droppable else "rejected_alerts"] += 1
                     results.append(None)
@@ -204,9 +207,7 @@ class Outbox:
         self._depth, self._bytes = depth, nbytes
         return results
 
-    def _drop_oldest(
-        self, cur: sqlite3.Cursor, need_rows: int, need_bytes: int
-    ) -> tuple[int, int]:
+    def _drop_oldest(self, cur: sqlite3.Cursor, need_rows: int, need_bytes: int) -> tuple[int, int]:
         """Delete the oldest droppable rows until both needs are met (or none are left)."""
         freed_rows = freed_bytes = 0
         last_seq: int | None = None

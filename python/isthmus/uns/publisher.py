@@ -173,7 +173,9 @@ class Publisher:
         outbox = self._outbox
         self.counters.add_source("outbox", outbox.snapshot)
         if outbox.depth:
-            logger.info("outbox %s holds %d messages to replay", self.outbox_settings.path, outbox.depth)
+            logger.info(
+                "outbox %s holds %d messages to replay", self.outbox_settings.path, outbox.depth
+            )
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._writer_loop(), name="uns-outbox-writer"),
@@ -201,7 +203,8 @@ class Publisher:
                 await self.flush()
         if self.connected.is_set():
             with contextlib.suppress(TimeoutError):
-                await self.wait_drained(drain_timeout)
+                async with asyncio.timeout(drain_timeout):
+                    await self.wait_drained()
         self._closing = True
         client = self._client
         if client is not None and self.connected.is_set():
@@ -296,9 +299,7 @@ class Publisher:
         schema = json_schema(model)
         body = self._encoder.encode(schema)
         message_id = f"schema:{schema['$id']}"
-        self.enqueue(
-            path.schema, body, droppable=False, retain=True, qos=1, message_id=message_id
-        )
+        self.enqueue(path.schema, body, droppable=False, retain=True, qos=1, message_id=message_id)
         return message_id
 
     async def publish_alert(
@@ -348,15 +349,17 @@ class Publisher:
         async with self._written:
             await self._written.wait_for(lambda: self._written_total >= target)
 
-    async def wait_drained(self, timeout: float) -> None:
-        """Wait until the outbox is empty (everything acknowledged); TimeoutError if not."""
-        async with asyncio.timeout(timeout):
-            await self.flush()
-            while True:
-                self._acked_event.clear()  # before the check, so no ack slips between
-                if self._outbox is None or self._outbox.depth == 0:
-                    return
-                await self._acked_event.wait()
+    async def wait_drained(self) -> None:
+        """Wait until the outbox is empty (everything acknowledged).
+
+        Unbounded while the broker is away: wrap it in ``asyncio.timeout``.
+        """
+        await self.flush()
+        while True:
+            self._acked_event.clear()  # before the check, so no ack slips between
+            if self._outbox is None or self._outbox.depth == 0:
+                return
+            await self._acked_event.wait()
 
     # -- internals: queue and writer ----------------------------------------------------------
 
@@ -530,9 +533,7 @@ class Publisher:
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """One connection: status online, then drain, watch and refresh status until error."""
-        await client.publish(
-            self.status_topic, self._status_payload("online"), qos=1, retain=True
-        )
+        await client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
         self.connected.set()
         try:
             async with asyncio.TaskGroup() as tasks:

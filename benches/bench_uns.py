@@ -12,7 +12,8 @@ PUBACK is in:
   committed to SQLite (WAL, synchronous=NORMAL), read back, published and deleted after
   its PUBACK; ``outbox_publisher_sync_full`` the same with an fsync per commit.
 
-The outbox's overhead per message is reported as (outbox time - pipelined time) / N.
+The outbox's overhead per message is reported as (outbox - pipelined) / N, both in process
+CPU time (robust on a shared machine) and in wall time.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ PAYLOAD = b'{"message_id":"01J0000000000000000000000","payload":{"velocity_rms_m
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 GROUP = f"uns publish {N} QoS1"
 RESULTS: dict[str, float] = {}
+CPU: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +96,18 @@ async def _connect(port: int) -> Any:
 def _measure(
     benchmark: Any, loop: asyncio.AbstractEventLoop, name: str, burst: Callable[[], Any]
 ) -> None:
-    benchmark.pedantic(
-        lambda: loop.run_until_complete(burst()), rounds=3, iterations=1, warmup_rounds=1
-    )
+    cpu: list[float] = []
+
+    def round_() -> None:
+        # Process CPU time (event loop + outbox thread) is what the outbox costs the
+        # gateway; unlike wall time it barely moves when other processes load the machine.
+        start = time.process_time()
+        loop.run_until_complete(burst())
+        cpu.append(time.process_time() - start)
+
+    benchmark.pedantic(round_, rounds=3, iterations=1, warmup_rounds=1)
     RESULTS[name] = benchmark.stats.stats.median
+    CPU[name] = sorted(cpu)[len(cpu) // 2]
 
 
 def test_aiomqtt_sequential(
@@ -174,14 +184,23 @@ def _outbox_side(
             loop.run_until_complete(pub.close())
     if report and "pipelined" in RESULTS and "sequential" in RESULTS:
         ours = RESULTS[name]
-        report(f"uns {name}: messages/s", f"{N / ours:,.0f}", "outbox + publisher, QoS 1")
+        report(f"uns {name}: messages/s (wall)", f"{N / ours:,.0f}", "outbox + publisher, QoS 1")
         report(
-            "uns aiomqtt straight: messages/s",
+            "uns aiomqtt straight: messages/s (wall)",
             f"{N / RESULTS['pipelined']:,.0f} / {N / RESULTS['sequential']:,.0f}",
             "pipelined / sequential",
         )
-        overhead = (ours - RESULTS["pipelined"]) / N * 1e6
-        report(f"uns {name}: outbox overhead per message", f"{overhead:.1f} us", "vs pipelined")
+        report(
+            f"uns {name}: gateway CPU per message",
+            f"{CPU[name] / N * 1e6:.0f} us",
+            f"aiomqtt pipelined {CPU['pipelined'] / N * 1e6:.0f} us, "
+            f"sequential {CPU['sequential'] / N * 1e6:.0f} us",
+        )
+        report(
+            f"uns {name}: outbox overhead per message",
+            f"{(CPU[name] - CPU['pipelined']) / N * 1e6:.0f} us CPU",
+            f"wall {(ours - RESULTS['pipelined']) / N * 1e6:+.0f} us vs pipelined",
+        )
 
 
 def test_outbox_publisher(
@@ -190,9 +209,9 @@ def test_outbox_publisher(
     loop: asyncio.AbstractEventLoop,
     report: Callable[[str, str, str], None],
 ) -> None:
-    # Durability costs SQLite work per message; the goal is at most 3x the time of the
-    # same pipelined publishing without it, and faster than sequential awaits.
-    target = {"test_aiomqtt_pipelined": "<=3", "test_aiomqtt_sequential": "<=1"}
+    # Durability costs SQLite work per message: at most 1.5x the time of the same
+    # pipelined publishing without it (sequential awaits are shown for reference).
+    target = {"test_aiomqtt_pipelined": "<=1.5"}
     _outbox_side(benchmark, broker_port, loop, "normal", "outbox_publisher", target, report)
 
 

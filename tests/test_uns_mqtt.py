@@ -93,10 +93,13 @@ def alert_ids(collector: Collector) -> list[str]:
     return [decode(m.payload, Alert).message_id for m in collector.on(PATH.alerts)]
 
 
-async def test_topics_and_payloads_read_back(mqtt_broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("protocol", "mosquitto_tag"), [("5", "p5"), ("3.1.1", "p2")])
+async def test_topics_and_payloads_read_back(
+    mqtt_broker: Broker, tmp_path: Path, protocol: str, mosquitto_tag: str
+) -> None:
     async with (
         Collector(mqtt_broker.port, "acme/#") as sub,
-        publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db") as pub,
+        publisher(fast_mqtt(mqtt_broker.url, protocol=protocol), tmp_path / "ob.db") as pub,
     ):
         state_id = pub.publish_state(PATH, Pump(speed_rpm=1480.0, iso20816_zone="B"))
         features = VibrationFeatures(
@@ -122,6 +125,8 @@ async def test_topics_and_payloads_read_back(mqtt_broker: Broker, tmp_path: Path
         assert status.payload.state == "online"
         assert pub.counters.get("outbox.acked") == 4
         assert pub.counters.get("outbox.depth") == 0
+    # Mosquitto logs the protocol each client spoke: p5 = MQTT 5, p2 = MQTT 3.1.1.
+    assert f"as gw1 ({mosquitto_tag}," in mqtt_broker.log_text()
 
 
 async def test_retained_state_and_schema_for_late_subscriber(
@@ -319,3 +324,22 @@ def test_backoff_is_exponential_jittered_and_capped() -> None:
         delays = [backoff_delay(attempt, 0.5, 30.0) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 100  # jittered, not in lock-step
+
+
+async def test_producers_never_block_while_the_broker_is_away(tmp_path: Path) -> None:
+    from mqtt_broker import free_port
+
+    mqtt = fast_mqtt(f"mqtt://127.0.0.1:{free_port()}")  # nothing listens there
+    async with publisher(mqtt, tmp_path / "ob.db", queue_size=5) as pub:
+        states = [pub.publish_state(PATH, Pump(speed_rpm=float(i))) for i in range(8)]
+        assert states[5:] == [None, None, None]  # in-memory queue full: telemetry dropped
+        assert pub.counters.get("queue.dropped_telemetry") == 3
+        sent = await pub.publish_alert(PATH, alert(1))  # alerts always get in
+        assert sent
+        await bounded(pub.flush())
+        assert pub.counters.get("outbox.depth") == 5 + 2
+        async with asyncio.timeout(10):
+            while pub.counters.get("mqtt.connect_failures") < 2:  # noqa: ASYNC110 (a counter)
+                await asyncio.sleep(0.05)
+        assert not pub.connected.is_set()
+        assert pub.last_error is not None and "cannot connect" in pub.last_error

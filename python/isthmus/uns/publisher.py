@@ -169,8 +169,12 @@ class Publisher:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Publisher:
-        self._outbox = await self._db(Outbox, self.outbox_settings)
-        outbox = self._outbox
+        try:
+            outbox = await self._db(Outbox, self.outbox_settings)
+        except BaseException:
+            self._db_thread.shutdown(wait=False)
+            raise
+        self._outbox = outbox
         self.counters.add_source("outbox", outbox.snapshot)
         if outbox.depth:
             logger.info(
@@ -279,8 +283,8 @@ class Publisher:
         *,
         quality: Quality = "good",
         timestamp: datetime | None = None,
-    ) -> str:
-        """Queue the asset's data product (retained); returns the message id."""
+    ) -> str | None:
+        """Queue the asset's data product (retained); its message id, None if dropped."""
         return self._enqueue_leaf(path, Leaf.STATE, state, quality, timestamp)
 
     def publish_features(
@@ -290,8 +294,8 @@ class Publisher:
         *,
         quality: Quality = "good",
         timestamp: datetime | None = None,
-    ) -> str:
-        """Queue vibration features; returns the message id."""
+    ) -> str | None:
+        """Queue vibration features; their message id, None if dropped (queue full)."""
         return self._enqueue_leaf(path, Leaf.VIBRATION, features, quality, timestamp)
 
     def publish_schema(self, path: AssetPath, model: type[msgspec.Struct]) -> str:
@@ -390,17 +394,17 @@ class Publisher:
         payload: msgspec.Struct,
         quality: Quality,
         timestamp: datetime | None,
-    ) -> str:
+    ) -> str | None:
         envelope = wrap(payload, quality=quality, timestamp=timestamp)
         policy = LEAF_POLICY[leaf]
-        self.enqueue(
+        queued = self.enqueue(
             path.topic(leaf),
             self._encoder.encode(envelope),
             droppable=policy.droppable,
             retain=policy.retain,
             message_id=envelope.message_id,
         )
-        return envelope.message_id
+        return envelope.message_id if queued else None
 
     async def _writer_loop(self) -> None:
         assert self._outbox is not None
@@ -561,9 +565,14 @@ class Publisher:
         assert self._outbox is not None
         outbox = self._outbox
         last_seq = 0  # a new connection replays everything not yet acknowledged
+        acked: list[int] = []
         while True:
             self._new_data.clear()
-            rows = await self._db(outbox.peek, last_seq, self.mqtt.inflight)
+            rows = await self._db(outbox.ack_and_peek, acked, last_seq, self.mqtt.inflight)
+            if acked:
+                self.counters.incr("mqtt.published", len(acked))
+                self._acked_event.set()
+                acked = []
             if not rows:
                 await self._new_data.wait()
                 continue
@@ -582,18 +591,15 @@ class Publisher:
                 ),
                 return_exceptions=True,
             )
-            acked = 0
-            for result in results:
+            for row, result in zip(rows, results, strict=True):
                 if isinstance(result, BaseException):
-                    break
-                acked += 1
-            if acked:
-                await self._db(outbox.ack, [row.seq for row in rows[:acked]])
-                self.counters.incr("mqtt.published", acked)
-                self._acked_event.set()
-            if acked < len(rows):
-                error = next(r for r in results if isinstance(r, BaseException))
-                if isinstance(error, aiomqtt.MqttError):
-                    raise error
-                raise aiomqtt.MqttError(f"publish failed: {error!r}")
+                    # Delete the acknowledged prefix, then reconnect and replay the rest.
+                    if acked:
+                        await self._db(outbox.ack, acked)
+                        self.counters.incr("mqtt.published", len(acked))
+                        self._acked_event.set()
+                    if isinstance(result, aiomqtt.MqttError):
+                        raise result
+                    raise aiomqtt.MqttError(f"publish failed: {result!r}")
+                acked.append(row.seq)
             last_seq = rows[-1].seq

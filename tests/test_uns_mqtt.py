@@ -147,7 +147,9 @@ async def test_retained_state_and_schema_for_late_subscriber(
     assert all(by_topic[t].retain for t in expected)
     state = decode(by_topic[PATH.state].payload, Pump)
     assert state.message_id == last and state.payload.speed_rpm == 1490.0
-    assert msgspec.json.decode(by_topic[PATH.schema].payload) == json_schema(Pump)
+    schema = decode(by_topic[PATH.schema].payload, dict)
+    assert schema.payload == json_schema(Pump)
+    assert schema.schema == "https://json-schema.org/draft/2020-12/schema"
     active = decode(by_topic[PATH.active_alerts].payload, ActiveAlerts)
     assert active.payload.alerts == []  # emptied on clear
     assert PATH.alerts not in by_topic  # alerts are events, not retained
@@ -343,3 +345,23 @@ async def test_producers_never_block_while_the_broker_is_away(tmp_path: Path) ->
                 await asyncio.sleep(0.05)
         assert not pub.connected.is_set()
         assert pub.last_error is not None and "cannot connect" in pub.last_error
+
+
+async def test_restarted_gateway_resets_stale_active_alerts(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    mqtt = fast_mqtt(mqtt_broker.url)
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        await pub.publish_alert(PATH, alert(0, "raised"))
+        await bounded(pub.wait_drained())
+
+    async def retained_active() -> list[Alert]:
+        async with Collector(mqtt_broker.port, PATH.active_alerts) as late:
+            await bounded(late.wait_for(lambda: bool(late.messages)))
+            return decode(late.messages[-1].payload, ActiveAlerts).payload.alerts
+
+    assert [a.alert_id for a in await retained_active()] == ["a0"]
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        await pub.publish_active_alerts(PATH)
+        await bounded(pub.wait_drained())
+    assert await retained_active() == []

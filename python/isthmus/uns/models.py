@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 import msgspec
 
 __all__ = [
+    "JSON_SCHEMA_DIALECT",
     "MODELS",
     "ActiveAlerts",
     "Alert",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 Quality = Literal["good", "uncertain", "bad"]
+
+#: ``schema`` of the envelope around a JSON Schema published on ``.../_schema``.
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 Zone = Literal["A", "B", "C", "D"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -252,7 +256,7 @@ def wrap(
 def json_schema(model: type[Any]) -> dict[str, Any]:
     """JSON Schema of ``Envelope[model]`` (msgspec-generated) with ``$id`` and version."""
     schema = msgspec.json.schema(Envelope[model])  # type: ignore[valid-type]
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = schema_id(model)
     schema["x-schema-version"] = getattr(model, "SCHEMA_VERSION", 1)
     return schema

@@ -43,12 +43,15 @@ from aiomqtt.exceptions import MqttConnectError
 
 from isthmus.errors import ConfigError, SessionError
 from isthmus.uns.models import (
+    JSON_SCHEMA_DIALECT,
     ActiveAlerts,
     Alert,
+    Envelope,
     GatewayStatus,
     Quality,
     VibrationFeatures,
     json_schema,
+    new_message_id,
     wrap,
 )
 from isthmus.uns.outbox import OutboundMessage, Outbox
@@ -299,12 +302,27 @@ class Publisher:
         return self._enqueue_leaf(path, Leaf.VIBRATION, features, quality, timestamp)
 
     def publish_schema(self, path: AssetPath, model: type[msgspec.Struct]) -> str:
-        """Queue the data product's JSON Schema on ``.../_schema`` (retained)."""
-        schema = json_schema(model)
-        body = self._encoder.encode(schema)
-        message_id = f"schema:{schema['$id']}"
-        self.enqueue(path.schema, body, droppable=False, retain=True, qos=1, message_id=message_id)
-        return message_id
+        """Queue the data product's JSON Schema on ``.../_schema`` (retained).
+
+        Like every UNS payload it travels in an envelope (id, time, quality); the
+        envelope's ``schema`` names the JSON Schema dialect and ``payload`` is the schema.
+        """
+        envelope: Envelope[dict[str, Any]] = Envelope(
+            message_id=new_message_id(),
+            timestamp=datetime.now(UTC),
+            quality="good",
+            schema=JSON_SCHEMA_DIALECT,
+            payload=json_schema(model),
+        )
+        self.enqueue(
+            path.schema,
+            self._encoder.encode(envelope),
+            droppable=False,
+            retain=True,
+            qos=1,
+            message_id=envelope.message_id,
+        )
+        return envelope.message_id
 
     async def publish_alert(
         self,
@@ -336,8 +354,21 @@ class Publisher:
             active[alert.alert_id] = alert
         else:
             active.pop(alert.alert_id, None)
-        listing = wrap(ActiveAlerts(alerts=list(active.values())), timestamp=envelope.timestamp)
-        await self.publish(
+        await self.publish_active_alerts(path, timestamp=envelope.timestamp)
+        return envelope.message_id
+
+    async def publish_active_alerts(
+        self, path: AssetPath, *, timestamp: datetime | None = None
+    ) -> str:
+        """Publish the asset's active-alert list (retained) as this publisher knows it.
+
+        The list lives in memory, like the rule engine's state: a restarted gateway
+        calls this once per asset at start to replace a stale retained list with an empty
+        one, and the engine raises again whatever still holds.
+        """
+        active = self._active_alerts.get(path.base, {})
+        listing = wrap(ActiveAlerts(alerts=list(active.values())), timestamp=timestamp)
+        seq = await self.publish(
             path.active_alerts,
             self._encoder.encode(listing),
             droppable=False,
@@ -345,7 +376,9 @@ class Publisher:
             qos=self.mqtt.alert_qos,
             message_id=listing.message_id,
         )
-        return envelope.message_id
+        if seq is None:
+            raise SessionError(f"outbox full of alerts: active alerts of {path.base} rejected")
+        return listing.message_id
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed to the outbox."""

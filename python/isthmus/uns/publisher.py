@@ -156,7 +156,6 @@ class Publisher:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiomqtt.Client | None = None
         self._closing = False
-        self._wake_reconnect = asyncio.Event()
         self._since = datetime.now(UTC)
         for name in (
             "mqtt.connects",
@@ -440,31 +439,57 @@ class Publisher:
         return envelope.message_id if queued else None
 
     async def _writer_loop(self) -> None:
-        assert self._outbox is not None
-        outbox = self._outbox
         while True:
             await self._pending_event.wait()
             self._pending_event.clear()
             while self._pending:
                 batch = [self._pending.popleft() for _ in range(min(len(self._pending), 1024))]
-                try:
-                    seqs = await self._db(outbox.put_many, [m for m, _ in batch])
-                except Exception as exc:
-                    # Disk full, I/O error: the producers awaiting these learn of it.
-                    logger.exception("outbox write failed")
-                    self.counters.incr("outbox.write_errors")
-                    for _, fut in batch:
-                        if fut is not None and not fut.done():
-                            fut.set_exception(SessionError(f"outbox write failed: {exc}"))
-                    seqs = [None] * len(batch)
-                else:
-                    for (_, fut), seq in zip(batch, seqs, strict=True):
-                        if fut is not None and not fut.done():
-                            fut.set_result(seq)
-                    self._new_data.set()
-                async with self._written:
-                    self._written_total += len(batch)
-                    self._written.notify_all()
+                await self._write_batch(batch)
+
+    async def _write_batch(
+        self, batch: list[tuple[OutboundMessage, asyncio.Future[int | None] | None]]
+    ) -> None:
+        assert self._outbox is not None
+        write = asyncio.get_running_loop().run_in_executor(
+            self._db_thread, self._outbox.put_many, [m for m, _ in batch]
+        )
+        try:
+            try:
+                seqs = await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # Closing: the commit is already running on the outbox thread; let it end
+                # so the producers awaiting these messages learn their true fate.
+                seqs = await write
+                self._settle(batch, seqs, None)
+                raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Disk full, I/O error: the producers awaiting these learn of it.
+            logger.exception("outbox write failed")
+            self.counters.incr("outbox.write_errors")
+            self._settle(batch, None, SessionError(f"outbox write failed: {exc}"))
+        else:
+            self._settle(batch, seqs, None)
+            self._new_data.set()
+        finally:
+            async with self._written:
+                self._written_total += len(batch)
+                self._written.notify_all()
+
+    @staticmethod
+    def _settle(
+        batch: list[tuple[OutboundMessage, asyncio.Future[int | None] | None]],
+        seqs: list[int | None] | None,
+        error: Exception | None,
+    ) -> None:
+        for i, (_, fut) in enumerate(batch):
+            if fut is None or fut.done():
+                continue
+            if seqs is not None:
+                fut.set_result(seqs[i])
+            else:
+                fut.set_exception(error or SessionError("outbox write failed"))
 
     def _fail_pending(self, exc: Exception) -> None:
         while self._pending:
@@ -563,10 +588,7 @@ class Publisher:
                 break
             delay = backoff_delay(attempt, self.mqtt.reconnect_min_s, self.mqtt.reconnect_max_s)
             attempt += 1
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake_reconnect.wait()
-            self._wake_reconnect.clear()
+            await asyncio.sleep(delay)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """One connection: status online, then drain, watch and refresh status until error."""

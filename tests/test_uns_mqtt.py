@@ -272,12 +272,21 @@ async def test_tls_with_client_certificate(mqtt_tls_broker: Broker, tmp_path: Pa
             pass
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_wrong_credentials_clear_error_retries_nothing_lost(
-    mqtt_password_broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mqtt_password_broker: Broker,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    protocol: str,
 ) -> None:
     secret = tmp_path / "mqtt-password"
     secret.write_text("wrong\n")
-    mqtt = fast_mqtt(mqtt_password_broker.url, username="gateway", password_file=str(secret))
+    mqtt = fast_mqtt(
+        mqtt_password_broker.url,
+        username="gateway",
+        password_file=str(secret),
+        protocol=protocol,
+    )
     sub_auth = {"username": "gateway", "password": "s3cret"}
     caplog.set_level(logging.ERROR, logger="isthmus.uns")
     async with (

@@ -374,3 +374,24 @@ async def test_restarted_gateway_resets_stale_active_alerts(
         await pub.publish_active_alerts(PATH)
         await bounded(pub.wait_drained())
     assert await retained_active() == []
+
+
+async def test_retained_state_restored_after_broker_restart_without_persistence(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    async with publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db") as pub:
+        pub.publish_schema(PATH, Pump)
+        state_id = pub.publish_state(PATH, Pump(speed_rpm=1490.0))
+        await bounded(pub.wait_drained())
+        mqtt_broker.kill()  # no persistence: every retained message is gone
+        await asyncio.to_thread(mqtt_broker.start)
+        async with asyncio.timeout(10):
+            while pub.counters.get("mqtt.retained_restored") < 2:  # noqa: ASYNC110 (a counter)
+                await asyncio.sleep(0.05)
+        async with Collector(mqtt_broker.port, "acme/#") as late:
+            await bounded(
+                late.wait_for(lambda: {PATH.state, PATH.schema} <= {m.topic for m in late.messages})
+            )
+            state = decode(late.on(PATH.state)[0].payload, Pump)
+        assert state.message_id == state_id  # the same message, not a new reading
+        assert pub.counters.get("mqtt.connects") == 2

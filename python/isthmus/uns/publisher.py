@@ -17,6 +17,10 @@ paho does on receipt of the PUBACK (``_handle_pubackcomp``). On any error the co
 is dropped and re-established with jittered exponential backoff; unacknowledged rows are
 published again (at-least-once; consumers dedupe by ``message_id``).
 
+After every (re)connect the last acknowledged retained message of each topic is published
+again, so a broker restarted without persistence still serves the current state, schema
+and active alerts to late subscribers.
+
 The gateway status (``{enterprise}/{site}/_gateway/{id}/status``, retained) is published
 ``online`` with :class:`Counters` on connect and every ``status_interval_s``; the MQTT will
 publishes ``offline`` when the connection dies without a DISCONNECT (e.g. SIGKILL), and a
@@ -153,6 +157,8 @@ class Publisher:
         self._written_total = 0
         self._acked_event = asyncio.Event()
         self._active_alerts: dict[str, dict[str, Alert]] = {}
+        # Last acknowledged retained payload and QoS per topic, restored on reconnect.
+        self._retained: dict[str, tuple[bytes, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiomqtt.Client | None = None
         self._closing = False
@@ -164,6 +170,7 @@ class Publisher:
             "mqtt.disconnects",
             "mqtt.published",
             "mqtt.session_errors",
+            "mqtt.retained_restored",
             "queue.dropped_telemetry",
         ):
             self.counters.set(name, 0)
@@ -593,6 +600,7 @@ class Publisher:
     async def _session(self, client: aiomqtt.Client) -> None:
         """One connection: status online, then drain, watch and refresh status until error."""
         await client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
+        await self._restore_retained(client)
         self.connected.set()
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -601,6 +609,25 @@ class Publisher:
                 tasks.create_task(self._status_loop(client), name="uns-status")
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
+
+    async def _restore_retained(self, client: aiomqtt.Client) -> None:
+        """Publish again the last acknowledged retained message of every topic.
+
+        A broker restarted without persistence has lost its retained messages (state,
+        schema, active alerts); a late subscriber must still find them. The outbox then
+        sends whatever is newer, so the last retained value per topic stays the newest.
+        Duplicates carry the same ``message_id``.
+        """
+        if not self._retained:
+            return
+        items = list(self._retained.items())
+        await asyncio.gather(
+            *(
+                client.publish(topic, payload, qos=qos, retain=True, timeout=self.mqtt.timeout_s)
+                for topic, (payload, qos) in items
+            )
+        )
+        self.counters.incr("mqtt.retained_restored", len(items))
 
     @staticmethod
     async def _watch(client: aiomqtt.Client) -> None:
@@ -657,4 +684,6 @@ class Publisher:
                         raise result
                     raise aiomqtt.MqttError(f"publish failed: {result!r}")
                 acked.append(row.seq)
+                if row.retain:
+                    self._retained[row.topic] = (row.payload, row.qos)
             last_seq = rows[-1].seq

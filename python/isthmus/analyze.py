@@ -264,6 +264,11 @@ def _pipeline(
         events = engine.evaluate(times, cols)
         alerts = [a.to_dict() for a in events]
     diagnosis = analyzer.diagnose()
+    if n_frames == 0:
+        diagnosis["reason"] = (
+            f"record shorter than one analysis frame ({analyzer.frame} samples "
+            f"= {analyzer.frame / fs:.2f} s)"
+        )
     shaft = rec.rpm / 60.0
     o = analyzer.orders
     report["bearing"] = {

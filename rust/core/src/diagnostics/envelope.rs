@@ -387,7 +387,13 @@ impl EnvelopeAnalyzer {
     /// Best band by SK among those at least the minimum width: (lo, hi, sk).
     fn best_sk_band(&self) -> Option<(f64, f64, f64)> {
         let fs = self.cfg.sample_rate;
-        let min_bw = self.min_band_width();
+        // when even the widest candidate is narrower than wanted (slow sampling, fast
+        // shaft), take the widest: fewer harmonics fit, but the analysis still runs
+        let widest = self
+            .levels
+            .first()
+            .map_or(0.0, |lv| 2.0 * fs / lv.nw as f64);
+        let min_bw = self.min_band_width().min(widest);
         let mut best: Option<(f64, f64, f64)> = None;
         for lv in &self.levels {
             let bin = fs / lv.nw as f64;
@@ -793,6 +799,17 @@ mod tests {
             got.extend(parts.feed(c).unwrap());
         }
         assert_eq!(all, got);
+    }
+
+    #[test]
+    fn slow_sampling_still_picks_a_band() {
+        // 2 kHz sampling, 3600 rpm: three BPFI harmonics cannot fit in any candidate band
+        let o = fault_orders(&bearing_by_name("6205").unwrap().geometry).unwrap();
+        let mut a = EnvelopeAnalyzer::new(EnvelopeConfig::new(2_000.0, o, 60.0)).unwrap();
+        a.feed(&noise(40_000, 5)).unwrap();
+        let d = a.diagnose();
+        assert!(d.band.1 > d.band.0, "{d:?}");
+        assert_eq!(d.fault, FaultKind::None);
     }
 
     #[test]

@@ -53,10 +53,10 @@ pub struct EnvelopeConfig {
     pub fault_threshold_db: f64,
     pub min_harmonics: usize,
     /// Kurtosis excess (0 = Gaussian) of the squared envelope that marks the band as
-    /// impulsive (default 1: the second moment of the squared envelope half again that of
-    /// Gaussian noise, well clear of the estimate's spread over a few seconds). A localized fault produces impacts; a series between `fault_threshold_db`
-    /// and `strong_fault_db` only counts when the band is impulsive too (two independent
-    /// signs of a fault), while a series at `strong_fault_db` stands on its own.
+    /// impulsive. A localized fault produces impacts; a series between `fault_threshold_db`
+    /// (10 dB: ten times the local floor) and `strong_fault_db` (20 dB: a hundred times) only
+    /// counts when the band is impulsive too, two independent signs of a fault, while a
+    /// series at `strong_fault_db` stands on its own.
     pub min_band_kurtosis: f64,
     pub strong_fault_db: f64,
 }
@@ -77,8 +77,8 @@ impl EnvelopeConfig {
             harmonic_threshold_db: 6.0,
             fault_threshold_db: 10.0,
             min_harmonics: 2,
-            min_band_kurtosis: 1.0,
-            strong_fault_db: 15.0,
+            min_band_kurtosis: 0.5,
+            strong_fault_db: 20.0,
         }
     }
 }

@@ -65,10 +65,11 @@ def test_tag_attributes_and_repr() -> None:
     assert Tag("x", 0, "uint8").byte == "high"
     assert Tag("x", 0, "string", length=3).width == 3
     assert Tag("x", 0, "float64").width == 4
-    assert tag == Tag(
-        "temp", 7, "int8", order="BADC", scale=0.5, offset=-10.0, unit="degC", byte="low"
-    )
+    same = Tag("temp", 7, "int8", order="BADC", scale=0.5, offset=-10.0, unit="degC", byte="low")
+    assert tag == same
     assert tag != Tag("temp", 7, "int8")
+    assert hash(tag) == hash(same)
+    assert len({tag, same, Tag("temp", 7, "int8")}) == 2
 
 
 def test_decode_many_columns_have_native_dtypes() -> None:

@@ -84,6 +84,7 @@ class Tag:
     def width(self) -> int:
         """Registers the tag occupies."""
     def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class DecodePlan:

@@ -133,6 +133,23 @@ impl Tag {
         other.cast::<Tag>().is_ok_and(|o| o.get().spec == self.spec)
     }
 
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        // Only fields compared exactly (not the floats, where 0.0 == -0.0).
+        let s = &self.spec;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            s.name(),
+            s.address(),
+            s.dtype(),
+            s.order(),
+            s.bit(),
+            s.length(),
+        )
+            .hash(&mut h);
+        h.finish()
+    }
+
     fn __repr__(&self) -> String {
         let s = &self.spec;
         let mut out = format!(

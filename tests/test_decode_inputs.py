@@ -35,6 +35,7 @@ EXPECTED = {"word": 0x0102, "neg": -2, "name": "ABC", "both": (0x0102FFFE) * 0.5
         np.array([r for r in REGS for _ in (0, 1)], dtype=np.uint16)[::2],  # strided view
         b"".join(r.to_bytes(2, "big") for r in REGS),
         bytearray(b"".join(r.to_bytes(2, "big") for r in REGS)),
+        memoryview(b"".join(r.to_bytes(2, "big") for r in REGS)),
         iter(REGS),
     ],
     ids=lambda r: type(r).__name__,

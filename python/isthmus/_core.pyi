@@ -10,7 +10,7 @@ __version__: str
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, final
 
-_Registers = Sequence[int] | npt.NDArray[np.integer] | bytes | bytearray
+_Registers = Sequence[int] | npt.NDArray[np.integer] | bytes | bytearray | memoryview
 _Value = int | float | str | bool
 
 @final
@@ -108,7 +108,8 @@ class DecodePlan:
         """Decodes one register block into ``{tag name: value}`` in plan order.
 
         ``registers`` is a list/tuple of ints, an ``array.array``, a 1-D numpy
-        integer array (uint16 is used without copying) or ``bytes`` in wire
+        integer array (any integer dtype; uint16 is used without copying) or a
+        bytes-like object (``bytes``, ``bytearray``, ``memoryview``) in wire
         order (big-endian per register, even length). ``base`` is the address of
         ``registers[0]`` (default ``start``).
 

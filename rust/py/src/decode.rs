@@ -2,8 +2,9 @@
 //! `encode_array`.
 //!
 //! Register input is accepted as a list/tuple of ints, `array.array`, a numpy
-//! integer array (uint16 zero-copy) or `bytes`/`bytearray` in wire order
-//! (big-endian per register). Values outside 0..=65535 raise `DecodeError`.
+//! integer array (uint16 zero-copy) or a bytes-like object (`bytes`,
+//! `bytearray`, `memoryview`) in wire order (big-endian per register). Values
+//! outside 0..=65535 raise `DecodeError`.
 
 use isthmus_core::decode as core;
 use numpy::{
@@ -332,6 +333,11 @@ fn registers<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Registers<'py>> {
     if let Ok(buf) = PyBuffer::<u16>::get(obj) {
         // array.array("H") and other native uint16 buffers.
         return Ok(Registers::Owned(buf.to_vec(obj.py())?));
+    }
+    if let Ok(buf) = PyBuffer::<u8>::get(obj) {
+        // Other bytes-like objects (memoryview, array("B")) are wire bytes, as
+        // `bytes` is; iterating them would wrongly make every byte a register.
+        return Ok(Registers::Owned(wire_to_values(&buf.to_vec(obj.py())?)?));
     }
     let iter = obj.try_iter().map_err(|_| {
         decode_error(format!(

@@ -23,13 +23,16 @@ __version__: str = _core.__version__
 # --- register decoding (isthmus._core, decode) ---
 from isthmus._core import DecodePlan, Tag, decode_array, encode_array
 
+# isort: split
+
 # --- sample rings (isthmus._core, ring) ---
+from isthmus._core import RingRead, RingReader, SampleRing
 
 # --- spectral features (isthmus._core, spectrum) ---
 
 # --- diagnostics (isthmus._core, diagnostics) ---
 
-__all__ = [  # noqa: RUF022 (grouped by area, one marker each)
+__all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "ConfigError",
     "DecodeError",
     "DiagnosticsError",
@@ -44,6 +47,9 @@ __all__ = [  # noqa: RUF022 (grouped by area, one marker each)
     "decode_array",
     "encode_array",
     # --- ring exports ---
+    "RingRead",
+    "RingReader",
+    "SampleRing",
     # --- spectrum exports ---
     # --- diagnostics exports ---
 ]

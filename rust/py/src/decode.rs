@@ -35,6 +35,12 @@ fn decode_error(e: impl std::fmt::Display) -> PyErr {
     errors::DecodeError::new_err(e.to_string())
 }
 
+/// rust-numpy refuses to share an array another Rust borrow is writing to; say so
+/// instead of panicking.
+fn busy(e: numpy::BorrowError) -> PyErr {
+    decode_error(format!("array is being written elsewhere: {e}"))
+}
+
 /// An int argument; ints too large for i64 saturate so that range checks
 /// report them as out of range instead of raising OverflowError.
 fn int_arg(obj: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -319,7 +325,7 @@ fn registers<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Registers<'py>> {
         return Ok(Registers::Owned(out));
     }
     if let Ok(arr) = obj.cast::<PyArray1<u16>>() {
-        let ro = arr.readonly();
+        let ro = arr.try_readonly().map_err(busy)?;
         if ro.is_contiguous() {
             return Ok(Registers::Borrowed(ro));
         }
@@ -328,7 +334,7 @@ fn registers<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Registers<'py>> {
     if let Ok(arr) = obj.cast::<PyUntypedArray>() {
         let converted = checked_u16_array(arr, 1)?;
         let arr = converted.cast::<PyArray1<u16>>()?;
-        return Ok(Registers::Borrowed(arr.readonly()));
+        return Ok(Registers::Borrowed(arr.try_readonly().map_err(busy)?));
     }
     if let Ok(buf) = PyBuffer::<u16>::get(obj) {
         // array.array("H") and other native uint16 buffers.
@@ -556,7 +562,7 @@ impl DecodePlan {
                 converted.cast::<PyArray2<u16>>()?
             }
         };
-        let ro: PyReadonlyArray2<'_, u16> = array.readonly();
+        let ro: PyReadonlyArray2<'_, u16> = array.try_readonly().map_err(busy)?;
         let columns = ro.shape()[1];
         let owned;
         // Row-major data is used in place; Fortran order or strided views are copied
@@ -679,17 +685,26 @@ fn encode_array<'py>(
     let contiguous = numpy.call_method1("ascontiguousarray", (arr, numpy.getattr(target)?))?;
     let result = match kind {
         'i' => {
-            let a = contiguous.cast::<PyArray1<i64>>()?.readonly();
+            let a = contiguous
+                .cast::<PyArray1<i64>>()?
+                .try_readonly()
+                .map_err(busy)?;
             let s = a.as_slice()?;
             py.detach(|| core::encode_array(core::Numbers::I64(s), dtype, order))
         }
         'u' => {
-            let a = contiguous.cast::<PyArray1<u64>>()?.readonly();
+            let a = contiguous
+                .cast::<PyArray1<u64>>()?
+                .try_readonly()
+                .map_err(busy)?;
             let s = a.as_slice()?;
             py.detach(|| core::encode_array(core::Numbers::U64(s), dtype, order))
         }
         _ => {
-            let a = contiguous.cast::<PyArray1<f64>>()?.readonly();
+            let a = contiguous
+                .cast::<PyArray1<f64>>()?
+                .try_readonly()
+                .map_err(busy)?;
             let s = a.as_slice()?;
             py.detach(|| core::encode_array(core::Numbers::F64(s), dtype, order))
         }

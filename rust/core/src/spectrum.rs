@@ -18,12 +18,13 @@ pub mod analyzer;
 pub mod bands;
 pub mod fft;
 pub mod peaks;
+mod simd;
 pub mod stats;
 pub mod velocity;
 pub mod window;
 
 pub use analyzer::{AnalyzerConfig, FeatureBatch, PsdScaling, SpectrumAnalyzer};
-pub use bands::{band_bins, one_sided_power_sum};
+pub use bands::{band_bins, one_sided_power_sum, power_spectrum, PowerSums};
 pub use fft::PlannedRealFft;
 pub use peaks::{refine_peak, top_local_maxima, SpectralPeak};
 pub use stats::{finite_mean, frame_stats_and_window, Detrend, FrameStats};

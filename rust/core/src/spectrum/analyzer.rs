@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::str::FromStr;
 
-use super::bands::{band_bins, one_sided_power_sum};
+use super::bands::{band_bins, one_sided_power_sum, power_spectrum};
 use super::fft::PlannedRealFft;
 use super::peaks::{refine_peak, top_local_maxima};
 use super::stats::{finite_mean, frame_stats_and_window, Detrend, FrameStats};
@@ -411,9 +411,7 @@ impl SpectrumAnalyzer {
             out.push_stats(&stats, true);
             let slot = state.next_slot;
             let power = &mut state.powers[slot * bins..(slot + 1) * bins];
-            for (p, x) in power.iter_mut().zip(self.fft.process()) {
-                *p = x.norm_sqr();
-            }
+            let sums = power_spectrum(self.fft.process(), power, n);
             state.next_slot = (slot + 1) % self.config.average;
             state.stored = (state.stored + 1).min(self.config.average);
             let power = &state.powers[slot * bins..(slot + 1) * bins];
@@ -444,8 +442,7 @@ impl SpectrumAnalyzer {
                 _ => dominant_bin_frequency(power, self.resolution),
             };
             out.dominant_freq.push(dominant);
-            out.centroid
-                .push(spectral_centroid(power, n, self.resolution));
+            out.centroid.push(sums.centroid(self.resolution));
             if let Some(v) = &self.velocity {
                 out.velocity_rms_mm_s.push(v.rms_mm_s(power));
             }
@@ -549,43 +546,6 @@ fn dominant_bin_frequency(power: &[f64], resolution: f64) -> f64 {
         f64::NAN
     } else {
         best as f64 * resolution
-    }
-}
-
-/// Power-weighted mean frequency `sum f_k P_k / sum P_k` of the one-sided spectrum (Hz);
-/// NaN when the frame has no power.
-pub fn spectral_centroid(power: &[f64], n: usize, resolution: f64) -> f64 {
-    let mut weighted = [0.0f64; 4];
-    let mut total = [0.0f64; 4];
-    let chunks = power.chunks_exact(4);
-    let rem = chunks.remainder();
-    for (c, chunk) in chunks.enumerate() {
-        for l in 0..4 {
-            let k = (c * 4 + l) as f64;
-            weighted[l] += k * chunk[l];
-            total[l] += chunk[l];
-        }
-    }
-    let base = power.len() - rem.len();
-    let mut w_tail = 0.0;
-    let mut t_tail = 0.0;
-    for (i, &p) in rem.iter().enumerate() {
-        w_tail += (base + i) as f64 * p;
-        t_tail += p;
-    }
-    // One-sided: every bin but DC and (even n) Nyquist counts twice.
-    let mut w_sum = 2.0 * ((weighted[0] + weighted[2]) + (weighted[1] + weighted[3]) + w_tail);
-    let mut t_sum = 2.0 * ((total[0] + total[2]) + (total[1] + total[3]) + t_tail);
-    t_sum -= power[0];
-    if n % 2 == 0 {
-        let nyq = n / 2;
-        w_sum -= nyq as f64 * power[nyq];
-        t_sum -= power[nyq];
-    }
-    if t_sum > 0.0 {
-        w_sum / t_sum * resolution
-    } else {
-        f64::NAN
     }
 }
 

@@ -76,6 +76,79 @@ pub fn one_sided_power_sum(power: &[f64], range: Range<usize>, n: usize) -> f64 
     total
 }
 
+/// One-sided totals of a power spectrum, gathered while it is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PowerSums {
+    /// `sum_k c_k |X_k|^2` over all bins.
+    pub total: f64,
+    /// `sum_k c_k k |X_k|^2` (for the centroid, in bins).
+    pub moment: f64,
+}
+
+impl PowerSums {
+    /// Power-weighted mean frequency in Hz (NaN when there is no power).
+    pub fn centroid(&self, resolution: f64) -> f64 {
+        if self.total > 0.0 {
+            self.moment / self.total * resolution
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+super::simd::multiversion!(
+    /// Writes `|X_k|^2` of an `n`-point one-sided spectrum into `power` and returns its
+    /// one-sided totals, in one pass.
+    pub fn power_spectrum(
+        spectrum: &[num_complex::Complex64],
+        power: &mut [f64],
+        n: usize,
+    ) -> PowerSums => power_spectrum_impl
+);
+
+#[inline(always)]
+fn power_spectrum_impl(
+    spectrum: &[num_complex::Complex64],
+    power: &mut [f64],
+    n: usize,
+) -> PowerSums {
+    assert_eq!(spectrum.len(), power.len());
+    let mut total = [0.0f64; 4];
+    let mut moment = [0.0f64; 4];
+    let mut k = [0.0, 1.0, 2.0, 3.0];
+    let body = power.len() - power.len() % 4;
+    for (sc, pc) in spectrum[..body]
+        .chunks_exact(4)
+        .zip(power[..body].chunks_exact_mut(4))
+    {
+        for l in 0..4 {
+            let p = sc[l].re * sc[l].re + sc[l].im * sc[l].im;
+            pc[l] = p;
+            total[l] += p;
+            moment[l] += k[l] * p;
+            k[l] += 4.0;
+        }
+    }
+    let mut total_tail = 0.0;
+    let mut moment_tail = 0.0;
+    for i in body..power.len() {
+        let p = spectrum[i].re * spectrum[i].re + spectrum[i].im * spectrum[i].im;
+        power[i] = p;
+        total_tail += p;
+        moment_tail += i as f64 * p;
+    }
+    // Every bin counts twice in a one-sided spectrum but DC and (even n) Nyquist.
+    let mut sums = PowerSums {
+        total: 2.0 * ((total[0] + total[2]) + (total[1] + total[3]) + total_tail) - power[0],
+        moment: 2.0 * ((moment[0] + moment[2]) + (moment[1] + moment[3]) + moment_tail),
+    };
+    if n % 2 == 0 && n / 2 < power.len() {
+        sums.total -= power[n / 2];
+        sums.moment -= (n / 2) as f64 * power[n / 2];
+    }
+    sums
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,22 +22,36 @@ pub fn top_local_maxima(power: &[f64], count: usize, out: &mut Vec<usize>) {
     if count == 0 || power.len() < 3 {
         return;
     }
-    // `threshold` is the smallest kept power once `out` is full.
+    // `threshold` is the smallest kept power once `out` is full. Blocks whose largest bin
+    // cannot beat it are skipped with one (vectorised) max, which is most of a spectrum.
     let mut threshold = f64::NEG_INFINITY;
-    for k in 1..power.len() - 1 {
-        let p = power[k];
-        if p <= threshold || p <= power[k - 1] || p < power[k + 1] {
-            continue;
+    const BLOCK: usize = 16;
+    let last = power.len() - 1;
+    let mut start = 1;
+    while start < last {
+        let end = (start + BLOCK).min(last);
+        let block = &power[start..end];
+        let block_max = block
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &p| if p > m { p } else { m });
+        if block_max > threshold {
+            for k in start..end {
+                let p = power[k];
+                if p <= threshold || p <= power[k - 1] || p < power[k + 1] {
+                    continue;
+                }
+                // Insert keeping descending order; earlier (lower) bins win ties.
+                let pos = out.partition_point(|&j| power[j] >= p);
+                if out.len() == count {
+                    out.pop();
+                }
+                out.insert(pos, k);
+                if out.len() == count {
+                    threshold = power[out[count - 1]];
+                }
+            }
         }
-        // Insert keeping descending order; earlier (lower) bins win ties.
-        let pos = out.partition_point(|&j| power[j] >= p);
-        if out.len() == count {
-            out.pop();
-        }
-        out.insert(pos, k);
-        if out.len() == count {
-            threshold = power[out[count - 1]];
-        }
+        start = end;
     }
 }
 

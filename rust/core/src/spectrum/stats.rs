@@ -62,116 +62,158 @@ pub struct FrameStats {
     pub kurtosis: f64,
 }
 
-const LANES: usize = 8;
-
-/// Sum with `LANES` independent accumulators, combined pairwise at the end.
-#[inline]
-fn lane_sum(x: &[f64], mut f: impl FnMut(usize, f64) -> f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = x.len() / LANES;
-    for c in 0..chunks {
-        let base = c * LANES;
-        for l in 0..LANES {
-            acc[l] += f(base + l, x[base + l]);
-        }
-    }
-    let mut tail = 0.0;
-    for (i, &v) in x.iter().enumerate().skip(chunks * LANES) {
-        tail += f(i, v);
-    }
-    combine(acc) + tail
-}
+/// Independent accumulators per sum: enough to hide FP-add latency and let the loops
+/// vectorise, few enough to stay in registers.
+const LANES: usize = 4;
 
 #[inline]
 fn combine(acc: [f64; LANES]) -> f64 {
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+    (acc[0] + acc[2]) + (acc[1] + acc[3])
 }
 
-/// Mean of the frame, or `None` if any sample is NaN or infinite (or the sum overflows).
-pub fn finite_mean(x: &[f64]) -> Option<f64> {
+super::simd::multiversion!(
+    /// Mean of the frame, or `None` if any sample is NaN or infinite (or the sum overflows).
+    pub fn finite_mean(x: &[f64]) -> Option<f64> => finite_mean_impl
+);
+
+#[inline(always)]
+fn finite_mean_impl(x: &[f64]) -> Option<f64> {
     if x.is_empty() {
         return None;
     }
-    let sum = lane_sum(x, |_, v| v);
+    let mut acc = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l];
+        }
+    }
+    let sum = combine(acc) + tail;
     // A NaN or infinity anywhere makes the sum non-finite.
     sum.is_finite().then(|| sum / x.len() as f64)
 }
 
-/// The trend `mean + slope * (n - centre)` to remove from sample n.
-#[derive(Debug, Clone, Copy)]
-struct Trend {
-    slope: f64,
-    centre: f64,
-}
-
-fn fit_trend(x: &[f64], mean: f64, detrend: Detrend) -> Trend {
+#[inline(always)]
+/// Least-squares slope of `x` against centred time `n - (len - 1) / 2`.
+fn linear_slope(x: &[f64]) -> f64 {
     let len = x.len() as f64;
+    if x.len() < 2 {
+        return 0.0;
+    }
     let centre = (len - 1.0) / 2.0;
-    let slope = if detrend == Detrend::Linear && x.len() > 1 {
-        // Least squares with centred time: slope = sum(t x) / sum(t^2).
-        let stx = lane_sum(x, |i, v| (i as f64 - centre) * v);
-        let stt = len * (len * len - 1.0) / 12.0;
-        stx / stt
-    } else {
-        0.0
-    };
-    Trend { slope, centre }
+    let mut acc = [0.0f64; LANES];
+    let mut t = [0.0f64; LANES];
+    for (l, tl) in t.iter_mut().enumerate() {
+        *tl = l as f64 - centre;
+    }
+    let chunks = x.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += t[l] * c[l];
+            t[l] += LANES as f64;
+        }
+    }
+    let mut tail = 0.0;
+    for (i, &v) in rem.iter().enumerate() {
+        tail += t[i] * v;
+    }
+    let stt = len * (len * len - 1.0) / 12.0;
+    (combine(acc) + tail) / stt
 }
 
-/// Statistics of `x` (which must be finite, with `mean` from [`finite_mean`]), and the
-/// detrended, windowed frame written into `windowed` (same length as `x` and `window`).
-pub fn frame_stats_and_window(
+/// Running sums of one pass over the detrended frame.
+#[derive(Clone, Copy)]
+struct Moments {
+    /// sum y^2, sum d^2, sum d^3, sum d^4 (d = y - mean(y)), max y, min y.
+    s: [[f64; LANES]; 4],
+    hi: [f64; LANES],
+    lo: [f64; LANES],
+}
+
+super::simd::multiversion!(
+    /// Statistics of `x` (which must be finite, with `mean` from [`finite_mean`]), and the
+    /// detrended, windowed frame written into `windowed` (same length as `x` and `window`).
+    pub fn frame_stats_and_window(
+        x: &[f64],
+        mean: f64,
+        detrend: Detrend,
+        window: &[f64],
+        windowed: &mut [f64],
+    ) -> FrameStats => frame_stats_and_window_impl
+);
+
+#[inline(always)]
+fn frame_stats_and_window_impl(
     x: &[f64],
     mean: f64,
     detrend: Detrend,
     window: &[f64],
     windowed: &mut [f64],
 ) -> FrameStats {
-    debug_assert_eq!(x.len(), window.len());
-    debug_assert_eq!(x.len(), windowed.len());
-    let trend = fit_trend(x, mean, detrend);
-    // y = x - removed; d = deviation of y from its own mean (0 for mean/linear detrend,
-    // `mean` for none), so moments are exact central moments in every mode.
+    assert!(x.len() == window.len() && x.len() == windowed.len() && !x.is_empty());
+    let n = x.len();
+    let len = n as f64;
+    let centre = (len - 1.0) / 2.0;
+    let slope = if detrend == Detrend::Linear {
+        linear_slope(x)
+    } else {
+        0.0
+    };
+    // y = x - trend; d = y - mean(y): mean(y) is 0 after mean or linear detrending and the
+    // raw mean without, so the moments are exact central moments in every mode.
     let removed_mean = if detrend == Detrend::None { 0.0 } else { mean };
-    let slope = trend.slope;
-    let centre = trend.centre;
     let y_mean = mean - removed_mean;
 
-    let mut s1 = [0.0f64; LANES];
-    let mut s2 = [0.0f64; LANES];
-    let mut s3 = [0.0f64; LANES];
-    let mut s4 = [0.0f64; LANES];
-    let mut hi = [f64::NEG_INFINITY; LANES];
-    let mut lo = [f64::INFINITY; LANES];
-    let n = x.len();
-    let chunks = n / LANES;
-    let mut step = |i: usize, l: usize| {
-        let y = x[i] - removed_mean - slope * (i as f64 - centre);
+    let mut m = Moments {
+        s: [[0.0; LANES]; 4],
+        hi: [f64::NEG_INFINITY; LANES],
+        lo: [f64::INFINITY; LANES],
+    };
+    let mut t = [0.0f64; LANES];
+    for (l, tl) in t.iter_mut().enumerate() {
+        *tl = l as f64 - centre;
+    }
+    let body = n - n % LANES;
+    for ((xc, wc), oc) in x[..body]
+        .chunks_exact(LANES)
+        .zip(window[..body].chunks_exact(LANES))
+        .zip(windowed[..body].chunks_exact_mut(LANES))
+    {
+        for l in 0..LANES {
+            let y = xc[l] - removed_mean - slope * t[l];
+            oc[l] = y * wc[l];
+            let d = y - y_mean;
+            let d2 = d * d;
+            m.s[0][l] += y * y;
+            m.s[1][l] += d2;
+            m.s[2][l] += d2 * d;
+            m.s[3][l] += d2 * d2;
+            m.hi[l] = if y > m.hi[l] { y } else { m.hi[l] };
+            m.lo[l] = if y < m.lo[l] { y } else { m.lo[l] };
+            t[l] += LANES as f64;
+        }
+    }
+    for i in body..n {
+        let l = i - body;
+        let y = x[i] - removed_mean - slope * t[l];
         windowed[i] = y * window[i];
         let d = y - y_mean;
         let d2 = d * d;
-        s1[l] += y * y;
-        s2[l] += d2;
-        s3[l] += d2 * d;
-        s4[l] += d2 * d2;
-        hi[l] = hi[l].max(y);
-        lo[l] = lo[l].min(y);
-    };
-    for c in 0..chunks {
-        for l in 0..LANES {
-            step(c * LANES + l, l);
-        }
+        m.s[0][l] += y * y;
+        m.s[1][l] += d2;
+        m.s[2][l] += d2 * d;
+        m.s[3][l] += d2 * d2;
+        m.hi[l] = m.hi[l].max(y);
+        m.lo[l] = m.lo[l].min(y);
     }
-    for i in chunks * LANES..n {
-        step(i, i - chunks * LANES);
-    }
-    let len = n as f64;
-    let mean_square = combine(s1) / len;
-    let m2 = combine(s2) / len;
-    let m3 = combine(s3) / len;
-    let m4 = combine(s4) / len;
-    let max = hi.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let min = lo.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean_square = combine(m.s[0]) / len;
+    let m2 = combine(m.s[1]) / len;
+    let m3 = combine(m.s[2]) / len;
+    let m4 = combine(m.s[3]) / len;
+    let max = m.hi.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let min = m.lo.iter().copied().fold(f64::INFINITY, f64::min);
     let rms = mean_square.sqrt();
     let peak = max.abs().max(min.abs());
     // Moments of a (numerically) constant frame are undefined, as in scipy.stats.
@@ -183,11 +225,7 @@ pub fn frame_stats_and_window(
         peak_to_peak: max - min,
         crest_factor: if rms > 0.0 { peak / rms } else { f64::NAN },
         std: m2.sqrt(),
-        skewness: if constant {
-            f64::NAN
-        } else {
-            m3 / m2.powf(1.5)
-        },
+        skewness: if constant { f64::NAN } else { m3 / m2.powf(1.5) },
         kurtosis: if constant { f64::NAN } else { m4 / (m2 * m2) },
     }
 }

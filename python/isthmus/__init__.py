@@ -25,6 +25,9 @@ __version__: str = _core.__version__
 # --- sample rings (isthmus._core, ring) ---
 
 # --- spectral features (isthmus._core, spectrum) ---
+from isthmus._core import FeatureFrames as FeatureFrames
+from isthmus._core import SpectrumAnalyzer as SpectrumAnalyzer
+from isthmus._core import velocity_rms as velocity_rms
 
 # --- diagnostics (isthmus._core, diagnostics) ---
 

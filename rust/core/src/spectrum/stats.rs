@@ -225,7 +225,11 @@ fn frame_stats_and_window_impl(
         peak_to_peak: max - min,
         crest_factor: if rms > 0.0 { peak / rms } else { f64::NAN },
         std: m2.sqrt(),
-        skewness: if constant { f64::NAN } else { m3 / m2.powf(1.5) },
+        skewness: if constant {
+            f64::NAN
+        } else {
+            m3 / m2.powf(1.5)
+        },
         kurtosis: if constant { f64::NAN } else { m4 / (m2 * m2) },
     }
 }

@@ -280,3 +280,15 @@ def test_feed_releases_the_gil() -> None:
     np.testing.assert_array_equal(results[0], expected)
     # With the GIL held for the whole feed this loop would barely run.
     assert ticks > 1000, ticks
+
+
+def test_detrend_spellings_follow_scipy() -> None:
+    assert _analyzer().detrend == "mean"
+    assert _analyzer(detrend=None).detrend == "mean"
+    assert _analyzer(detrend="constant").detrend == "mean"
+    assert _analyzer(detrend=False).detrend == "none"
+    assert _analyzer(detrend="linear").detrend == "linear"
+    analyzer = _analyzer()
+    assert (analyzer.hop, analyzer.bins, analyzer.window) == (96, 129, "hann")
+    assert analyzer.coherent_gain == pytest.approx(0.5)
+    assert analyzer.enbw_hz == pytest.approx(1.5 * FS / 256)

@@ -26,9 +26,8 @@ __version__: str = _core.__version__
 from isthmus._core import RingRead, RingReader, SampleRing
 
 # --- spectral features (isthmus._core, spectrum) ---
-from isthmus._core import FeatureFrames as FeatureFrames
-from isthmus._core import SpectrumAnalyzer as SpectrumAnalyzer
-from isthmus._core import velocity_rms as velocity_rms
+# isort: split
+from isthmus._core import FeatureFrames, SpectrumAnalyzer, velocity_rms
 
 # --- diagnostics (isthmus._core, diagnostics) ---
 
@@ -47,5 +46,8 @@ __all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "RingReader",
     "SampleRing",
     # --- spectrum exports ---
+    "FeatureFrames",
+    "SpectrumAnalyzer",
+    "velocity_rms",
     # --- diagnostics exports ---
 ]

@@ -153,7 +153,7 @@ class RingRead:
 
 # ===== spectrum: streaming spectral features =====
 
-from typing import final
+# (`final` is imported in the ring section above.)
 
 @final
 class FeatureFrames:
@@ -230,7 +230,8 @@ class SpectrumAnalyzer:
     """Streaming spectral features of a multi-channel signal sampled at ``sample_rate`` Hz.
 
     Samples are framed (``frame`` samples, a new frame every ``hop``), detrended
-    (``"mean"``/``"constant"``, ``"linear"`` or ``"none"``/False, as scipy), windowed
+    (``"mean"``/``"constant"``, the default also spelled None, ``"linear"`` or
+    ``"none"``/False, as scipy), windowed
     (periodic ``"hann"``, ``"hamming"``, ``"blackman"``, ``"flattop"`` or ``"rectangular"``)
     and transformed once per frame. Results do not depend on how the stream is chunked.
     ``bands`` are ``(lo_hz, hi_hz)`` pairs within 0..Nyquist; bin k belongs to a band when

@@ -44,9 +44,10 @@ fn parse_band(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
     }
 }
 
+/// `detrend` as scipy spells it: a name, or False for none (None means the default, mean).
 fn parse_detrend(obj: &Bound<'_, PyAny>) -> PyResult<Detrend> {
     if obj.is_none() {
-        return Ok(Detrend::None);
+        return Ok(Detrend::Mean);
     }
     if let Ok(flag) = obj.cast::<PyBool>() {
         if !flag.is_true() {

@@ -22,7 +22,7 @@ pub mod analyzer;
 pub mod bands;
 pub mod fft;
 pub mod peaks;
-mod simd;
+pub(crate) mod simd;
 pub mod stats;
 pub mod velocity;
 pub mod window;

@@ -29,6 +29,8 @@ from isthmus._core import DecodePlan, Tag, decode_array, encode_array
 from isthmus._core import RingRead, RingReader, SampleRing
 
 # --- spectral features (isthmus._core, spectrum) ---
+# isort: split
+from isthmus._core import FeatureFrames, SpectrumAnalyzer, velocity_rms
 
 # --- diagnostics (isthmus._core, diagnostics) ---
 
@@ -51,5 +53,8 @@ __all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "RingReader",
     "SampleRing",
     # --- spectrum exports ---
+    "FeatureFrames",
+    "SpectrumAnalyzer",
+    "velocity_rms",
     # --- diagnostics exports ---
 ]

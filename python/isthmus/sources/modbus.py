@@ -239,6 +239,8 @@ class RateLimiter:
 
 
 ValuesCallback = Callable[[list[TagValue]], None]
+# (channel, samples (channels x n, float32), gap samples before them)
+BlockCallback = Callable[[str, "np.ndarray[Any, Any]", int], None]
 
 
 class ModbusSession:
@@ -251,7 +253,9 @@ class ModbusSession:
             print(session.stats.snapshot(), session.rings["de_accel"].written)
 
     ``ring_seconds`` sizes each waveform ring. ``on_values`` is called with the
-    values of one read (GOOD or BAD, never silently dropped).
+    values of one read (GOOD or BAD, never silently dropped); ``on_block``, if
+    given, with every waveform block pushed into a ring (channel, samples,
+    gap samples before them).
     """
 
     def __init__(
@@ -259,8 +263,10 @@ class ModbusSession:
         device: ModbusDevice,
         on_values: ValuesCallback | None = None,
         ring_seconds: float = 10.0,
+        on_block: BlockCallback | None = None,
     ) -> None:
         self.device = device
+        self.on_block = on_block
         self.plan = plan_device(device)
         self.stats = DeviceStats()
         self.on_values: ValuesCallback = on_values or (lambda values: None)
@@ -593,6 +599,8 @@ class _BlockStream:
 
     def _push(self, samples: np.ndarray[Any, Any]) -> None:
         self.ring.push(samples, gap=self.pending_gap)
+        if self.s.on_block is not None:
+            self.s.on_block(self.block.channel, samples, self.pending_gap)
         st = self.s.stats
         st.blocks += 1
         st.samples += samples.shape[1]

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from isthmus.sources.config import OpcUaEndpoint, OpcUaNode
-from isthmus.sources.modbus import cancel_and_wait
+from isthmus.sources.modbus import BlockCallback, cancel_and_wait
 from isthmus.sources.values import Quality, TagValue
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,10 @@ class OpcUaSession:
     def __init__(
         self, endpoint: OpcUaEndpoint, on_values: ValuesCallback | None = None,
         ring_seconds: float = 10.0,
+        on_block: BlockCallback | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.on_block = on_block
         self.on_values: ValuesCallback = on_values or (lambda values: None)
         self.stats = OpcUaStats()
         self.rings: dict[str, Any] = {}
@@ -246,6 +248,8 @@ class OpcUaSession:
             ring.push(samples, t0=t0)
         else:
             ring.push(samples, gap=gap)
+        if self.on_block is not None:
+            self.on_block(cfg.name, samples, gap)
         self.stats.snapshots += 1
         self.stats.gap_samples += gap
         self._ring_end[cfg.name] = t0 + samples.shape[1] / rate

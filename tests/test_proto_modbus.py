@@ -157,7 +157,8 @@ async def test_dead_device_does_not_slow_the_others(plant: Simulator) -> None:
         rounds = len(alive_values.history["speed"]) - start_rounds
     assert s_dead.stats.timeouts >= 2
     assert dead_values.latest["speed"].quality is Quality.BAD
-    assert dead_values.latest["speed"].reason in ("timeout", "not connected")
+    reason = dead_values.latest["speed"].reason or ""
+    assert reason == "timeout" or reason.startswith("not connected")
     # the healthy device kept its pace (generous margin for a loaded CI machine)
     assert rounds >= 0.5 * elapsed / interval
     assert all(v.good for v in alive_values.history["speed"])

@@ -239,6 +239,10 @@ class RateLimiter:
 
 
 ValuesCallback = Callable[[list[TagValue]], None]
+
+
+def _ignore(values: list[TagValue]) -> None:
+    """The default ``on_values``: values are dropped (rings still fill)."""
 # (channel, samples (channels x n, float32), gap samples before them)
 BlockCallback = Callable[[str, "np.ndarray[Any, Any]", int], None]
 
@@ -269,7 +273,7 @@ class ModbusSession:
         self.on_block = on_block
         self.plan = plan_device(device)
         self.stats = DeviceStats()
-        self.on_values: ValuesCallback = on_values or (lambda values: None)
+        self.on_values: ValuesCallback = on_values if on_values is not None else _ignore
         self.rings: dict[str, Any] = {}
         if device.waveforms:
             import isthmus
@@ -284,6 +288,7 @@ class ModbusSession:
         self._task: asyncio.Task[None] | None = None
         self._consecutive_timeouts = 0
         self._streams: dict[str, _BlockStream] = {}
+        self.last_error: str | None = None
         # loops also stop on this flag: a cancellation lost inside pymodbus
         # (see cancel_and_wait) must not keep a TaskGroup child alive
         self._closing = False
@@ -312,6 +317,7 @@ class ModbusSession:
         """Connect, read, and reconnect with backoff, forever."""
         backoff = self.device.backoff_initial
         while not self._closing:
+            reason = "connection closed"
             try:
                 await self._connect()
                 backoff = self.device.backoff_initial
@@ -324,7 +330,10 @@ class ModbusSession:
                 reason = "; ".join(str(e) or type(e).__name__ for e in group_exc.exceptions)
                 log.warning("modbus %s: connection lost: %s", self.device.name, reason)
             self._drop()
-            self._report_all_bad("not connected")
+            if self._closing:
+                break
+            self.last_error = reason
+            self._report_all_bad(f"not connected ({reason})")
             self.stats.reconnects += 1
             # full jitter: spread reconnects of many gateways over the whole window
             await asyncio.sleep(random.uniform(0.5 * backoff, backoff))

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from isthmus.sources.config import OpcUaEndpoint, OpcUaNode
-from isthmus.sources.modbus import BlockCallback, cancel_and_wait
+from isthmus.sources.modbus import BlockCallback, _ignore, cancel_and_wait
 from isthmus.sources.values import Quality, TagValue
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class OpcUaSession:
     ) -> None:
         self.endpoint = endpoint
         self.on_block = on_block
-        self.on_values: ValuesCallback = on_values or (lambda values: None)
+        self.on_values: ValuesCallback = on_values if on_values is not None else _ignore
         self.stats = OpcUaStats()
         self.rings: dict[str, Any] = {}
         self._ring_end: dict[str, float] = {}  # Unix s just after the last sample pushed
@@ -94,6 +94,8 @@ class OpcUaSession:
         self._closing = False
         self._lost = asyncio.Event()
         self._by_node: dict[Any, OpcUaNode] = {}
+        self.last_error: str | None = None
+        self.security_policy_uri: str | None = None  # of the current session
 
     async def __aenter__(self) -> OpcUaSession:
         self._task = asyncio.create_task(self.run(), name=f"opcua:{self.endpoint.name}")
@@ -118,19 +120,22 @@ class OpcUaSession:
         backoff = self.endpoint.backoff_initial
         while not self._closing:
             client = None
+            reason = "connection lost"
             try:
                 client = await self._connect()
                 backoff = self.endpoint.backoff_initial
                 await self._subscribe(client)
                 await self._lost.wait()
             except (OSError, TimeoutError, ConnectionError) as exc:
-                log.warning("opcua %s: %s", self.endpoint.name, exc or type(exc).__name__)
+                reason = str(exc) or type(exc).__name__
+                log.warning("opcua %s: %s", self.endpoint.name, reason)
             except Exception as exc:  # asyncua raises UaError subclasses for refusals
                 from asyncua import ua
 
                 if not isinstance(exc, ua.UaError):
                     raise
-                log.warning("opcua %s: %s", self.endpoint.name, exc)
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("opcua %s: %s", self.endpoint.name, reason)
             finally:
                 self.stats.connected = False
                 if client is not None:
@@ -139,7 +144,8 @@ class OpcUaSession:
                             await client.disconnect()
             if self._closing:
                 break
-            self._report_all_bad("not connected")
+            self.last_error = reason
+            self._report_all_bad(f"not connected ({reason})")
             await asyncio.sleep(random.uniform(0.5 * backoff, backoff))
             backoff = min(backoff * 2, self.endpoint.backoff_max)
 
@@ -174,6 +180,7 @@ class OpcUaSession:
             await client.connect()
         self.stats.sessions += 1
         self.stats.connected = True
+        self.security_policy_uri = client.security_policy.URI
         return client
 
     async def _subscribe(self, client: Any) -> None:

@@ -23,9 +23,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` s passed; returns its last value."""
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Callable[[], bool], within: float, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``within`` s passed; returns its last value."""
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if predicate():
             return True
@@ -44,7 +44,10 @@ class SimulatorProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "isthmus.cli", "simulate", *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
             cwd=Path(__file__).parent,
         )
         deadline = time.monotonic() + timeout

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from proto_support import free_port, ramp_index, wait_for
 
 from isthmus.simulator import PumpConfig, Simulator
 from isthmus.simulator.vendors import Point
 from isthmus.sources.config import ModbusDevice, PollGroup, TagSpec
 from isthmus.sources.modbus import ModbusSession, plan_device
 from isthmus.sources.values import Quality, TagValue
+from proto_support import free_port, ramp_index, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -26,7 +26,10 @@ pytestmark = pytest.mark.network
 async def plant() -> AsyncIterator[Simulator]:
     """An acme and a bravo pump, process values frozen (the test ticks them)."""
     sim = Simulator(
-        [PumpConfig("P-101", "acme", 1797.0, free_port()), PumpConfig("P-102", "bravo", 2950.0, free_port())],
+        [
+            PumpConfig("P-101", "acme", 1797.0, free_port()),
+            PumpConfig("P-102", "bravo", 2950.0, free_port()),
+        ],
         tick_interval=0,
         waveform_test_pattern=True,
     )
@@ -65,7 +68,11 @@ def assert_matches_truth(point: Point, got: TagValue, truth: object) -> None:
     elif point.dtype.startswith("float"):
         assert got.value == pytest.approx(expected, rel=1e-6), point.name
     else:  # fixed point: within half a count
-        assert abs(got.value - expected) <= point.scale / 2 + 1e-9, (point.name, got.value, expected)  # type: ignore[operator]
+        assert abs(got.value - expected) <= point.scale / 2 + 1e-9, (
+            point.name,
+            got.value,
+            expected,
+        )  # type: ignore[operator]
     assert got.unit == point.unit
 
 
@@ -79,14 +86,16 @@ async def test_decoded_values_equal_simulator_truth(plant: Simulator, pump: str)
         values = Collector()
         async with ModbusSession(device(plant, pump, poll_groups=[vmap.poll_group(0.1)]), values):
             version = plant.truth(pump).version
-            assert await wait_for(lambda: values.good(names), 10)
+            assert await wait_for(lambda v=values: v.good(names), 10)
         truth = plant.truth(pump)
         assert truth.version == version
         for point in vmap.points:
             assert_matches_truth(point, values.latest[point.name], truth)
 
 
-async def test_coalescing_issues_the_planned_requests_counted_at_the_server(plant: Simulator) -> None:
+async def test_coalescing_issues_the_planned_requests_counted_at_the_server(
+    plant: Simulator,
+) -> None:
     vmap = plant.maps["P-101"]
     dev = device(plant, "P-101", poll_groups=[vmap.poll_group(interval=3600)], max_gap=8)
     plan = plan_device(dev)
@@ -104,18 +113,31 @@ async def test_coalescing_issues_the_planned_requests_counted_at_the_server(plan
 
 
 async def test_wider_gap_setting_merges_more(plant: Simulator) -> None:
-    tags = [p.tag() for p in plant.maps["P-101"].points if p.register == "holding" and p.address < 25]
-    tight = plan_device(device(plant, "P-101", poll_groups=[PollGroup(name="g", interval=1, tags=tags)], max_gap=0))
-    loose = plan_device(device(plant, "P-101", poll_groups=[PollGroup(name="g", interval=1, tags=tags)], max_gap=8))
+    tags = [
+        p.tag() for p in plant.maps["P-101"].points if p.register == "holding" and p.address < 25
+    ]
+    tight = plan_device(
+        device(plant, "P-101", poll_groups=[PollGroup(name="g", interval=1, tags=tags)], max_gap=0)
+    )
+    loose = plan_device(
+        device(plant, "P-101", poll_groups=[PollGroup(name="g", interval=1, tags=tags)], max_gap=8)
+    )
     assert [(r.start, r.count) for r in tight.groups[0].requests] == [(0, 5), (10, 3), (20, 2)]
     assert [(r.start, r.count) for r in loose.groups[0].requests] == [(0, 22)]
 
 
 async def test_rejected_tag_is_isolated_and_the_others_keep_flowing(plant: Simulator) -> None:
     acme = {p.name: p for p in plant.maps["P-101"].points}
-    tags = [acme["speed"].tag(), acme["temperature"].tag(), acme["run_hours"].tag(), acme["firmware"].tag()]
+    tags = [
+        acme["speed"].tag(),
+        acme["temperature"].tag(),
+        acme["run_hours"].tag(),
+        acme["firmware"].tag(),
+    ]
     tags.append(TagSpec(name="bogus", address=30, dtype="uint16"))  # unmapped: illegal data address
-    dev = device(plant, "P-101", poll_groups=[PollGroup(name="g", interval=0.2, tags=tags)], max_gap=20)
+    dev = device(
+        plant, "P-101", poll_groups=[PollGroup(name="g", interval=0.2, tags=tags)], max_gap=20
+    )
     session = ModbusSession(dev, values := Collector())
     assert [(r.start, r.count) for r in session.plan.groups[0].requests] == [(0, 41)]
     server = plant.modbus["P-101"]
@@ -144,11 +166,20 @@ async def test_rejected_tag_is_isolated_and_the_others_keep_flowing(plant: Simul
 async def test_dead_device_does_not_slow_the_others(plant: Simulator) -> None:
     plant.modbus["P-101"].hang = True  # stops answering (TCP still accepts)
     interval = 0.1
-    dead = device(plant, "P-101", request_timeout=0.3, backoff_initial=0.2, backoff_max=0.5,
-                  poll_groups=[plant.maps["P-101"].poll_group(interval)])
+    dead = device(
+        plant,
+        "P-101",
+        request_timeout=0.3,
+        backoff_initial=0.2,
+        backoff_max=0.5,
+        poll_groups=[plant.maps["P-101"].poll_group(interval)],
+    )
     alive = device(plant, "P-102", poll_groups=[plant.maps["P-102"].poll_group(interval)])
     dead_values, alive_values = Collector(), Collector()
-    async with ModbusSession(dead, dead_values) as s_dead, ModbusSession(alive, alive_values) as s_alive:
+    async with (
+        ModbusSession(dead, dead_values) as s_dead,
+        ModbusSession(alive, alive_values) as s_alive,
+    ):
         await asyncio.sleep(0.3)
         start_rounds = len(alive_values.history["speed"])
         t0 = time.monotonic()
@@ -167,8 +198,13 @@ async def test_dead_device_does_not_slow_the_others(plant: Simulator) -> None:
 
 async def test_request_rate_limit_is_honoured_at_the_server(plant: Simulator) -> None:
     tags = [p.tag() for p in plant.maps["P-101"].points]
-    dev = device(plant, "P-101", max_requests_per_second=20.0, max_gap=0,
-                 poll_groups=[PollGroup(name="fast", interval=0.01, tags=tags)])
+    dev = device(
+        plant,
+        "P-101",
+        max_requests_per_second=20.0,
+        max_gap=0,
+        poll_groups=[PollGroup(name="fast", interval=0.01, tags=tags)],
+    )
     server = plant.modbus["P-101"]
     async with ModbusSession(dev, Collector()) as session:
         assert session.plan.request_count >= 6  # would be > 600 requests/s unthrottled
@@ -184,7 +220,9 @@ async def test_waveform_stream_is_continuous_and_gaps_are_exact(plant: Simulator
     vmap = plant.maps["P-102"]
     blocks: list[tuple[np.ndarray, int]] = []
     dev = device(plant, "P-102", max_requests_per_second=5000, waveforms=vmap.waveforms)
-    async with ModbusSession(dev, on_block=lambda ch, s, gap: blocks.append((s.copy(), gap))) as session:
+    async with ModbusSession(
+        dev, on_block=lambda ch, s, gap: blocks.append((s.copy(), gap))
+    ) as session:
         assert await wait_for(lambda: len(blocks) > 50, 10)
         # stall the device for longer than its 16-slot buffer (75 ms) holds
         plant.modbus["P-102"].delay = 0.15
@@ -213,7 +251,9 @@ def test_no_code_path_writes_to_a_device() -> None:
         r"\b(write_coils?|write_registers?|readwrite_registers|mask_write_register|"
         r"write_file_record|WriteSingle\w*|WriteMultiple\w*)\b"
     )
-    opcua_writes = re.compile(r"\b(write_value|write_attribute|write_params|set_value|call_method)\b|\.call\(")
+    opcua_writes = re.compile(
+        r"\b(write_value|write_attribute|write_params|set_value|call_method)\b|\.call\("
+    )
     sources = sorted(package.glob("*.py"))
     assert {p.name for p in sources} >= {"modbus.py", "opcua.py"}
     for path in sources:

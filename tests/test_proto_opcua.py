@@ -9,27 +9,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
-from proto_support import free_port, ramp_index, wait_for
 
 from isthmus.simulator import PumpConfig, Simulator
 from isthmus.simulator.vendors import CHARLIE_VARIABLES
 from isthmus.sources.config import OpcUaEndpoint, OpcUaNode
 from isthmus.sources.opcua import OpcUaSession, quality_of
 from isthmus.sources.values import Quality, TagValue
+from proto_support import free_port, ramp_index, wait_for
 
 # one simulator (asyncua servers take seconds to build) shared by the module's tests
 pytestmark = [pytest.mark.network, pytest.mark.asyncio(loop_scope="module")]
 
 
 def nodes(pump: str = "C") -> list[OpcUaNode]:
-    return [OpcUaNode(node_id=f"ns=2;s={pump}.{name}", name=name, sampling_interval=0.05, unit=unit)
-            for name, (unit, _) in CHARLIE_VARIABLES.items()]
+    return [
+        OpcUaNode(node_id=f"ns=2;s={pump}.{name}", name=name, sampling_interval=0.05, unit=unit)
+        for name, (unit, _) in CHARLIE_VARIABLES.items()
+    ]
 
 
 def endpoint(port: int, node_list: list[OpcUaNode], **kw: object) -> OpcUaEndpoint:
     args: dict[str, object] = {
-        "name": "C", "url": f"opc.tcp://127.0.0.1:{port}/isthmus/", "nodes": node_list,
-        "keepalive_interval": 0.5, "backoff_initial": 0.2, "backoff_max": 1.0, "timeout": 2.0,
+        "name": "C",
+        "url": f"opc.tcp://127.0.0.1:{port}/isthmus/",
+        "nodes": node_list,
+        "keepalive_interval": 0.5,
+        "backoff_initial": 0.2,
+        "backoff_max": 1.0,
+        "timeout": 2.0,
     }
     args.update(kw)
     return OpcUaEndpoint(**args)  # type: ignore[arg-type]
@@ -44,8 +51,13 @@ class Latest(dict[str, TagValue]):
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def charlie() -> AsyncIterator[tuple[Simulator, int]]:
     port = free_port()
-    sim = Simulator([PumpConfig("C", "charlie", 1480.0)], opcua_port=port, tick_interval=0,
-                    waveform_test_pattern=True, opcua_waveform_interval=0.5)
+    sim = Simulator(
+        [PumpConfig("C", "charlie", 1480.0)],
+        opcua_port=port,
+        tick_interval=0,
+        waveform_test_pattern=True,
+        opcua_waveform_interval=0.5,
+    )
     async with sim:
         yield sim, port
 
@@ -54,7 +66,9 @@ async def test_values_equal_truth_with_source_timestamps(charlie: tuple[Simulato
     sim, port = charlie
     latest = Latest()
     async with OpcUaSession(endpoint(port, nodes()), latest):
-        ok = await wait_for(lambda: all(n in latest and latest[n].good for n in CHARLIE_VARIABLES), 30)
+        ok = await wait_for(
+            lambda: all(n in latest and latest[n].good for n in CHARLIE_VARIABLES), 30
+        )
         assert ok, latest
     truth = sim.truth("C")
     for name, (unit, value) in CHARLIE_VARIABLES.items():
@@ -76,13 +90,22 @@ async def test_unknown_node_is_bad_and_the_rest_flow(charlie: tuple[Simulator, i
         assert session.stats.bad_nodes == 1
 
 
-async def test_waveform_snapshots_go_into_the_ring_with_gaps(charlie: tuple[Simulator, int]) -> None:
+async def test_waveform_snapshots_go_into_the_ring_with_gaps(
+    charlie: tuple[Simulator, int],
+) -> None:
     _sim, port = charlie
-    wave = OpcUaNode(node_id="ns=2;s=C.Waveform", name="wave", waveform=True, sample_rate=25600.0,
-                     sampling_interval=0.05, queue_size=4)
+    wave = OpcUaNode(
+        node_id="ns=2;s=C.Waveform",
+        name="wave",
+        waveform=True,
+        sample_rate=25600.0,
+        sampling_interval=0.05,
+        queue_size=4,
+    )
     blocks: list[tuple[np.ndarray, int]] = []
-    async with OpcUaSession(endpoint(port, [wave]),
-                            on_block=lambda ch, s, g: blocks.append((s.copy(), g))) as session:
+    async with OpcUaSession(
+        endpoint(port, [wave]), on_block=lambda ch, s, g: blocks.append((s.copy(), g))
+    ) as session:
         assert await wait_for(lambda: len(blocks) >= 4, 30)
     assert "wave" in session.rings
     expected_next = None
@@ -100,8 +123,12 @@ async def test_user_password_from_env_and_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = free_port()
-    sim = Simulator([PumpConfig("C", "charlie")], opcua_port=port, tick_interval=0,
-                    opcua_users={"operator": "s3cret"})
+    sim = Simulator(
+        [PumpConfig("C", "charlie")],
+        opcua_port=port,
+        tick_interval=0,
+        opcua_users={"operator": "s3cret"},
+    )
     monkeypatch.setenv("ISTHMUS_TEST_PW", "s3cret")
     wrong = tmp_path / "pw"
     wrong.write_text("nope\n")
@@ -123,20 +150,45 @@ async def test_basic256sha256_sign_and_encrypt(tmp_path: Path) -> None:
 
     server_key, server_cert = tmp_path / "server-key.pem", tmp_path / "server-cert.der"
     client_key, client_cert = tmp_path / "client-key.pem", tmp_path / "client-cert.der"
-    await setup_self_signed_certificate(server_key, server_cert, "urn:isthmus:simulator", "localhost",
-                                        [ExtendedKeyUsageOID.SERVER_AUTH], {"commonName": "sim"})
-    await setup_self_signed_certificate(client_key, client_cert, "urn:freeopcua:client", "localhost",
-                                        [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "isthmus"})
+    await setup_self_signed_certificate(
+        server_key,
+        server_cert,
+        "urn:isthmus:simulator",
+        "localhost",
+        [ExtendedKeyUsageOID.SERVER_AUTH],
+        {"commonName": "sim"},
+    )
+    await setup_self_signed_certificate(
+        client_key,
+        client_cert,
+        "urn:freeopcua:client",
+        "localhost",
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
+        {"commonName": "isthmus"},
+    )
     port = free_port()
-    sim = Simulator([PumpConfig("C", "charlie")], opcua_port=port, tick_interval=0,
-                    opcua_certificate=server_cert, opcua_private_key=server_key)
+    sim = Simulator(
+        [PumpConfig("C", "charlie")],
+        opcua_port=port,
+        tick_interval=0,
+        opcua_certificate=server_cert,
+        opcua_private_key=server_key,
+    )
     async with sim:
         for mode in ("Sign", "SignAndEncrypt"):
             latest = Latest()
-            ep = endpoint(port, nodes(), security="Basic256Sha256", mode=mode,
-                          certificate=str(client_cert), private_key=str(client_key))
+            ep = endpoint(
+                port,
+                nodes(),
+                security="Basic256Sha256",
+                mode=mode,
+                certificate=str(client_cert),
+                private_key=str(client_key),
+            )
             async with OpcUaSession(ep, latest) as session:
-                assert await wait_for(lambda: "ShaftSpeed" in latest and latest["ShaftSpeed"].good, 20)
+                assert await wait_for(
+                    lambda got=latest: "ShaftSpeed" in got and got["ShaftSpeed"].good, 20
+                )
                 assert session.security_policy_uri is not None
                 assert session.security_policy_uri.endswith("#Basic256Sha256")
             await asyncio.sleep(0)

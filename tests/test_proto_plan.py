@@ -47,7 +47,8 @@ def optimal_reads(tags: list[TagSpec], max_gap: int, limit: int) -> int:
         if i == len(ordered):
             return 0
         return min(
-            1 + best(j) for j in range(i + 1, len(ordered) + 1)
+            1 + best(j)
+            for j in range(i + 1, len(ordered) + 1)
             if feasible(ordered[i:j], max_gap, limit)
         )
 
@@ -81,7 +82,11 @@ def test_protocol_limits_split_long_runs() -> None:
 
 
 def test_gap_filling_is_bounded() -> None:
-    tags = [TagSpec(name="a", address=0), TagSpec(name="b", address=9), TagSpec(name="c", address=30)]
+    tags = [
+        TagSpec(name="a", address=0),
+        TagSpec(name="b", address=9),
+        TagSpec(name="c", address=30),
+    ]
     assert [(r.start, r.count) for r in plan_reads(tags, max_gap=8)] == [(0, 10), (30, 1)]
     assert [(r.start, r.count) for r in plan_reads(tags, max_gap=7)] == [(0, 1), (9, 1), (30, 1)]
     assert [(r.start, r.count) for r in plan_reads(tags, max_gap=20)] == [(0, 31)]

@@ -7,37 +7,56 @@ import time
 
 import numpy as np
 import pytest
-from proto_support import SimulatorProcess, free_port, ramp_index, wait_for
 
 from isthmus.simulator.vendors import CHARLIE_VARIABLES, bravo_map
 from isthmus.sources.config import ModbusDevice, OpcUaEndpoint, OpcUaNode
 from isthmus.sources.modbus import ModbusSession
 from isthmus.sources.opcua import OpcUaSession
 from isthmus.sources.values import Quality, TagValue
+from proto_support import SimulatorProcess, free_port, ramp_index, wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
 async def test_modbus_server_restart_resumes_with_the_gap_reported() -> None:
     port = free_port()
-    args = ["--pump", "B:bravo", "--modbus-port", str(port), "--opcua-port", "0",
-            "--test-pattern", "--tick", "0.5"]
+    args = [
+        "--pump",
+        "B:bravo",
+        "--modbus-port",
+        str(port),
+        "--opcua-port",
+        "0",
+        "--test-pattern",
+        "--tick",
+        "0.5",
+    ]
     sim = SimulatorProcess(*args)
     sim.start()
     vmap = bravo_map()
     dev = ModbusDevice(
-        name="B", host="127.0.0.1", port=port, request_timeout=0.5, backoff_initial=0.2,
-        backoff_max=1.0, max_requests_per_second=5000,
-        poll_groups=[vmap.poll_group(0.2)], waveforms=vmap.waveforms,
+        name="B",
+        host="127.0.0.1",
+        port=port,
+        request_timeout=0.5,
+        backoff_initial=0.2,
+        backoff_max=1.0,
+        max_requests_per_second=5000,
+        poll_groups=[vmap.poll_group(0.2)],
+        waveforms=vmap.waveforms,
     )
     blocks: list[tuple[np.ndarray, int]] = []
     values: list[TagValue] = []
     try:
-        async with ModbusSession(dev, values.extend, on_block=lambda c, s, g: blocks.append((s.copy(), g))) as session:
+        async with ModbusSession(
+            dev, values.extend, on_block=lambda c, s, g: blocks.append((s.copy(), g))
+        ) as session:
             assert await wait_for(lambda: len(blocks) > 50, 15)
             sim.kill()
             killed_at = time.monotonic()
-            assert await wait_for(lambda: any((v.reason or "").startswith("not connected") for v in values), 10)
+            assert await wait_for(
+                lambda: any((v.reason or "").startswith("not connected") for v in values), 10
+            )
             await asyncio.sleep(0.5)
             n_before = len(blocks)
             sim.start()
@@ -71,22 +90,34 @@ async def test_opcua_server_restart_recreates_session_and_subscriptions() -> Non
     port = free_port()
     sim = SimulatorProcess("--pump", "C:charlie", "--opcua-port", str(port), "--tick", "0.3")
     sim.start()
-    nodes = [OpcUaNode(node_id=f"ns=2;s=C.{name}", name=name, sampling_interval=0.1, unit=unit)
-             for name, (unit, _) in CHARLIE_VARIABLES.items()]
+    nodes = [
+        OpcUaNode(node_id=f"ns=2;s=C.{name}", name=name, sampling_interval=0.1, unit=unit)
+        for name, (unit, _) in CHARLIE_VARIABLES.items()
+    ]
     endpoint = OpcUaEndpoint(
-        name="C", url=f"opc.tcp://127.0.0.1:{port}/isthmus/", nodes=nodes, keepalive_interval=0.5,
-        backoff_initial=0.2, backoff_max=1.0, timeout=2.0,
+        name="C",
+        url=f"opc.tcp://127.0.0.1:{port}/isthmus/",
+        nodes=nodes,
+        keepalive_interval=0.5,
+        backoff_initial=0.2,
+        backoff_max=1.0,
+        timeout=2.0,
     )
     values: list[TagValue] = []
     try:
         async with OpcUaSession(endpoint, values.extend) as session:
-            assert await wait_for(lambda: any(v.tag == "BearingTemperature" and v.good for v in values), 15)
+            assert await wait_for(
+                lambda: any(v.tag == "BearingTemperature" and v.good for v in values), 15
+            )
             sim.kill()
-            assert await wait_for(lambda: any((v.reason or "").startswith("not connected") for v in values), 15)
+            assert await wait_for(
+                lambda: any((v.reason or "").startswith("not connected") for v in values), 15
+            )
             restarted = time.time()
             sim.start()
             fresh = lambda: [  # noqa: E731
-                v for v in values
+                v
+                for v in values
                 if v.tag == "BearingTemperature" and v.good and v.gateway_time > restarted
             ]
             assert await wait_for(lambda: len(fresh()) >= 2, 30)  # value changes flow again

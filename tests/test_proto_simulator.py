@@ -24,7 +24,9 @@ def amplitude_at(x: np.ndarray, fs: float, f: float) -> float:
     return float(spec[band].max())
 
 
-def envelope_spectrum(x: np.ndarray, fs: float, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def envelope_spectrum(
+    x: np.ndarray, fs: float, band: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     sos = signal.butter(4, band, btype="bandpass", fs=fs, output="sos")
     env = np.abs(signal.hilbert(signal.sosfiltfilt(sos, x))) ** 2
     spec = np.abs(np.fft.rfft(env - env.mean()))
@@ -39,8 +41,12 @@ def test_skf_6205_defect_orders() -> None:
     assert b.ftf == pytest.approx(0.3983, abs=5e-4)
 
 
-@pytest.mark.parametrize(("fault", "order_name"), [(Fault.OUTER_RACE, "bpfo"), (Fault.INNER_RACE, "bpfi")])
-def test_bearing_fault_shows_at_its_defect_frequency_in_the_envelope(fault: Fault, order_name: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "order_name"), [(Fault.OUTER_RACE, "bpfo"), (Fault.INNER_RACE, "bpfi")]
+)
+def test_bearing_fault_shows_at_its_defect_frequency_in_the_envelope(
+    fault: Fault, order_name: str
+) -> None:
     model = VibrationModel(sample_rate=FS, shaft_hz=SHAFT_HZ, seed=3)
     healthy = model.block(0, int(FS))
     model.faults = {fault: 0.5}
@@ -73,8 +79,9 @@ def test_imbalance_and_misalignment_amplitudes() -> None:
 
 
 def test_blocks_line_up_sample_for_sample() -> None:
-    model = VibrationModel(sample_rate=FS, shaft_hz=SHAFT_HZ, noise_g=0.0,
-                           faults={Fault.OUTER_RACE: 1.0})
+    model = VibrationModel(
+        sample_rate=FS, shaft_hz=SHAFT_HZ, noise_g=0.0, faults={Fault.OUTER_RACE: 1.0}
+    )
     start = 1_795_000_000 * 25600
     whole = model.block(start, 4096)
     parts = np.concatenate([model.block(start + i, 512) for i in range(0, 4096, 512)])
@@ -108,7 +115,12 @@ def test_scheduled_fault_switches_on_later() -> None:
 
 
 def test_cli_prints_every_register_map(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["simulate", "--maps", "--modbus-port", "1502", "--fault", "P-102:inner_race:0.5:10"]) == 0
+    assert (
+        cli_main(
+            ["simulate", "--maps", "--modbus-port", "1502", "--fault", "P-102:inner_race:0.5:10"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "P-101 Modbus TCP 127.0.0.1:1502" in out and "P-102 Modbus TCP 127.0.0.1:1503" in out
     assert "float32  CDAB" in out and "degF" in out  # vendor B

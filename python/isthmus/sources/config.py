@@ -79,14 +79,14 @@ class TagSpec(_Config):
             raise ValueError("tag name must not be empty")
         if self.register in ("coil", "discrete") and self.dtype != "bit":
             raise ValueError(f"tag {self.name!r}: {self.register} tags are dtype 'bit'")
-        if self.dtype == "bit" and self.register in ("holding", "input"):
-            if self.bit is None or not 0 <= self.bit <= 15:
-                raise ValueError(f"tag {self.name!r}: a bit of a register needs bit in 0..15")
+        word_bit = self.dtype == "bit" and self.register in ("holding", "input")
+        if word_bit and (self.bit is None or not 0 <= self.bit <= 15):
+            raise ValueError(f"tag {self.name!r}: a bit of a register needs bit in 0..15")
         try:
             width = register_width(self.dtype, self.length)
         except ValueError as exc:
             raise ValueError(f"tag {self.name!r}: {exc}") from None
-        if not 0 <= self.address or self.address + width > 65536:
+        if not self.address >= 0 or self.address + width > 65536:
             raise ValueError(f"tag {self.name!r}: address {self.address} outside 0..65535")
         if not math.isfinite(self.scale) or not math.isfinite(self.offset):
             raise ValueError(f"tag {self.name!r}: scale and offset must be finite")
@@ -235,7 +235,9 @@ class ModbusDevice(_Config):
                     f"{where}: waveform {block.name!r} needs {block.block_registers} registers "
                     f"in one read, more than max_read_registers={self.max_read_registers}"
                 )
-        names = [t.name for g in self.poll_groups for t in g.tags] + [w.name for w in self.waveforms]
+        names = [t.name for g in self.poll_groups for t in g.tags] + [
+            w.name for w in self.waveforms
+        ]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"{where}: duplicate tag names {dupes}")
@@ -301,11 +303,19 @@ class OpcUaEndpoint(_Config):
             raise ValueError(f"{where}: mode {self.mode!r} needs security Basic256Sha256")
         if self.security != "None":
             if self.mode == "None":
-                raise ValueError(f"{where}: security {self.security} needs mode Sign or SignAndEncrypt")
+                raise ValueError(
+                    f"{where}: security {self.security} needs mode Sign or SignAndEncrypt"
+                )
             if not (self.certificate and self.private_key):
-                raise ValueError(f"{where}: security {self.security} needs certificate and private_key")
-        if self.username is not None and (self.password_env is None) == (self.password_file is None):
-            raise ValueError(f"{where}: user {self.username!r} needs one of password_env, password_file")
+                raise ValueError(
+                    f"{where}: security {self.security} needs certificate and private_key"
+                )
+        if self.username is not None and (self.password_env is None) == (
+            self.password_file is None
+        ):
+            raise ValueError(
+                f"{where}: user {self.username!r} needs one of password_env, password_file"
+            )
         if self.username is None and (self.password_env or self.password_file):
             raise ValueError(f"{where}: a password source without username")
         for field in ("timeout", "publishing_interval", "keepalive_interval"):

@@ -51,8 +51,11 @@ log = logging.getLogger(__name__)
 # concern the whole device.
 _TAG_EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value"}
 _DEVICE_EXCEPTIONS = {
-    4: "server device failure", 5: "acknowledge", 6: "server device busy",
-    10: "gateway path unavailable", 11: "gateway target failed to respond",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target failed to respond",
 }
 REPROBE_INTERVAL = 60.0  # s between re-reads of a rejected tag
 TIMEOUTS_BEFORE_RECONNECT = 2
@@ -76,7 +79,9 @@ class ReadRequest:
     def describe(self) -> dict[str, Any]:
         """Plain-data view for ``isthmus check``."""
         out: dict[str, Any] = {
-            "register": self.register, "start": self.start, "count": self.count,
+            "register": self.register,
+            "start": self.start,
+            "count": self.count,
             "tags": [t.name for t in self.tags],
         }
         if self.rejected:
@@ -85,7 +90,10 @@ class ReadRequest:
 
 
 def plan_reads(
-    tags: Sequence[TagSpec], max_gap: int = 8, max_registers: int = 125, max_bits: int = 2000,
+    tags: Sequence[TagSpec],
+    max_gap: int = 8,
+    max_registers: int = 125,
+    max_bits: int = 2000,
 ) -> list[ReadRequest]:
     """Merge ``tags`` (one register type) into the fewest reads.
 
@@ -143,15 +151,24 @@ class DevicePlan:
         return {
             "device": self.device.name,
             "groups": [
-                {"name": g.group.name, "interval": g.group.interval,
-                 "requests": [r.describe() for r in g.requests]}
+                {
+                    "name": g.group.name,
+                    "interval": g.group.interval,
+                    "requests": [r.describe() for r in g.requests],
+                }
                 for g in self.groups
             ],
             "waveforms": [
-                {"name": w.name, "channel": w.channel, "register": w.register,
-                 "slots": w.slots, "samples": w.samples, "dtype": w.dtype,
-                 "sample_rate": w.sample_rate,
-                 "reads_per_second": w.sample_rate / w.samples}
+                {
+                    "name": w.name,
+                    "channel": w.channel,
+                    "register": w.register,
+                    "slots": w.slots,
+                    "samples": w.samples,
+                    "dtype": w.dtype,
+                    "sample_rate": w.sample_rate,
+                    "reads_per_second": w.sample_rate / w.samples,
+                }
                 for w in self.device.waveforms
             ],
         }
@@ -164,7 +181,9 @@ def plan_device(device: ModbusDevice) -> DevicePlan:
         requests: list[ReadRequest] = []
         for kind in ("coil", "discrete", "holding", "input"):
             tags = [t for t in group.tags if t.register == kind]
-            requests += plan_reads(tags, device.max_gap, device.max_read_registers, device.max_read_bits)
+            requests += plan_reads(
+                tags, device.max_gap, device.max_read_registers, device.max_read_bits
+            )
         groups.append(GroupPlan(group, requests))
     return DevicePlan(device, groups)
 
@@ -199,11 +218,18 @@ class DeviceStats:
     def snapshot(self) -> dict[str, Any]:
         """Plain-data view for metrics."""
         return {
-            "requests": self.requests, "errors": self.errors, "timeouts": self.timeouts,
-            "reconnects": self.reconnects, "connected": self.connected,
-            "last_good_read": self.last_good_read, "overruns": self.overruns,
-            "blocks": self.blocks, "samples": self.samples, "gap_samples": self.gap_samples,
-            "latency_p50_ms": self.latency_ms(50), "latency_p95_ms": self.latency_ms(95),
+            "requests": self.requests,
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "reconnects": self.reconnects,
+            "connected": self.connected,
+            "last_good_read": self.last_good_read,
+            "overruns": self.overruns,
+            "blocks": self.blocks,
+            "samples": self.samples,
+            "gap_samples": self.gap_samples,
+            "latency_p50_ms": self.latency_ms(50),
+            "latency_p95_ms": self.latency_ms(95),
             "latency_p99_ms": self.latency_ms(99),
         }
 
@@ -243,6 +269,8 @@ ValuesCallback = Callable[[list[TagValue]], None]
 
 def _ignore(values: list[TagValue]) -> None:
     """The default ``on_values``: values are dropped (rings still fill)."""
+
+
 # (channel, samples (channels x n, float32), gap samples before them)
 BlockCallback = Callable[[str, "np.ndarray[Any, Any]", int], None]
 
@@ -300,7 +328,9 @@ class ModbusSession:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -346,8 +376,11 @@ class ModbusSession:
         # reconnect_delay=0: pymodbus must not reconnect on its own; retries=0:
         # our own timeout governs each request.
         client = AsyncModbusTcpClient(
-            self.device.host, port=self.device.port, timeout=self.device.request_timeout,
-            retries=0, reconnect_delay=0,
+            self.device.host,
+            port=self.device.port,
+            timeout=self.device.request_timeout,
+            retries=0,
+            reconnect_delay=0,
         )
         try:
             async with asyncio.timeout(self.device.connect_timeout):
@@ -446,8 +479,9 @@ class ModbusSession:
                 return [self._bad(t, str(exc)) for t in req.tags], 1
             if len(req.tags) == 1:
                 if req.rejected is None:
-                    log.warning("modbus %s: tag %s rejected: %s", self.device.name,
-                                req.tags[0].name, exc)
+                    log.warning(
+                        "modbus %s: tag %s rejected: %s", self.device.name, req.tags[0].name, exc
+                    )
                 req.rejected = str(exc)
                 req.next_probe = time.monotonic() + REPROBE_INTERVAL
                 return [self._bad(req.tags[0], req.rejected)], 1
@@ -473,8 +507,13 @@ class ModbusSession:
         source = self.device.name
         if req.register in ("coil", "discrete"):
             return [
-                TagValue(source=source, tag=t.name, value=bool(data[t.address - req.start]),
-                         unit=t.unit, gateway_time=now)
+                TagValue(
+                    source=source,
+                    tag=t.name,
+                    value=bool(data[t.address - req.start]),
+                    unit=t.unit,
+                    gateway_time=now,
+                )
                 for t in req.tags
             ]
         if req._decoder is None:
@@ -486,8 +525,13 @@ class ModbusSession:
         except DecodeError:
             return [self._decode_one(t, req, data, now) for t in req.tags]
         return [
-            TagValue(source=source, tag=t.name, value=_plain(decoded[t.name]), unit=t.unit,
-                     gateway_time=now)
+            TagValue(
+                source=source,
+                tag=t.name,
+                value=_plain(decoded[t.name]),
+                unit=t.unit,
+                gateway_time=now,
+            )
             for t in req.tags
         ]
 
@@ -498,12 +542,23 @@ class ModbusSession:
             value = isthmus.DecodePlan([tag.to_tag()]).decode(data, base=req.start)[tag.name]  # type: ignore[attr-defined]
         except DecodeError as exc:
             return self._bad(tag, f"decode: {exc}")
-        return TagValue(source=self.device.name, tag=tag.name, value=_plain(value), unit=tag.unit,
-                        gateway_time=now)
+        return TagValue(
+            source=self.device.name,
+            tag=tag.name,
+            value=_plain(value),
+            unit=tag.unit,
+            gateway_time=now,
+        )
 
     def _bad(self, tag: TagSpec, reason: str) -> TagValue:
-        return TagValue(source=self.device.name, tag=tag.name, value=None, unit=tag.unit,
-                        quality=Quality.BAD, reason=reason)
+        return TagValue(
+            source=self.device.name,
+            tag=tag.name,
+            value=None,
+            unit=tag.unit,
+            quality=Quality.BAD,
+            reason=reason,
+        )
 
     def _report_all_bad(self, reason: str) -> None:
         for plan in self.plan.groups:
@@ -661,8 +716,12 @@ def _unwrap(delta16: int, estimate: float) -> int:
 class ModbusSources:
     """Several devices, one session each (a dead device cannot stall the others)."""
 
-    def __init__(self, devices: Sequence[ModbusDevice], on_values: ValuesCallback | None = None,
-                 ring_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        devices: Sequence[ModbusDevice],
+        on_values: ValuesCallback | None = None,
+        ring_seconds: float = 10.0,
+    ) -> None:
         self.sessions = {d.name: ModbusSession(d, on_values, ring_seconds) for d in devices}
         if len(self.sessions) != len(devices):
             raise SessionError("two Modbus devices share a name")
@@ -673,7 +732,9 @@ class ModbusSources:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         for session in self.sessions.values():

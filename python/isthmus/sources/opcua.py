@@ -72,7 +72,9 @@ class OpcUaSession:
     """Subscribes to one endpoint until closed (an async context manager)."""
 
     def __init__(
-        self, endpoint: OpcUaEndpoint, on_values: ValuesCallback | None = None,
+        self,
+        endpoint: OpcUaEndpoint,
+        on_values: ValuesCallback | None = None,
         ring_seconds: float = 10.0,
         on_block: BlockCallback | None = None,
     ) -> None:
@@ -102,7 +104,9 @@ class OpcUaSession:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -130,9 +134,9 @@ class OpcUaSession:
                 reason = str(exc) or type(exc).__name__
                 log.warning("opcua %s: %s", self.endpoint.name, reason)
             except Exception as exc:  # asyncua raises UaError subclasses for refusals
-                from asyncua import ua
+                from asyncua.ua.uaerrors import UaError
 
-                if not isinstance(exc, ua.UaError):
+                if not isinstance(exc, UaError):
                     raise
                 reason = f"{type(exc).__name__}: {exc}"
                 log.warning("opcua %s: %s", self.endpoint.name, reason)
@@ -150,18 +154,25 @@ class OpcUaSession:
             backoff = min(backoff * 2, self.endpoint.backoff_max)
 
     async def _connect(self) -> Any:
-        from asyncua import Client, ua
+        from asyncua import ua
+        from asyncua.client.client import Client
         from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
         ep = self.endpoint
         client = Client(ep.url, timeout=ep.timeout, watchdog_intervall=ep.keepalive_interval)
         if ep.security == "Basic256Sha256":
             assert ep.certificate and ep.private_key
-            mode = (ua.MessageSecurityMode.Sign if ep.mode == "Sign"
-                    else ua.MessageSecurityMode.SignAndEncrypt)
+            mode = (
+                ua.MessageSecurityMode.Sign
+                if ep.mode == "Sign"
+                else ua.MessageSecurityMode.SignAndEncrypt
+            )
             await client.set_security(
-                SecurityPolicyBasic256Sha256, ep.certificate, ep.private_key,
-                server_certificate=ep.server_certificate, mode=mode,
+                SecurityPolicyBasic256Sha256,
+                ep.certificate,
+                ep.private_key,
+                server_certificate=ep.server_certificate,
+                mode=mode,
             )
         if ep.username is not None:
             client.set_user(ep.username)
@@ -228,10 +239,20 @@ class OpcUaSession:
             value = None
         elif isinstance(value, np.generic):
             value = value.item()
-        self.on_values([
-            TagValue(source=self.endpoint.name, tag=cfg.name, value=value, unit=cfg.unit,
-                     quality=quality, reason=reason, source_time=source_time, gateway_time=now)
-        ])
+        self.on_values(
+            [
+                TagValue(
+                    source=self.endpoint.name,
+                    tag=cfg.name,
+                    value=value,
+                    unit=cfg.unit,
+                    quality=quality,
+                    reason=reason,
+                    source_time=source_time,
+                    gateway_time=now,
+                )
+            ]
+        )
 
     def _push_waveform(self, cfg: OpcUaNode, value: Any, t0: float) -> None:
         assert cfg.sample_rate is not None
@@ -262,8 +283,14 @@ class OpcUaSession:
         self._ring_end[cfg.name] = t0 + samples.shape[1] / rate
 
     def _bad(self, cfg: OpcUaNode, reason: str) -> TagValue:
-        return TagValue(source=self.endpoint.name, tag=cfg.name, value=None, unit=cfg.unit,
-                        quality=Quality.BAD, reason=reason)
+        return TagValue(
+            source=self.endpoint.name,
+            tag=cfg.name,
+            value=None,
+            unit=cfg.unit,
+            quality=Quality.BAD,
+            reason=reason,
+        )
 
     def _report_all_bad(self, reason: str) -> None:
         values = [self._bad(n, reason) for n in self.endpoint.nodes if not n.waveform]

@@ -82,3 +82,29 @@ class SimulatorProcess:
 def ramp_index(samples: np.ndarray) -> np.ndarray:
     """Sample index (mod 16384) of the simulator's test-pattern ramp."""
     return np.rint(np.asarray(samples, dtype=np.float64).reshape(-1) / 0.001).astype(np.int64)
+
+
+def drain_and_check_ramp(reader: object) -> tuple[int, int]:
+    """Read a ring fed with the simulator's ramp; check every sample sits at its index.
+
+    Returns (samples read, gap samples skipped). The ramp value of a sample is
+    its global index mod 16384, so once the first one is known each later
+    sample's value follows from its ring index: a duplicated, reordered or
+    silently dropped sample would break that.
+    """
+    first_index = first_value = None
+    total = gaps = 0
+    while True:
+        chunk = reader.read()  # type: ignore[attr-defined]
+        gaps += chunk.lost_gap
+        assert chunk.lost_overrun == 0
+        if len(chunk) == 0:
+            if reader.available == 0:  # type: ignore[attr-defined]
+                return total, gaps
+            continue
+        idx = ramp_index(chunk.samples)
+        if first_index is None:
+            first_index, first_value = chunk.start_index, int(idx[0])
+        expected = (first_value + np.arange(len(chunk)) + chunk.start_index - first_index) % 16384
+        assert np.array_equal(idx, expected)
+        total += len(chunk)

@@ -17,7 +17,7 @@ from isthmus.simulator.vendors import Point
 from isthmus.sources.config import ModbusDevice, PollGroup, TagSpec
 from isthmus.sources.modbus import ModbusSession, plan_device
 from isthmus.sources.values import Quality, TagValue
-from proto_support import free_port, ramp_index, wait_for
+from proto_support import drain_and_check_ramp, free_port, ramp_index, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -220,9 +220,9 @@ async def test_waveform_stream_is_continuous_and_gaps_are_exact(plant: Simulator
     vmap = plant.maps["P-102"]
     blocks: list[tuple[np.ndarray, int]] = []
     dev = device(plant, "P-102", max_requests_per_second=5000, waveforms=vmap.waveforms)
-    async with ModbusSession(
-        dev, on_block=lambda ch, s, gap: blocks.append((s.copy(), gap))
-    ) as session:
+    session = ModbusSession(dev, on_block=lambda ch, s, gap: blocks.append((s.copy(), gap)))
+    reader = session.rings["de_accel"].reader()
+    async with session:
         assert await wait_for(lambda: len(blocks) > 50, 10)
         # stall the device for longer than its 16-slot buffer (75 ms) holds
         plant.modbus["P-102"].delay = 0.15
@@ -242,6 +242,9 @@ async def test_waveform_stream_is_continuous_and_gaps_are_exact(plant: Simulator
     assert total_gap > 0  # the stall lost blocks, and they were reported
     assert session.stats.gap_samples == total_gap
     assert session.stats.samples == sum(s.shape[1] for s, _ in blocks)
+    # the ring agrees: every sample at its index, the same gaps
+    read, lost = drain_and_check_ramp(reader)
+    assert (read, lost) == (session.stats.samples, total_gap)
 
 
 def test_no_code_path_writes_to_a_device() -> None:

@@ -13,7 +13,13 @@ from isthmus.sources.config import ModbusDevice, OpcUaEndpoint, OpcUaNode
 from isthmus.sources.modbus import ModbusSession
 from isthmus.sources.opcua import OpcUaSession
 from isthmus.sources.values import Quality, TagValue
-from proto_support import SimulatorProcess, free_port, ramp_index, wait_for
+from proto_support import (
+    SimulatorProcess,
+    drain_and_check_ramp,
+    free_port,
+    ramp_index,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -48,9 +54,11 @@ async def test_modbus_server_restart_resumes_with_the_gap_reported() -> None:
     blocks: list[tuple[np.ndarray, int]] = []
     values: list[TagValue] = []
     try:
-        async with ModbusSession(
+        session = ModbusSession(
             dev, values.extend, on_block=lambda c, s, g: blocks.append((s.copy(), g))
-        ) as session:
+        )
+        reader = session.rings["de_accel"].reader()
+        async with session:
             assert await wait_for(lambda: len(blocks) > 50, 15)
             sim.kill()
             killed_at = time.monotonic()
@@ -82,6 +90,9 @@ async def test_modbus_server_restart_resumes_with_the_gap_reported() -> None:
     assert gaps, "the outage must be reported as a gap"
     lost_seconds = sum(gaps) / vmap.waveforms[0].sample_rate
     assert 0.3 * outage < lost_seconds < outage + 5.0
+    # the ring holds the same story: each sample at its index, the outage as a gap
+    read, lost = drain_and_check_ramp(reader)
+    assert (read, lost) == (sum(s.shape[1] for s, _ in blocks), sum(gaps))
     bad = [v for v in values if v.quality is Quality.BAD]
     assert bad and all(v.value is None for v in bad)
 

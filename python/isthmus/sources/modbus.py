@@ -662,7 +662,12 @@ class _BlockStream:
         return np.asarray(values, dtype=np.float32).reshape(1, -1)
 
     def _push(self, samples: np.ndarray[Any, Any]) -> None:
-        self.ring.push(samples, gap=self.pending_gap)
+        if self.ring.written == 0:
+            # Modbus carries no timestamps: anchor the ring's time base on the
+            # arrival of the first block (its first sample one block earlier)
+            self.ring.push(samples, t0=time.time() - self.period, gap=self.pending_gap)
+        else:
+            self.ring.push(samples, gap=self.pending_gap)
         if self.s.on_block is not None:
             self.s.on_block(self.block.channel, samples, self.pending_gap)
         st = self.s.stats

@@ -6,7 +6,7 @@ sequence logic, decoding and the SampleRing push. Figures reported:
 
 * the highest one-channel sample rate (of a short ladder, from 25.6 kHz up)
   acquired without a single gap sample, with 120-sample int16 blocks in a
-  16-slot device buffer (one 121-register read per block);
+  64-slot device buffer (one 121-register read per block);
 * the client's CPU share (of one core) while acquiring 25.6 kHz.
 """
 

@@ -224,9 +224,9 @@ async def test_waveform_stream_is_continuous_and_gaps_are_exact(plant: Simulator
     reader = session.rings["de_accel"].reader()
     async with session:
         assert await wait_for(lambda: len(blocks) > 50, 10)
-        # stall the device for longer than its 16-slot buffer (75 ms) holds
-        plant.modbus["P-102"].delay = 0.15
-        await asyncio.sleep(0.4)
+        # stall the device for longer than its 64-slot buffer (0.3 s) holds
+        plant.modbus["P-102"].delay = 0.5
+        await asyncio.sleep(0.6)
         plant.modbus["P-102"].delay = 0.0
         n = len(blocks)
         assert await wait_for(lambda: len(blocks) > n + 50, 10)

@@ -168,7 +168,7 @@ def acme_map() -> VendorMap:
 
 BRAVO_WAVEFORM_BASE = 1000
 BRAVO_SAMPLES = 120
-BRAVO_SLOTS = 16
+BRAVO_SLOTS = 64  # 0.3 s of buffer at 25.6 kHz
 
 
 def bravo_map(sample_rate: float = 25600.0) -> VendorMap:

@@ -163,8 +163,9 @@ class WaveformBlock(_Config):
             raise ValueError(f"{where}: sample_rate must be > 0 Hz")
         if self.samples < 1:
             raise ValueError(f"{where}: samples must be >= 1")
-        if self.slots < 1:
-            raise ValueError(f"{where}: slots must be >= 1")
+        if self.slots < 1 or 65536 % self.slots:
+            # block k lives in slot k % slots and its 16-bit counter is k % 65536
+            raise ValueError(f"{where}: slots must be a power of two (1, 2, 4, ... 65536)")
         if self.stride is not None and self.stride < self.block_registers:
             raise ValueError(f"{where}: stride {self.stride} < block size {self.block_registers}")
         end = max(self.address, self.sequence_address + 1) + self.slot_stride * (self.slots - 1)

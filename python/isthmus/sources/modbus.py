@@ -308,9 +308,7 @@ class ModbusSession:
 
             for block in device.waveforms:
                 capacity = max(int(block.sample_rate * ring_seconds), block.samples * block.slots)
-                self.rings[block.channel] = isthmus.SampleRing(  # type: ignore[attr-defined]
-                    1, capacity, block.sample_rate
-                )
+                self.rings[block.channel] = isthmus.SampleRing(1, capacity, block.sample_rate)
         self._limiter = RateLimiter(device.max_requests_per_second)
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -596,58 +594,110 @@ def _plain(value: Any) -> float | int | bool | str:
 
 
 class _BlockStream:
-    """State of one waveform stream (see :class:`WaveformBlock` for the device layout)."""
+    """State of one waveform stream (see :class:`WaveformBlock` for the device layout).
+
+    ``expected`` is the sequence number of the next block we want; only its
+    low 16 bits must match the device's counter (block ``k`` sits in slot
+    ``k % slots``, so ``slots`` divides 65536). Reading its slot gives:
+
+    * the expected number: push the samples, move on;
+    * a number one or more laps older: not written yet, wait;
+    * a newer number: the device overwrote what we wanted (we fell behind or
+      were disconnected). The block just read is valid, so we adopt it and
+      declare the skipped blocks a gap; no extra requests needed.
+    """
 
     def __init__(self, session: ModbusSession, block: WaveformBlock) -> None:
         self.s = session
         self.block = block
         self.ring = session.rings[block.channel]
         self.period = block.samples / block.sample_rate  # s per block
-        self.expected: int | None = None  # unwrapped sequence number of the next block
+        self.expected: int | None = None
         self.pending_gap = 0  # samples lost since the last push
-        self.last_push: float | None = None  # monotonic time of the last good block
+        self.last_push: float | None = None  # loop time of the last good block
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        if self.expected is None or self.last_push is None:
-            await self._resync()
-        elif loop.time() - self.last_push > self.period * self.block.slots:
-            # after a reconnect: the slots may have moved on
-            await self._resync()
         stale_since: float | None = None
         while not self.s._closing:
-            assert self.expected is not None
-            seq, samples = await self._read_slot(self.expected)
-            d = (seq - self.expected) & 0xFFFF
-            if d == 0 and samples is not None:
-                self._push(samples)
-                stale_since = None
-                continue  # more may be ready
-            if 0 < d < 0x8000:
-                # overwritten before we got to it: we fell behind, or the device moved on
-                await self._resync()
-                stale_since = None
+            if self.expected is None:
+                # first contact: start at the newest block, nothing to catch up
+                self.expected = await self._find_newest()
                 continue
-            # the slot still holds an older lap's block: not ready yet
+            seq, samples = await self._read_slot(self.expected % self.block.slots, self.expected)
+            d = (seq - self.expected) & 0xFFFF
+            if d == 0:
+                if samples is not None:
+                    self._push(samples)
+                    stale_since = None
+                continue  # pushed (more may be ready), or a torn read to retry
+            if d < 0x8000:
+                # overwritten by a newer lap: we fell behind (or were away). Skip
+                # to a quarter buffer behind the newest block: near enough not to
+                # race the writer, far enough to catch up from the buffer.
+                newest = await self._find_newest()
+                target = (newest - self.block.slots // 4 - self.expected) & 0xFFFF
+                if d >= target or target >= 0x8000:  # the block in hand is as new: keep it
+                    target = d
+                since = loop.time() - (self.last_push or loop.time())
+                jump = _unwrap(target, since / self.period)
+                self.pending_gap += jump * self.block.samples
+                self.expected += jump
+                stale_since = None
+                if d == target and samples is not None:
+                    self._push(samples)
+                continue
             now = loop.time()
             stale_since = stale_since or now
             if now - stale_since > max(1.0, 4 * self.period * self.block.slots):
-                await self._resync()  # the device's counter restarted or stalled
+                # an older lap for too long: the device's counter restarted;
+                # adopt its numbering and size the gap by the clock
+                since = now - (self.last_push or now)
+                self.pending_gap += max(0, round(since / self.period) - 1) * self.block.samples
+                self.expected += d - 0x10000
                 stale_since = None
+                if samples is not None:
+                    self._push(samples)
                 continue
-            await asyncio.sleep(self.period / 2)
+            await asyncio.sleep(self.period / 2)  # not written yet
 
-    async def _read_slot(self, seq: int) -> tuple[int, np.ndarray[Any, Any] | None]:
-        """Read the slot of block ``seq``: (sequence number found, samples or None)."""
+    async def _find_newest(self) -> int:
+        """Sequence number of the newest block, by binary search over the slot counters.
+
+        Slot 0 holds block ``k0`` (a multiple of ``slots``); slot ``i`` holds
+        ``k0 + i`` if it was written in the same lap and ``k0 + i - slots`` if
+        not, so the newest block is in the last slot of the current lap:
+        ``1 + log2(slots)`` one-register reads.
+        """
         b = self.block
-        base = (seq % b.slots) * b.slot_stride
+
+        async def seq_of(slot: int) -> int:
+            regs = await self.s._read(b.register, b.sequence_address + slot * b.slot_stride, 1)
+            return int(regs[0])
+
+        k0 = await seq_of(0)
+        lo, hi = 0, b.slots - 1  # slot lo is in the current lap
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if (await seq_of(mid) - k0) & 0xFFFF == mid:
+                lo = mid
+            else:
+                hi = mid - 1
+        return (k0 + lo) & 0xFFFF
+
+    async def _read_slot(
+        self, slot: int, want: int | None
+    ) -> tuple[int, np.ndarray[Any, Any] | None]:
+        """Read one slot: (sequence number found, samples or None if the read tore)."""
+        b = self.block
+        base = slot * b.slot_stride
         if b.sequence_address == b.address - 1:
             regs = await self.s._read(b.register, b.sequence_address + base, 1 + b.block_registers)
             return regs[0], self._samples(regs[1:])
         # separate counter register: read it around the samples (a seqlock)
         before = (await self.s._read(b.register, b.sequence_address + base, 1))[0]
-        if (before - seq) & 0xFFFF:
-            return before, None
+        if want is not None and (before - want) & 0xFFFF >= 0x8000:
+            return before, None  # an older lap: not written yet, no need for the samples
         regs = await self.s._read(b.register, b.address + base, b.block_registers)
         after = (await self.s._read(b.register, b.sequence_address + base, 1))[0]
         return (after, self._samples(regs)) if after == before else (after, None)
@@ -679,41 +729,13 @@ class _BlockStream:
         assert self.expected is not None
         self.expected += 1
 
-    async def _resync(self) -> None:
-        """Find the newest block from the slots' counters and continue from the oldest safe one."""
-        b = self.block
-        seqs = []
-        for slot in range(b.slots):
-            regs = await self.s._read(b.register, b.sequence_address + slot * b.slot_stride, 1)
-            seqs.append(regs[0])
-        # the newest block is the slot whose successor does not continue the count
-        newest_slot = next(
-            (i for i in range(b.slots) if seqs[(i + 1) % b.slots] != (seqs[i] + 1) & 0xFFFF),
-            b.slots - 1,
-        )
-        newest = seqs[newest_slot]
-        # start a few blocks back so we catch up from the buffer, but not so far
-        # that the device overwrites them while we read
-        back = min(b.slots - 1, b.slots // 2)
-        if self.expected is None:
-            self.expected = newest  # first sync: start at the newest block, no gap
-            return
-        loop = asyncio.get_running_loop()
-        since = loop.time() - (self.last_push or loop.time())
-        delta16 = ((newest - back) - self.expected) & 0xFFFF
-        if delta16 < 0x8000:
-            jump = _unwrap(delta16, since / self.period - back)
-            self.expected += delta16
-        else:
-            # the device's counter went backwards (it restarted): estimate from the clock
-            jump = max(0, round(since / self.period) - back)
-            self.expected += delta16 - 0x10000
-        # only the low 16 bits of expected must match the device's counter
-        self.pending_gap += jump * b.samples
-
 
 def _unwrap(delta16: int, estimate: float) -> int:
-    """The whole-number jump congruent to ``delta16`` mod 65536 closest to ``estimate`` (>= 0)."""
+    """The jump congruent to ``delta16`` mod 65536 closest to ``estimate`` blocks (never < delta16).
+
+    A 16-bit counter wraps every 65536 blocks (5 minutes at 25.6 kHz with
+    120-sample blocks); after a longer outage the clock says how many laps.
+    """
     laps = round((estimate - delta16) / 65536)
     return delta16 + max(0, laps) * 65536
 

@@ -89,7 +89,7 @@ class OpcUaSession:
                 import isthmus
 
                 assert node.sample_rate is not None
-                self.rings[node.name] = isthmus.SampleRing(  # type: ignore[attr-defined]
+                self.rings[node.name] = isthmus.SampleRing(
                     1, int(node.sample_rate * ring_seconds), node.sample_rate
                 )
         self._task: asyncio.Task[None] | None = None

@@ -171,3 +171,25 @@ def test_password_from_env_or_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     data["opcua"][0]["password_file"] = str(tmp_path / "missing")
     with pytest.raises(ConfigError, match="cannot read password_file"):
         parse(SourcesConfig, data).opcua[0].password()
+
+
+def test_tag_values_encode_to_json() -> None:
+    import msgspec
+
+    from isthmus.sources.values import Quality, TagValue, bad
+
+    v = TagValue(
+        source="P-101", tag="speed", value=1797, unit="rpm", source_time=1.5, gateway_time=2.0
+    )
+    assert msgspec.json.decode(msgspec.json.encode(v)) == {
+        "source": "P-101",
+        "tag": "speed",
+        "value": 1797,
+        "unit": "rpm",
+        "quality": "good",
+        "reason": None,
+        "source_time": 1.5,
+        "gateway_time": 2.0,
+    }
+    b = bad("P-101", "bogus", "illegal data address (exception code 2)")
+    assert (b.quality, b.value, b.good) == (Quality.BAD, None, False)

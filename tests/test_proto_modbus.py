@@ -15,7 +15,7 @@ import pytest
 from isthmus.simulator import PumpConfig, Simulator
 from isthmus.simulator.vendors import Point
 from isthmus.sources.config import ModbusDevice, PollGroup, TagSpec
-from isthmus.sources.modbus import ModbusSession, plan_device
+from isthmus.sources.modbus import ModbusSession, ModbusSources, plan_device
 from isthmus.sources.values import Quality, TagValue
 from proto_support import drain_and_check_ramp, free_port, ramp_index, wait_for
 
@@ -104,11 +104,17 @@ async def test_coalescing_issues_the_planned_requests_counted_at_the_server(
     assert reads == [("coil", 0, 1), ("discrete", 0, 2), ("holding", 0, 22), ("holding", 40, 1)]
     server = plant.modbus["P-101"]
     values = Collector()
-    async with ModbusSession(dev, values):
+    async with ModbusSession(dev, values) as values_session:
         assert await wait_for(lambda: values.good([p.name for p in vmap.points]), 10)
         await asyncio.sleep(0.2)  # nothing else may arrive: the next round is an hour away
     assert sum(server.requests.values()) == len(reads) == 4
     assert sorted(server.log) == sorted(reads)
+    stats = values_session.stats.snapshot()
+    assert stats["requests"] == 4 and stats["errors"] == 0 and stats["timeouts"] == 0
+    assert (
+        stats["latency_p50_ms"] is not None and stats["latency_p99_ms"] >= stats["latency_p50_ms"]
+    )
+    assert stats["last_good_read"] is not None and stats["last_good_read"] <= time.time()
     assert len(vmap.points) == 14  # one read per tag would have been 14 requests
 
 
@@ -176,10 +182,14 @@ async def test_dead_device_does_not_slow_the_others(plant: Simulator) -> None:
     )
     alive = device(plant, "P-102", poll_groups=[plant.maps["P-102"].poll_group(interval)])
     dead_values, alive_values = Collector(), Collector()
-    async with (
-        ModbusSession(dead, dead_values) as s_dead,
-        ModbusSession(alive, alive_values) as s_alive,
-    ):
+    by_source = {"P-101": dead_values, "P-102": alive_values}
+
+    def route(values: list[TagValue]) -> None:  # one callback for all devices
+        for v in values:
+            by_source[v.source]([v])
+
+    async with ModbusSources([dead, alive], route) as sources:
+        s_dead, s_alive = sources.sessions["P-101"], sources.sessions["P-102"]
         await asyncio.sleep(0.3)
         start_rounds = len(alive_values.history["speed"])
         t0 = time.monotonic()

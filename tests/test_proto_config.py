@@ -121,7 +121,7 @@ def test_tag_rules() -> None:
         TagSpec(name="b", address=0, dtype="bit")
     with pytest.raises(ValueError, match="unknown dtype 'int24'"):
         TagSpec(name="x", address=0, dtype="int24")
-    assert TagSpec(name="s", address=0, dtype="string", length=9).width == 5
+    assert TagSpec(name="s", address=0, dtype="string", length=9).width == 9  # registers
     assert TagSpec(name="f", address=0, dtype="float64").width == 4
 
 

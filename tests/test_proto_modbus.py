@@ -276,3 +276,33 @@ def test_no_code_path_writes_to_a_device() -> None:
     # the checks do find such calls where they exist (the simulator writes its own values)
     sim_text = (package.parent / "simulator" / "opcua_server.py").read_text()
     assert opcua_writes.findall(sim_text)
+
+
+async def test_waveform_samples_equal_the_simulated_vibration() -> None:
+    """Real vibration (outer-race fault), not the ramp: each block is the truth within a count."""
+    sim = Simulator([PumpConfig("P-102", "bravo", 2950.0, free_port())], tick_interval=0)
+    sim.inject("P-102", "outer_race", 0.7)
+    block_cfg = sim.maps["P-102"].waveforms[0]
+    blocks: list[np.ndarray] = []
+    async with sim:
+        dev = device(sim, "P-102", max_requests_per_second=5000, waveforms=[block_cfg])
+        async with ModbusSession(dev, on_block=lambda ch, s, gap: blocks.append(s.copy())):
+            assert await wait_for(lambda: len(blocks) >= 20, 10)
+    n = block_cfg.samples
+    pump = sim.pumps["P-102"]
+    # find the block index of the last block received (it is recent), then walk back
+    newest = int(time.time() * block_cfg.sample_rate / n)
+    last = blocks[-1][0]
+    k = next(
+        k
+        for k in range(newest, newest - 2000, -1)
+        if np.max(np.abs(pump.waveform(0, k * n, n) - last)) <= block_cfg.scale
+    )
+    consecutive = 0
+    for i, got in enumerate(reversed(blocks)):
+        expected = pump.waveform(0, (k - i) * n, n)
+        if np.max(np.abs(expected - got[0])) > block_cfg.scale / 2 + 1e-6:
+            break  # an earlier gap: the walk back ends here
+        consecutive += 1
+    assert consecutive >= 10
+    assert np.max(np.abs(np.concatenate([b[0] for b in blocks]))) > 0.5  # the impacts are there

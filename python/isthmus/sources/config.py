@@ -32,19 +32,18 @@ MAX_READ_BITS = 2000
 
 # Registers one value occupies, by dtype family.
 _WIDTH = {16: 1, 32: 2, 64: 4}
-_INT8 = re.compile(r"^u?int8(_high|_low)?$")
 
 
 def register_width(dtype: str, length: int | None = None) -> int:
-    """Registers a value of ``dtype`` spans (strings: ``length`` characters, two per register)."""
-    if dtype in ("bit", "bcd16", "float16") or _INT8.match(dtype):
+    """Registers a value of ``dtype`` spans (a string: ``length`` registers, two bytes each)."""
+    if dtype in ("bit", "int8", "uint8", "bcd16", "float16"):
         return 1
     if dtype == "bcd32":
         return 2
     if dtype == "string":
         if length is None or length < 1:
-            raise ValueError("a string tag needs length >= 1 (characters)")
-        return (length + 1) // 2
+            raise ValueError("a string tag needs length >= 1 (registers)")
+        return length
     match = re.fullmatch(r"u?int(16|32|64)|float(32|64)", dtype)
     if match is None:
         raise ValueError(f"unknown dtype {dtype!r}")
@@ -61,6 +60,8 @@ class TagSpec(_Config):
 
     ``value = raw * scale + offset`` in ``unit``. Coils and discrete inputs are
     always dtype ``bit``; on registers ``bit`` picks one bit (0 = LSB) of a word.
+    ``length`` is the register count of a ``string``; ``byte`` (``high``/``low``)
+    the byte an ``int8``/``uint8`` reads.
     """
 
     name: str
@@ -73,6 +74,7 @@ class TagSpec(_Config):
     bit: int | None = None
     length: int | None = None
     unit: str | None = None
+    byte: Literal["high", "low"] | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -112,6 +114,7 @@ class TagSpec(_Config):
             bit=self.bit,
             length=self.length,
             unit=self.unit,
+            byte=self.byte,
         )
 
 

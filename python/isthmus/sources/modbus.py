@@ -603,8 +603,8 @@ class _BlockStream:
     * the expected number: push the samples, move on;
     * a number one or more laps older: not written yet, wait;
     * a newer number: the device overwrote what we wanted (we fell behind or
-      were disconnected). The block just read is valid, so we adopt it and
-      declare the skipped blocks a gap; no extra requests needed.
+      were disconnected). We find the newest block (binary search over the
+      slot counters), continue from there and declare the skipped blocks a gap.
     """
 
     def __init__(self, session: ModbusSession, block: WaveformBlock) -> None:
@@ -633,10 +633,10 @@ class _BlockStream:
                 continue  # pushed (more may be ready), or a torn read to retry
             if d < 0x8000:
                 # overwritten by a newer lap: we fell behind (or were away). Skip
-                # to a quarter buffer behind the newest block: near enough not to
-                # race the writer, far enough to catch up from the buffer.
+                # to the newest block: anything older may be overwritten while
+                # we read it, and chasing the writer would thrash.
                 newest = await self._find_newest()
-                target = (newest - self.block.slots // 4 - self.expected) & 0xFFFF
+                target = (newest - self.expected) & 0xFFFF
                 if d >= target or target >= 0x8000:  # the block in hand is as new: keep it
                     target = d
                 since = loop.time() - (self.last_push or loop.time())

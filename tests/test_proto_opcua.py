@@ -203,3 +203,32 @@ async def test_status_codes_become_quality() -> None:
     assert (q, reason) == (Quality.UNCERTAIN, "UncertainLastUsableValue")
     q, reason = quality_of(ua.StatusCode(ua.StatusCodes.BadSensorFailure))
     assert (q, reason) == (Quality.BAD, "BadSensorFailure")
+
+
+async def test_bad_status_from_the_server_becomes_bad_quality(
+    charlie: tuple[Simulator, int],
+) -> None:
+    from asyncua import ua
+
+    sim, port = charlie
+    assert sim.opcua is not None
+    history: list[TagValue] = []
+    async with OpcUaSession(endpoint(port, nodes()), history.extend):
+        assert await wait_for(lambda: any(v.tag == "Flow" and v.good for v in history), 30)
+        sim.opcua.failures[("C", "Flow")] = ua.StatusCodes.BadSensorFailure
+        try:
+            assert await wait_for(
+                lambda: (
+                    (history[-1].tag == "Flow"
+                    and not history[-1].good)
+                    or any(v.tag == "Flow" and v.quality is Quality.BAD for v in history)
+                ),
+                10,
+            )
+        finally:
+            del sim.opcua.failures[("C", "Flow")]
+        assert await wait_for(lambda: [v for v in history if v.tag == "Flow"][-1].good, 10)
+    flow = [v for v in history if v.tag == "Flow"]
+    failed = [v for v in flow if v.quality is Quality.BAD]
+    assert failed[0].reason == "BadSensorFailure" and failed[0].value is None
+    assert all(v.tag == "Flow" for v in failed)  # the other variables stayed good

@@ -55,6 +55,9 @@ class OpcUaPumpServer:
         self._server: Any = None
         self._vars: dict[tuple[str, str], Any] = {}
         self._task: asyncio.Task[None] | None = None
+        # (pump, variable) -> OPC UA status code to publish instead of Good
+        # (sensor-failure injection for tests; remove the entry to heal)
+        self.failures: dict[tuple[str, str], int] = {}
 
     async def start(self) -> None:
         """Build the address space and listen."""
@@ -155,8 +158,9 @@ class OpcUaPumpServer:
             for name, (_unit, value) in CHARLIE_VARIABLES.items():
                 v = value(truth)
                 vtype = ua.VariantType.Boolean if isinstance(v, bool) else ua.VariantType.Double
+                status = ua.StatusCode(ua.UInt32(self.failures.get((pump.name, name), 0)))
                 await self._vars[(pump.name, name)].write_value(
-                    ua.DataValue(ua.Variant(v, vtype), SourceTimestamp=stamp)
+                    ua.DataValue(ua.Variant(v, vtype), StatusCode=status, SourceTimestamp=stamp)
                 )
 
     async def write_waveforms(self) -> None:

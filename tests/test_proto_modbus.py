@@ -306,3 +306,25 @@ async def test_waveform_samples_equal_the_simulated_vibration() -> None:
         consecutive += 1
     assert consecutive >= 10
     assert np.max(np.abs(np.concatenate([b[0] for b in blocks]))) > 0.5  # the impacts are there
+
+
+async def test_reconnects_back_off_exponentially() -> None:
+    port = free_port()  # nobody listens here
+    dev = ModbusDevice(
+        name="gone",
+        host="127.0.0.1",
+        port=port,
+        backoff_initial=0.1,
+        backoff_max=0.8,
+        connect_timeout=0.5,
+        poll_groups=[PollGroup(name="g", interval=0.1, tags=[TagSpec(name="x", address=0)])],
+    )
+    values = Collector()
+    async with ModbusSession(dev, values) as session:
+        await asyncio.sleep(2.5)
+    # waits of 0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.4-0.8 s: between 4 and 10 attempts in 2.5 s
+    # (without backoff it would be hundreds)
+    assert 4 <= session.stats.reconnects <= 10
+    assert values.latest["x"].quality is Quality.BAD
+    assert "not connected" in (values.latest["x"].reason or "")
+    assert session.stats.requests == 0  # nothing was ever sent

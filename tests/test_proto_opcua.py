@@ -219,8 +219,7 @@ async def test_bad_status_from_the_server_becomes_bad_quality(
         try:
             assert await wait_for(
                 lambda: (
-                    (history[-1].tag == "Flow"
-                    and not history[-1].good)
+                    (history[-1].tag == "Flow" and not history[-1].good)
                     or any(v.tag == "Flow" and v.quality is Quality.BAD for v in history)
                 ),
                 10,

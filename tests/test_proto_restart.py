@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,9 +99,19 @@ async def test_modbus_server_restart_resumes_with_the_gap_reported() -> None:
     assert bad and all(v.value is None for v in bad)
 
 
-async def test_opcua_server_restart_recreates_session_and_subscriptions() -> None:
+async def test_opcua_server_restart_recreates_session_and_subscriptions(tmp_path: Path) -> None:
     port = free_port()
-    sim = SimulatorProcess("--pump", "C:charlie", "--opcua-port", str(port), "--tick", "0.3")
+    truth_file = tmp_path / "truth.json"
+    sim = SimulatorProcess(
+        "--pump",
+        "C:charlie:1480",
+        "--opcua-port",
+        str(port),
+        "--tick",
+        "0.3",
+        "--truth-file",
+        str(truth_file),
+    )
     sim.start()
     nodes = [
         OpcUaNode(node_id=f"ns=2;s=C.{name}", name=name, sampling_interval=0.1, unit=unit)
@@ -135,3 +147,7 @@ async def test_opcua_server_restart_recreates_session_and_subscriptions() -> Non
             assert session.stats.sessions >= 2
     finally:
         sim.kill()
+    # the subprocess publishes its ground truth for tests like this one
+    truth = json.loads(truth_file.read_text())["C"]
+    speeds = {v.value for v in values if v.tag == "ShaftSpeed" and v.good}
+    assert speeds == {truth["speed_rpm"]} == {1480.0}

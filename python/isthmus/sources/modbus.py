@@ -517,7 +517,7 @@ class ModbusSession:
         if req._decoder is None:
             import isthmus
 
-            req._decoder = isthmus.DecodePlan([t.to_tag() for t in req.tags])  # type: ignore[attr-defined]
+            req._decoder = isthmus.DecodePlan([t.to_tag() for t in req.tags])
         try:
             decoded = req._decoder.decode(data, base=req.start)
         except DecodeError:
@@ -537,7 +537,7 @@ class ModbusSession:
         import isthmus
 
         try:
-            value = isthmus.DecodePlan([tag.to_tag()]).decode(data, base=req.start)[tag.name]  # type: ignore[attr-defined]
+            value = isthmus.DecodePlan([tag.to_tag()]).decode(data, base=req.start)[tag.name]
         except DecodeError as exc:
             return self._bad(tag, f"decode: {exc}")
         return TagValue(
@@ -706,7 +706,7 @@ class _BlockStream:
         import isthmus
 
         b = self.block
-        values = isthmus.decode_array(  # type: ignore[attr-defined]
+        values = isthmus.decode_array(
             np.asarray(regs, dtype=np.uint16), b.dtype, order=b.order, scale=b.scale
         )
         return np.asarray(values, dtype=np.float32).reshape(1, -1)

@@ -21,6 +21,9 @@ from isthmus.errors import (
 __version__: str = _core.__version__
 
 # --- register decoding (isthmus._core, decode) ---
+from isthmus._core import DecodePlan, Tag, decode_array, encode_array
+
+# isort: split
 
 # --- sample rings (isthmus._core, ring) ---
 from isthmus._core import RingRead, RingReader, SampleRing
@@ -39,6 +42,10 @@ __all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "TagError",
     "__version__",
     # --- decode exports ---
+    "DecodePlan",
+    "Tag",
+    "decode_array",
+    "encode_array",
     # --- ring exports ---
     "RingRead",
     "RingReader",

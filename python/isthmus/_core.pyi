@@ -1,5 +1,8 @@
 """Type stubs for the native core ``isthmus._core`` (hand-written; checked by mypy.stubtest)."""
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, final
+
 import numpy as np
 import numpy.typing as npt
 
@@ -7,11 +10,164 @@ __version__: str
 
 # ===== decode: Modbus register decoding =====
 
+_Registers = Sequence[int] | npt.NDArray[np.integer] | bytes | bytearray | memoryview
+_Value = int | float | str | bool
+
+@final
+class Tag:
+    """One named value at a Modbus register address; validated on construction.
+
+    ``dtype`` is one of ``bit``, ``int8``, ``uint8``, ``int16``, ``uint16``,
+    ``int32``, ``uint32``, ``int64``, ``uint64``, ``float16``, ``float32``,
+    ``float64``, ``string``, ``bcd16``, ``bcd32``.
+
+    ``order`` (``ABCD`` default, ``CDAB``, ``BADC``, ``DCBA``) is two independent
+    switches applied alike to 32- and 64-bit values and strings: CD-first
+    reverses the register order, BA-first swaps the two bytes in every
+    register. Single-register types see only the byte swap; ``bit`` and
+    ``byte`` refer to the register after it.
+
+    - ``bit``: bit index 0..15 (0 = least significant) of a ``bit`` tag.
+    - ``length``: registers of a ``string`` tag (two bytes each, UTF-8; trailing
+      NUL and spaces trimmed on decode, invalid UTF-8 replaced by U+FFFD).
+    - ``byte``: ``"high"`` (bits 15..8, the default) or ``"low"`` (bits 7..0),
+      the byte an ``int8``/``uint8`` tag reads.
+    - ``scale``, ``offset``: the value is ``raw * scale + offset``. With
+      ``scale == 1`` and ``offset == 0`` integer and BCD tags decode to ``int``;
+      any other scaling gives ``float``. ``bit`` and ``string`` cannot be scaled.
+    - ``unit``: engineering unit, metadata only.
+
+    Raises :class:`isthmus.TagError` (naming the tag) for an unknown dtype,
+    order or byte, a bit index outside 0..15, a string without length, an
+    option that does not apply to the dtype, a zero or non-finite scale, or an
+    address outside 0..65535 (or a value running past 65535).
+    """
+
+    def __new__(
+        cls,
+        name: str,
+        address: int,
+        dtype: str,
+        order: str = "ABCD",
+        scale: float = 1.0,
+        offset: float = 0.0,
+        bit: int | None = None,
+        length: int | None = None,
+        unit: str | None = None,
+        byte: Literal["high", "low"] | None = None,
+    ) -> Tag: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> int:
+        """Register address (0..65535) of the first register."""
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def order(self) -> str: ...
+    @property
+    def scale(self) -> float: ...
+    @property
+    def offset(self) -> float: ...
+    @property
+    def bit(self) -> int | None:
+        """Bit index of a ``bit`` tag, else None."""
+    @property
+    def length(self) -> int | None:
+        """Register count of a ``string`` tag, else None."""
+    @property
+    def unit(self) -> str | None: ...
+    @property
+    def byte(self) -> Literal["high", "low"] | None:
+        """The byte an ``int8``/``uint8`` tag reads, else None."""
+    @property
+    def width(self) -> int:
+        """Registers the tag occupies."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class DecodePlan:
+    """A validated list of tags over one register block, decoded in one call.
+
+    Construction checks the tags as a set: duplicate names raise
+    :class:`isthmus.TagError` naming the tag. An empty plan spans no registers.
+    """
+
+    def __new__(cls, tags: Iterable[Tag]) -> DecodePlan: ...
+    @property
+    def start(self) -> int:
+        """Address of the first register any tag reads."""
+    @property
+    def count(self) -> int:
+        """Registers from ``start`` to the end of the last tag (the read to issue)."""
+    @property
+    def tags(self) -> list[Tag]: ...
+    def __len__(self) -> int: ...
+    def decode(self, registers: _Registers, base: int | None = None) -> dict[str, _Value]:
+        """Decodes one register block into ``{tag name: value}`` in plan order.
+
+        ``registers`` is a list/tuple of ints, an ``array.array``, a 1-D numpy
+        integer array (any integer dtype; uint16 is used without copying) or a
+        bytes-like object (``bytes``, ``bytearray``, ``memoryview``) in wire
+        order (big-endian per register, even length). ``base`` is the address of
+        ``registers[0]`` (default ``start``).
+
+        Raises :class:`isthmus.DecodeError` when the block is too short (naming
+        the first tag that does not fit and the registers it needs), a register
+        is outside 0..65535 or not an int, or a BCD nibble is not a digit. NaN
+        and infinity decode as such.
+        """
+    def decode_many(
+        self, frames: npt.ArrayLike, base: int | None = None
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Decodes a 2-D block, one poll per row (frames x registers), into columns.
+
+        Each column has one entry per frame and the dtype's native numpy type
+        (``bit`` -> bool, ``bcd16`` -> uint16, ``bcd32`` -> uint32, ``float16`` ->
+        float16); scaled tags give float64; ``string`` tags give an object array
+        of ``str``. The GIL is released while decoding.
+        """
+    def encode(self, values: Mapping[str, _Value]) -> npt.NDArray[np.uint16]:
+        """The inverse of :meth:`decode`: ``count`` registers from ``start``.
+
+        Scaled tags store ``round((value - offset) / scale)``. Bits and bytes
+        sharing a register are merged; registers no tag covers are 0. A missing
+        value, an unknown name, or a value the dtype cannot hold raises
+        :class:`isthmus.DecodeError` naming the tag.
+        """
+
+def decode_array(
+    registers: _Registers,
+    dtype: str,
+    order: str = "ABCD",
+    scale: float = 1.0,
+    offset: float = 0.0,
+) -> npt.NDArray[Any]:
+    """Decodes a block of consecutive same-typed values (e.g. a waveform block).
+
+    Unscaled (``scale == 1`` and ``offset == 0``) the result has the dtype's
+    native numpy type (``bcd16`` -> uint16, ``bcd32`` -> uint32); scaled it is
+    float64 ``raw * scale + offset``. ``int8``/``uint8`` yield two values per
+    register in wire order. ``bit`` and ``string`` have no array form. Input as
+    for :meth:`DecodePlan.decode`; the GIL is released while decoding.
+
+    Raises :class:`isthmus.TagError` for an unknown dtype or order and
+    :class:`isthmus.DecodeError` for a block that is not a whole number of
+    values, bad registers or bad BCD.
+    """
+
+def encode_array(values: npt.ArrayLike, dtype: str, order: str = "ABCD") -> npt.NDArray[np.uint16]:
+    """Encodes a 1-D array of numbers as consecutive registers (inverse of :func:`decode_array`).
+
+    Integer dtypes need whole numbers in range; finite values that overflow
+    float16/float32 are errors, NaN and infinity pass through. Raises
+    :class:`isthmus.DecodeError` naming the index of a value that cannot be encoded.
+    """
+
 # ===== end decode =====
 
 # ===== ring: multi-channel sample rings =====
-
-from typing import final
 
 @final
 class SampleRing:
@@ -152,6 +308,180 @@ class RingRead:
 # ===== end ring =====
 
 # ===== spectrum: streaming spectral features =====
+
+# (`final` is imported in the ring section above.)
+
+@final
+class FeatureFrames:
+    """Features of the frames completed by one :meth:`SpectrumAnalyzer.feed` call.
+
+    Columnar numpy arrays, one row per frame (``n_frames = len(frames)``, possibly 0).
+    Per-channel features are ``(n_frames, channels)`` float64 arrays; a frame with a NaN or
+    infinite sample in a channel has ``valid`` False there and NaN features. Statistics
+    other than ``mean`` are of the detrended frame. Amplitudes are in the signal's units
+    (e.g. g), frequencies in Hz.
+    """
+
+    def __len__(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def start_index(self) -> npt.NDArray[np.int64]:
+        """Stream index of each frame's first sample, (n_frames,)."""
+    @property
+    def start_time(self) -> npt.NDArray[np.float64]:
+        """Time of each frame's first sample, ``t0 + start_index / sample_rate`` (s),
+        (n_frames,)."""
+    @property
+    def valid(self) -> npt.NDArray[np.bool_]:
+        """False where the channel's frame held a NaN or infinity, (n_frames, channels)."""
+    @property
+    def mean(self) -> npt.NDArray[np.float64]:
+        """Mean of the raw samples, (n_frames, channels)."""
+    @property
+    def rms(self) -> npt.NDArray[np.float64]:
+        """RMS after detrending (includes DC when ``detrend="none"``), (n_frames, channels)."""
+    @property
+    def peak(self) -> npt.NDArray[np.float64]:
+        """Largest absolute detrended sample, (n_frames, channels)."""
+    @property
+    def peak_to_peak(self) -> npt.NDArray[np.float64]:
+        """Max minus min of the detrended frame, (n_frames, channels)."""
+    @property
+    def crest_factor(self) -> npt.NDArray[np.float64]:
+        """``peak / rms`` (NaN for a silent frame), (n_frames, channels)."""
+    @property
+    def std(self) -> npt.NDArray[np.float64]:
+        """Population standard deviation (ddof=0), (n_frames, channels)."""
+    @property
+    def skewness(self) -> npt.NDArray[np.float64]:
+        """Skewness as ``scipy.stats.skew`` (biased), (n_frames, channels)."""
+    @property
+    def kurtosis(self) -> npt.NDArray[np.float64]:
+        """Pearson kurtosis (3 for a normal signal), (n_frames, channels)."""
+    @property
+    def band_rms(self) -> npt.NDArray[np.float64]:
+        """RMS in each configured band from the windowed spectrum, energy-corrected
+        (Parseval), (n_frames, channels, n_bands)."""
+    @property
+    def peak_freqs(self) -> npt.NDArray[np.float64]:
+        """Top spectral peaks (Hz), largest first, interpolated between bins with the
+        window's exact response; NaN when fewer local maxima exist, (n_frames, channels, peaks)."""
+    @property
+    def peak_amps(self) -> npt.NDArray[np.float64]:
+        """Amplitude (0-peak) of the sine each peak stands for, (n_frames, channels, peaks)."""
+    @property
+    def dominant_freq(self) -> npt.NDArray[np.float64]:
+        """Frequency of the largest peak (Hz), (n_frames, channels)."""
+    @property
+    def centroid(self) -> npt.NDArray[np.float64]:
+        """Power-weighted mean frequency of the one-sided spectrum (Hz), (n_frames, channels)."""
+    @property
+    def velocity_rms_mm_s(self) -> npt.NDArray[np.float64] | None:
+        """Velocity RMS (mm/s) over ``velocity_band``, the input taken as acceleration in
+        ``accel_units``; None unless the analyzer has a velocity band, (n_frames, channels)."""
+
+@final
+class SpectrumAnalyzer:
+    """Streaming spectral features of a multi-channel signal sampled at ``sample_rate`` Hz.
+
+    Samples are framed (``frame`` samples, a new frame every ``hop``), detrended
+    (``"mean"``/``"constant"``, the default also spelled None, ``"linear"`` or
+    ``"none"``/False, as scipy), windowed
+    (periodic ``"hann"``, ``"hamming"``, ``"blackman"``, ``"flattop"`` or ``"rectangular"``)
+    and transformed once per frame. Results do not depend on how the stream is chunked.
+    ``bands`` are ``(lo_hz, hi_hz)`` pairs within 0..Nyquist; bin k belongs to a band when
+    ``lo <= f_k < hi`` (the Nyquist bin when ``hi`` is Nyquist). ``hop`` defaults to
+    ``frame // 2``. ``velocity_band`` adds a per-frame velocity RMS column (mm/s) for
+    acceleration input in ``accel_units`` (``"g"`` or ``"m/s2"``). ``t0`` is the Unix time of
+    sample 0. Bad parameters raise :class:`isthmus.SignalError`.
+    """
+
+    def __new__(
+        cls,
+        sample_rate: float,
+        frame: int = 4096,
+        hop: int | None = None,
+        window: str = "hann",
+        channels: int = 1,
+        bands: list[tuple[float, float]] | tuple[tuple[float, float], ...] | None = None,
+        peaks: int = 5,
+        average: int = 1,
+        detrend: str | bool | None = None,
+        velocity_band: tuple[float, float] | None = None,
+        accel_units: str = "g",
+        t0: float = 0.0,
+    ) -> SpectrumAnalyzer: ...
+    def feed(self, samples: npt.ArrayLike) -> FeatureFrames:
+        """Feed ``(n,)`` (one channel) or ``(channels, n)`` samples of any int or float dtype;
+        return the features of the frames this block completes (possibly none). The GIL is
+        released while frames are analysed. A wrong shape raises :class:`isthmus.SignalError`."""
+    def spectrum(self) -> npt.NDArray[np.float64]:
+        """Latest valid one-sided amplitude spectrum, (channels, bins): a sine of amplitude A
+        on a bin reads A. NaN rows for channels without a valid frame yet."""
+    def psd(self, scaling: str = "density") -> npt.NDArray[np.float64]:
+        """Welch average of the last ``average`` valid frames, (channels, bins), as
+        ``scipy.signal.welch``: ``"density"`` in units^2/Hz or ``"spectrum"`` in units^2.
+        Raises :class:`isthmus.SignalError` before the first frame."""
+    def frequencies(self) -> npt.NDArray[np.float64]:
+        """Frequency of each bin (Hz), (bins,)."""
+    def reset(self) -> None:
+        """Forget buffered samples, spectra and counters (the configuration stays)."""
+    @property
+    def sample_rate(self) -> float: ...
+    @property
+    def frame(self) -> int: ...
+    @property
+    def hop(self) -> int: ...
+    @property
+    def window(self) -> str: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def bands(self) -> list[tuple[float, float]]: ...
+    @property
+    def peaks(self) -> int: ...
+    @property
+    def average(self) -> int: ...
+    @property
+    def detrend(self) -> str: ...
+    @property
+    def velocity_band(self) -> tuple[float, float] | None: ...
+    @property
+    def accel_units(self) -> str: ...
+    @property
+    def bins(self) -> int:
+        """One-sided bins per spectrum, ``frame // 2 + 1``."""
+    @property
+    def frames(self) -> int:
+        """Frames completed so far (each covers every channel)."""
+    @property
+    def invalid_frames(self) -> int:
+        """Channel frames marked invalid (NaN or infinity) so far, summed over channels."""
+    @property
+    def invalid_frames_by_channel(self) -> list[int]:
+        """Invalid frames per channel."""
+    @property
+    def samples(self) -> int:
+        """Samples fed so far per channel."""
+    @property
+    def coherent_gain(self) -> float:
+        """Window coherent gain ``sum(w) / frame`` (0.5 for hann)."""
+    @property
+    def enbw_hz(self) -> float:
+        """Equivalent noise bandwidth of one bin (Hz)."""
+
+def velocity_rms(
+    accel: npt.ArrayLike,
+    sample_rate: float,
+    band: tuple[float, float] = ...,
+    units: str = "g",
+) -> float:
+    """Velocity RMS (mm/s) of a 1-D acceleration record (``units`` ``"g"`` or ``"m/s2"``) over
+    ``band`` (Hz, default ``(10.0, 1000.0)``), by integration in the frequency domain (each
+    component divided by 2*pi*f): the broadband severity measure of ISO 20816. Raises
+    :class:`isthmus.SignalError` for NaN/inf samples, a band outside (0, Nyquist] or one
+    without a bin."""
 
 # ===== end spectrum =====
 

@@ -44,7 +44,6 @@ from isthmus._core import (
     bearing_frequencies,
     iso20816_boundaries,
     iso20816_zone,
-    velocity_rms_mm_s,
 )
 
 __all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
@@ -79,5 +78,4 @@ __all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "bearing_frequencies",
     "iso20816_boundaries",
     "iso20816_zone",
-    "velocity_rms_mm_s",
 ]

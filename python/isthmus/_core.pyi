@@ -487,7 +487,7 @@ def velocity_rms(
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====
 
-from typing import Any, Self, final  # noqa: E402 (this area's section keeps its imports)
+from typing import Self  # noqa: E402 (this area's section keeps its imports)
 
 def bearing_frequencies(
     balls: int, ball_diameter: float, pitch_diameter: float, contact_angle_deg: float = 0.0
@@ -518,14 +518,6 @@ def iso20816_zone(velocity_rms_mm_s: float, group: int = 2, foundation: str = "r
 
 def iso20816_boundaries(group: int = 2, foundation: str = "rigid") -> tuple[float, float, float]:
     """Zone boundaries A/B, B/C, C/D in mm/s RMS."""
-
-def velocity_rms_mm_s(
-    accel: npt.NDArray[np.float64], sample_rate: float, band: tuple[float, float] = ...
-) -> float:
-    """Velocity RMS (mm/s) in ``band`` (Hz) of an acceleration record in g, shape (n,).
-
-    Integration in the frequency domain (each bin divided by 2 pi f), as ISO 20816-3 uses.
-    """
 
 @final
 class Decimator:

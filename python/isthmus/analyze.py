@@ -207,7 +207,7 @@ def _pipeline(
         x = x[dec.delay // factor :]  # drop the filter's start-up transient
     fs = rec.sample_rate / factor
 
-    velocity = _core.velocity_rms_mm_s(x, fs)
+    velocity = _core.velocity_rms(x, fs)
     zone = _core.iso20816_zone(velocity, group, foundation)
     report: dict[str, Any] = {
         "channel": rec.channel,
@@ -251,9 +251,7 @@ def _pipeline(
         zones = np.array(
             [
                 ZONES.index(
-                    _core.iso20816_zone(
-                        _core.velocity_rms_mm_s(x[s : s + frame], fs), group, foundation
-                    )
+                    _core.iso20816_zone(_core.velocity_rms(x[s : s + frame], fs), group, foundation)
                 )
                 for s in starts
             ],

@@ -123,19 +123,6 @@ fn iso20816_boundaries(group: u8, foundation: &str) -> PyResult<(f64, f64, f64)>
     Ok((b[0], b[1], b[2]))
 }
 
-#[pyfunction]
-#[pyo3(signature = (accel, sample_rate, band = (10.0, 1000.0)))]
-fn velocity_rms_mm_s(
-    py: Python<'_>,
-    accel: PyReadonlyArray1<'_, f64>,
-    sample_rate: f64,
-    band: (f64, f64),
-) -> PyResult<f64> {
-    let x = samples(&accel);
-    py.detach(|| core::velocity_rms_mm_s(&x, sample_rate, band))
-        .map_err(|e| signal_err(e.to_string()))
-}
-
 /// Streaming anti-aliased decimator (Kaiser FIR low-pass, then every `factor`-th sample).
 #[pyclass(module = "isthmus._core")]
 struct Decimator {
@@ -797,7 +784,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bearing_catalogue, m)?)?;
     m.add_function(wrap_pyfunction!(iso20816_zone, m)?)?;
     m.add_function(wrap_pyfunction!(iso20816_boundaries, m)?)?;
-    m.add_function(wrap_pyfunction!(velocity_rms_mm_s, m)?)?;
     m.add_class::<Decimator>()?;
     m.add_class::<EnvelopeAnalyzer>()?;
     m.add_class::<Alert>()?;

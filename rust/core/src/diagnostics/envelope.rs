@@ -16,6 +16,7 @@
 
 use super::bearing::FaultOrders;
 use super::{param, DiagnosticsError};
+use crate::spectrum::WindowKind;
 use num_complex::Complex64;
 use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
@@ -179,10 +180,9 @@ pub struct EnvelopeAnalyzer {
     env_m4: f64,
 }
 
+/// Periodic Hann window, the same coefficients the spectrum analyzer uses.
 fn hann(n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
-        .collect()
+    WindowKind::Hann.coefficients(n, true)
 }
 
 fn median(v: &mut [f64]) -> f64 {

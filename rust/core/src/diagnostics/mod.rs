@@ -8,7 +8,6 @@ pub mod decimate;
 pub mod envelope;
 pub mod iso;
 pub mod rules;
-pub mod severity;
 
 pub use bearing::{
     bearing_by_name, catalogue, fault_orders, BearingGeometry, CatalogueEntry, FaultOrders,
@@ -19,7 +18,6 @@ pub use envelope::{
 };
 pub use iso::{iso20816_zone, zone_boundaries, Foundation, MachineGroup, Zone};
 pub use rules::{Alert, AlertState, Condition, Evidence, RuleEngine, RuleSpec};
-pub use severity::velocity_rms_mm_s;
 
 /// Everything a diagnostic call can reject. Messages name the field at fault.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -207,6 +207,12 @@ def test_empty_feed_and_reset() -> None:
         ({"bands": [(0, 100), (3, 4)]}, "bands[1]"),
         ({"bands": [(1, 2, 3)]}, "bands[0]"),
         ({"velocity_band": (0, 1000)}, "velocity band"),
+        ({"velocity_band": (0, 1000)}, "must satisfy 0 < lo < hi"),
+        # Sizes no memory holds are errors, not a panic (overflow) or an aborted process.
+        ({"frame": 2**62, "hop": 1}, "too large"),
+        ({"frame": 2**44, "hop": 1}, "too large"),
+        ({"average": 2**40}, "too large"),
+        ({"channels": 2**40}, "too large"),
         ({"accel_units": "furlongs"}, "furlongs"),
     ],
 )

@@ -52,12 +52,13 @@ pub enum SpectrumError {
     UnknownUnits(String),
     #[error("unknown PSD scaling {0:?}; choose density or spectrum")]
     UnknownScaling(String),
-    #[error("{what} ({lo} Hz, {hi} Hz) must satisfy {min} <= lo < hi <= {nyquist} Hz (Nyquist)")]
+    #[error("{what} ({lo} Hz, {hi} Hz) must satisfy {lower} < hi <= {nyquist} Hz (Nyquist)")]
     BandOutOfRange {
         what: String,
         lo: f64,
         hi: f64,
-        min: f64,
+        /// The lower bound spelled out: `"0 <= lo"`, or `"0 < lo"` where 1/f weights apply.
+        lower: String,
         nyquist: f64,
     },
     #[error(
@@ -68,6 +69,15 @@ pub enum SpectrumError {
         lo: f64,
         hi: f64,
         resolution: f64,
+    },
+    #[error(
+        "an analyzer of {channels} channel(s) x frame {frame} x average {average} is too \
+         large to allocate"
+    )]
+    TooLarge {
+        channels: usize,
+        frame: usize,
+        average: usize,
     },
     #[error("expected {expected} channel(s), got {got}")]
     ChannelCount { expected: usize, got: usize },

@@ -214,6 +214,35 @@ fn positive(name: &'static str, value: usize, expected: &'static str) -> Result<
     Ok(())
 }
 
+/// Refuses a configuration whose buffers cannot be allocated, before allocating any of
+/// them: an infallible allocation of a size taken from the caller would abort the process
+/// (or panic on overflow) instead of returning an error. Counts f64 values: the window, the
+/// FFT's input, output and scratch (a few frames; arbitrary lengths need more scratch), and
+/// per channel a frame buffer plus `average` power spectra. The probe reserves address space
+/// only and is released at once.
+fn check_footprint(config: &AnalyzerConfig) -> Result<()> {
+    let too_large = || SpectrumError::TooLarge {
+        channels: config.channels,
+        frame: config.frame,
+        average: config.average,
+    };
+    let frame = config.frame;
+    let bins = frame / 2 + 1;
+    let per_channel = bins
+        .checked_mul(config.average)
+        .and_then(|powers| powers.checked_add(frame));
+    let values = per_channel
+        .and_then(|v| v.checked_mul(config.channels))
+        .and_then(|v| {
+            frame
+                .checked_mul(8)
+                .and_then(|shared| v.checked_add(shared))
+        })
+        .ok_or_else(too_large)?;
+    let mut probe: Vec<f64> = Vec::new();
+    probe.try_reserve_exact(values).map_err(|_| too_large())
+}
+
 impl SpectrumAnalyzer {
     pub fn new(config: AnalyzerConfig) -> Result<Self> {
         if !(config.sample_rate.is_finite() && config.sample_rate > 0.0) {
@@ -253,6 +282,7 @@ impl SpectrumAnalyzer {
                 got: config.t0.to_string(),
             });
         }
+        check_footprint(&config)?;
         let n = config.frame;
         let band_ranges = config
             .bands
@@ -560,6 +590,29 @@ mod tests {
             hop,
             bands: vec![(0.0, 100.0), (100.0, 500.0)],
             ..AnalyzerConfig::new(1000.0)
+        }
+    }
+
+    #[test]
+    fn sizes_beyond_memory_are_errors_not_aborts() {
+        let huge = [
+            (1, usize::MAX / 2, 1),    // frame: the count overflows
+            (1, 1 << 44, 1),           // frame: 2^44 values do not fit any memory here
+            (1, 1024, usize::MAX / 4), // average x bins overflows
+            (1, 1024, 1 << 40),        // average: petabytes
+            (usize::MAX / 2, 1024, 1), // channels overflow
+            (1 << 40, 1024, 1),        // channels: petabytes
+        ];
+        for (channels, frame, average) in huge {
+            let cfg = AnalyzerConfig {
+                channels,
+                frame,
+                hop: frame / 2,
+                average,
+                ..AnalyzerConfig::new(1000.0)
+            };
+            let err = SpectrumAnalyzer::new(cfg).unwrap_err();
+            assert!(matches!(err, SpectrumError::TooLarge { .. }), "{err}");
         }
     }
 

@@ -29,7 +29,13 @@ pub fn band_bins(
             what: what.to_string(),
             lo,
             hi,
-            min: min_lo,
+            lower: if min_lo == 0.0 {
+                "0 <= lo".to_string()
+            } else if min_lo == f64::MIN_POSITIVE {
+                "0 < lo".to_string()
+            } else {
+                format!("{min_lo} <= lo")
+            },
             nyquist,
         });
     }

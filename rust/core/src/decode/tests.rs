@@ -10,6 +10,18 @@ fn tag_with(name: &str, address: i64, dtype: &str, params: TagParams<'_>) -> Tag
     TagSpec::new(name, address, dtype, params).expect("valid tag")
 }
 
+fn string_tag(name: &str, address: i64, length: i64) -> TagSpec {
+    tag_with(
+        name,
+        address,
+        "string",
+        TagParams {
+            length: Some(length),
+            ..Default::default()
+        },
+    )
+}
+
 fn ordered(order: &str) -> TagParams<'_> {
     TagParams {
         order: Some(order),
@@ -132,16 +144,7 @@ fn scaling_turns_integers_into_floats_only_when_it_changes_them() {
 fn strings_trim_and_swap() {
     // "PUMP-7" + NUL + space padding over 4 registers.
     let regs = [0x5055, 0x4D50, 0x2D37, 0x0020];
-    let plan = Plan::new(vec![tag_with(
-        "s",
-        0,
-        "string",
-        TagParams {
-            length: Some(4),
-            ..Default::default()
-        },
-    )])
-    .unwrap();
+    let plan = Plan::new(vec![string_tag("s", 0, 4)]).unwrap();
     assert_eq!(
         plan.decode(&regs, None).unwrap(),
         vec![Value::Str("PUMP-7".into())]
@@ -161,16 +164,7 @@ fn strings_trim_and_swap() {
 
 #[test]
 fn invalid_utf8_is_replaced_not_fatal() {
-    let plan = Plan::new(vec![tag_with(
-        "s",
-        0,
-        "string",
-        TagParams {
-            length: Some(1),
-            ..Default::default()
-        },
-    )])
-    .unwrap();
+    let plan = Plan::new(vec![string_tag("s", 0, 1)]).unwrap();
     assert_eq!(
         plan.decode(&[0xFF41], None).unwrap(),
         vec![Value::Str("\u{FFFD}A".into())]
@@ -435,19 +429,7 @@ fn encode_inverts_decode_for_every_dtype_and_order() {
 
 #[test]
 fn encode_errors_name_the_tag() {
-    let plan = Plan::new(vec![
-        tag("small", 0, "int16"),
-        tag_with(
-            "s",
-            1,
-            "string",
-            TagParams {
-                length: Some(1),
-                ..Default::default()
-            },
-        ),
-    ])
-    .unwrap();
+    let plan = Plan::new(vec![tag("small", 0, "int16"), string_tag("s", 1, 1)]).unwrap();
     let err = plan
         .encode(&[
             Some(EncodeValue::Int(40_000)),
@@ -498,15 +480,7 @@ fn decode_many_gives_one_column_per_tag() {
                 ..Default::default()
             },
         ),
-        tag_with(
-            "s",
-            3,
-            "string",
-            TagParams {
-                length: Some(1),
-                ..Default::default()
-            },
-        ),
+        string_tag("s", 3, 1),
         tag_with(
             "on",
             0,
@@ -724,15 +698,7 @@ fn decode_many_in_blocks_matches_row_by_row() {
     // Enough rows to span several cache blocks, and a bad BCD in a late row.
     let plan = Plan::new(vec![
         tag("a", 0, "int16"),
-        tag_with(
-            "s",
-            1,
-            "string",
-            TagParams {
-                length: Some(1),
-                ..Default::default()
-            },
-        ),
+        string_tag("s", 1, 1),
         tag("m", 2, "bcd16"),
     ])
     .unwrap();

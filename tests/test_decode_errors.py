@@ -78,6 +78,15 @@ def test_too_short_names_first_tag_that_does_not_fit_and_registers_needed() -> N
         plan.decode_many(np.zeros((4, 5), dtype=np.uint16))
 
 
+@pytest.mark.parametrize("base", [-1, -(2**63), 65_536, 2**63 - 1])
+def test_base_outside_the_address_space_raises(base: int) -> None:
+    plan = DecodePlan([Tag("status", 0, "uint16")])
+    with pytest.raises(DecodeError, match=rf"base address {base} is outside 0\.\.=65535"):
+        plan.decode([0] * 4, base=base)
+    with pytest.raises(DecodeError, match="base address"):
+        plan.decode_many(np.zeros((2, 4), dtype=np.uint16), base=base)
+
+
 @pytest.mark.parametrize(
     "registers",
     [[0, 1, 65536, 3], [0, -1, 2, 3], [2**70, 0, 0, 0], np.array([0, 1, 2, 70000]), (1, 2, 3, -5)],

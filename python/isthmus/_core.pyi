@@ -111,11 +111,12 @@ class DecodePlan:
         integer array (any integer dtype; uint16 is used without copying) or a
         bytes-like object (``bytes``, ``bytearray``, ``memoryview``) in wire
         order (big-endian per register, even length). ``base`` is the address of
-        ``registers[0]`` (default ``start``).
+        ``registers[0]`` (0..65535, default ``start``).
 
         Raises :class:`isthmus.DecodeError` when the block is too short (naming
-        the first tag that does not fit and the registers it needs), a register
-        is outside 0..65535 or not an int, or a BCD nibble is not a digit. NaN
+        the first tag that does not fit and the registers it needs), ``base`` is
+        outside 0..65535 or above ``start``, a register is outside 0..65535 or
+        not an int, or a BCD nibble is not a digit. NaN
         and infinity decode as such.
         """
     def decode_many(

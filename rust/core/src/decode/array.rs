@@ -138,7 +138,8 @@ pub fn encode_array(
         value: match values {
             Numbers::I64(v) => v[index].to_string(),
             Numbers::U64(v) => v[index].to_string(),
-            Numbers::F64(v) => v[index].to_string(),
+            // `{:?}` keeps 1e300 short; Display would spell out all 301 digits.
+            Numbers::F64(v) => format!("{:?}", v[index]),
         },
         dtype: dtype.name(),
         reason,

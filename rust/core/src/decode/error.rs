@@ -75,6 +75,8 @@ pub enum DecodeError {
         need: usize,
         got: usize,
     },
+    #[error("base address {base} is outside 0..=65535")]
+    BadBase { base: i64 },
     #[error("tag {tag:?} at address {address} lies before the block's base address {base}")]
     BeforeBase {
         tag: String,

@@ -150,6 +150,11 @@ impl Plan {
     /// has address `base` (default `start`), after checking every tag fits.
     fn locate(&self, len: usize, base: Option<i64>) -> Result<usize, DecodeError> {
         let base = base.unwrap_or(i64::from(self.start));
+        // A Modbus address: anything else is a caller's mistake, and keeps `start - base`
+        // below in range.
+        if !(0..=i64::from(u16::MAX)).contains(&base) {
+            return Err(DecodeError::BadBase { base });
+        }
         if self.tags.is_empty() {
             return Ok(0);
         }

@@ -208,9 +208,15 @@ fn too_short_names_the_first_tag_that_does_not_fit() {
             got: 5
         }
     );
+    // A base that is no Modbus address is refused (and cannot overflow `start - base`).
+    for base in [-2, i64::MIN, 65_536, i64::MAX] {
+        let err = plan.decode(&[0; 12], Some(base)).unwrap_err();
+        assert_eq!(err, DecodeError::BadBase { base });
+    }
     // With an earlier base the block must reach further.
-    let err = plan.decode(&[0; 12], Some(-2)).unwrap_err();
-    assert!(matches!(err, DecodeError::TooShort { need: 14, .. }));
+    let shifted = Plan::new(vec![tag("late", 10, "float64"), tag("early", 2, "int16")]).unwrap();
+    let err = shifted.decode(&[0; 12], Some(0)).unwrap_err();
+    assert!(matches!(err, DecodeError::TooShort { ref tag, need: 14, .. } if tag == "late"));
     let err = plan.decode(&[0; 12], Some(1)).unwrap_err();
     assert!(matches!(err, DecodeError::BeforeBase { ref tag, .. } if tag == "early"));
 }

@@ -286,3 +286,30 @@ def test_bad_read_arguments() -> None:
         ring.reader().read(max_n=-1)
     with pytest.raises(SignalError, match="index"):
         ring.time_of(-1)
+
+
+def test_ints_beyond_64_bits_raise_signal_error_naming_the_argument() -> None:
+    """Not PyO3's bare OverflowError ("int too large to convert"), which names nothing."""
+    ring = SampleRing(1, 8, 1.0)
+    reader = ring.reader()
+    with pytest.raises(SignalError, match=r"gap is beyond 2\*\*64"):
+        ring.push(ramp(0, 2), gap=2**64)
+    with pytest.raises(SignalError, match="gap must be >= 0"):
+        ring.push(ramp(0, 2), gap=-(2**70))
+    # Beyond i64 but within u64: the index arithmetic itself reports the overflow.
+    with pytest.raises(SignalError, match="overflow"):
+        ring.push(ramp(0, 2), gap=2**64 - 1)
+    with pytest.raises(SignalError, match="index is beyond"):
+        ring.time_of(2**70)
+    with pytest.raises(SignalError, match="max_n is beyond"):
+        reader.read(max_n=2**64)
+    with pytest.raises(SignalError, match="n is beyond"):
+        ring.latest(2**64)
+    with pytest.raises(SignalError, match="capacity"):
+        ring.latest(2**63)
+    with pytest.raises(TypeError):
+        ring.push(ramp(0, 2), gap=1.5)  # type: ignore[arg-type]
+    assert ring.written == 0
+    ring.push(ramp(0, 2))
+    assert ring.time_of(2**63) == pytest.approx(2.0**63)
+    assert len(reader.read(max_n=2**63)) == 2

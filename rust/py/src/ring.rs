@@ -118,9 +118,29 @@ fn positive(name: &str, value: i64) -> PyResult<usize> {
         .ok_or_else(|| SignalError::new_err(format!("{name} must be at least 1, got {value}")))
 }
 
-fn non_negative(name: &str, value: i64) -> PyResult<u64> {
-    u64::try_from(value)
-        .map_err(|_| SignalError::new_err(format!("{name} must be >= 0, got {value}")))
+/// A count or index argument: any Python int in 0..2**64, else a SignalError naming it
+/// (not PyO3's OverflowError for ints beyond i64, which names nothing); non-ints: TypeError.
+fn non_negative(name: &str, value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(v) = value.extract::<u64>() {
+        return Ok(v);
+    }
+    // operator.index: the int a numpy integer stands for; TypeError for floats and the rest.
+    let int = value
+        .py()
+        .import("operator")?
+        .call_method1("index", (value,))?;
+    let problem = if int.lt(0)? {
+        "must be >= 0"
+    } else {
+        "is beyond 2**64 - 1"
+    };
+    Err(SignalError::new_err(format!("{name} {problem}, got {int}")))
+}
+
+/// [`non_negative`] for a count of samples held in memory.
+fn sample_count(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let v = non_negative(name, value)?;
+    Ok(usize::try_from(v).unwrap_or(usize::MAX))
 }
 
 /// `block` as a C-contiguous array of `T`: zero-copy when it already is one,
@@ -267,9 +287,17 @@ impl SampleRing {
     }
 
     /// Append a block; returns the index of its first sample (after any gap).
-    #[pyo3(signature = (block, t0 = None, gap = 0))]
-    fn push(&self, block: &Bound<'_, PyAny>, t0: Option<f64>, gap: i64) -> PyResult<u64> {
-        let gap = non_negative("gap", gap)?;
+    #[pyo3(signature = (block, t0 = None, gap = None), text_signature = "($self, block, t0=None, gap=0)")]
+    fn push(
+        &self,
+        block: &Bound<'_, PyAny>,
+        t0: Option<f64>,
+        gap: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let gap = gap
+            .map(|g| non_negative("gap", g))
+            .transpose()?
+            .unwrap_or(0);
         let info = if self.shared.is_f64 {
             push_typed::<f64>(&self.shared, block, t0, gap)?
         } else {
@@ -293,9 +321,8 @@ impl SampleRing {
     }
 
     /// A copy of the newest `n` samples, `channels x n`; gap slots hold NaN.
-    fn latest<'py>(&self, py: Python<'py>, n: i64) -> PyResult<Bound<'py, PyAny>> {
-        let n = usize::try_from(n)
-            .map_err(|_| SignalError::new_err(format!("latest(n) needs n >= 0, got {n}")))?;
+    fn latest<'py>(&self, py: Python<'py>, n: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let n = sample_count("latest(n): n", n)?;
         if self.shared.is_f64 {
             latest_typed::<f64>(py, &self.shared, n)
         } else {
@@ -304,7 +331,7 @@ impl SampleRing {
     }
 
     /// Time in seconds of sample `index`.
-    fn time_of(&self, index: i64) -> PyResult<f64> {
+    fn time_of(&self, index: &Bound<'_, PyAny>) -> PyResult<f64> {
         let index = non_negative("index", index)?;
         Ok(with_ring!(&*self.shared.read(), r => r.time_of(index)))
     }
@@ -413,11 +440,10 @@ fn read_typed<T: Stored>(reader: &RingReader, py: Python<'_>, max_n: usize) -> P
 impl RingReader {
     /// New samples since the last read (at most `max_n` per channel, up to the next gap).
     #[pyo3(signature = (max_n = None))]
-    fn read(&self, py: Python<'_>, max_n: Option<i64>) -> PyResult<RingRead> {
+    fn read(&self, py: Python<'_>, max_n: Option<&Bound<'_, PyAny>>) -> PyResult<RingRead> {
         let max_n = match max_n {
             None => usize::MAX,
-            Some(m) => usize::try_from(m)
-                .map_err(|_| SignalError::new_err(format!("max_n must be >= 0, got {m}")))?,
+            Some(m) => sample_count("max_n", m)?,
         };
         if self.shared.is_f64 {
             read_typed::<f64>(self, py, max_n)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gil_probe import python_ran_during
 from isthmus import DecodeError, DecodePlan, Tag, decode_array, encode_array
 
 REGS = [0x0102, 0xFFFE, 0x4142, 0x4300]
@@ -195,3 +196,19 @@ def test_encode_merges_bits_and_bytes_sharing_a_register() -> None:
         1,
         0x0300,
     ]
+
+
+def test_block_decoders_release_the_gil() -> None:
+    """decode_array, encode_array and decode_many of large blocks let other Python threads
+    run (see gil_probe: a call holding the GIL throughout gives exactly 0)."""
+    regs = np.random.default_rng(2).integers(0, 1 << 16, 1 << 21).astype(np.uint16)
+    out: list[Any] = []
+    assert python_ran_during(lambda: out.append(decode_array(regs, "int16", scale=0.5))) > 0
+    np.testing.assert_array_equal(out[0], regs.view(np.int16) * 0.5)
+    floats = regs.view(np.int16).astype(np.float32)
+    assert python_ran_during(lambda: out.append(encode_array(floats, "float32"))) > 0
+    np.testing.assert_array_equal(decode_array(out[1], "float32"), floats)
+    plan = DecodePlan([Tag(f"t{i}", i, "int16") for i in range(125)])
+    frames = regs[: 125 * 16_000].reshape(16_000, 125)
+    assert python_ran_during(lambda: out.append(plan.decode_many(frames))) > 0
+    np.testing.assert_array_equal(out[2]["t7"], frames[:, 7].view(np.int16))

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isthmus import RingReader, SampleRing
+from gil_probe import python_ran_during
+from isthmus import RingRead, RingReader, SampleRing
 
 CHANNELS = 4
 CAPACITY = 4096
@@ -164,3 +165,19 @@ def test_one_producer_many_readers_lose_nothing_uncounted() -> None:
     assert readers["sleepy"].total_lost_overrun > 0
     assert readers["greedy"].total_read > 10 * CAPACITY
     assert all(r.total_lost_gap > 0 for r in readers.values())
+
+
+def test_large_copies_release_the_gil() -> None:
+    """Pushes, reads and latest() of many samples let other Python threads run (see
+    gil_probe: a call holding the GIL throughout gives exactly 0) and still copy exactly."""
+    n = 1 << 20
+    ring = SampleRing(CHANNELS, n, 25_600.0, dtype="float64")
+    reader = ring.reader()
+    block = encoded(0, n)
+    assert python_ran_during(lambda: ring.push(block)) > 0
+    reads: list[RingRead] = []
+    assert python_ran_during(lambda: reads.append(reader.read())) > 0
+    np.testing.assert_array_equal(reads[0].samples, block)
+    latest: list[np.ndarray] = []
+    assert python_ran_during(lambda: latest.append(ring.latest(n))) > 0
+    np.testing.assert_array_equal(latest[0], block)

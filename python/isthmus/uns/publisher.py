@@ -124,6 +124,25 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group.exceptions[0]
 
 
+# MQTT limits (paho raises ValueError past them, at publish time).
+_MAX_TOPIC_BYTES = 65535
+_MAX_PAYLOAD_BYTES = 268435455
+
+
+def _check_publishable(topic: str, payload: bytes) -> None:
+    """Refuse at the door what the broker could never take.
+
+    Such a message, once in the outbox, would fail at every drain attempt and stall
+    everything queued behind it forever.
+    """
+    if not topic or any(c in topic for c in "+#\x00"):
+        raise ConfigError(f"topic {topic!r}: empty, or holds a wildcard (+, #) or NUL")
+    if len(topic.encode("utf-8")) > _MAX_TOPIC_BYTES:
+        raise ConfigError(f"topic {topic[:80]!r}...: longer than {_MAX_TOPIC_BYTES} bytes")
+    if len(payload) > _MAX_PAYLOAD_BYTES:
+        raise ConfigError(f"topic {topic!r}: payload of {len(payload)} bytes exceeds MQTT's limit")
+
+
 class Publisher:
     """Async context manager publishing UNS messages through the durable outbox."""
 
@@ -417,6 +436,7 @@ class Publisher:
     ) -> OutboundMessage:
         if self._closing:
             raise SessionError("publisher is closed")
+        _check_publishable(topic, payload)
         if qos is None:
             qos = self.mqtt.telemetry_qos if droppable else self.mqtt.alert_qos
         return OutboundMessage(topic, payload, qos, retain, droppable, message_id)

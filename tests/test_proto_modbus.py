@@ -162,8 +162,9 @@ async def test_rejected_tag_is_isolated_and_the_others_keep_flowing(plant: Simul
         assert len(alone) == 1 and alone[0].rejected
         before = len(server.log)
         rounds = len(values.history["speed"])
-        await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)
+        assert await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)
         new = list(server.log)[before:]
+        assert new, "the healthy tags must have been read again"
         # later rounds read only the healthy blocks: no more failing requests
         assert all(not (start <= 30 < start + count) for _, start, count in new)
         assert session.stats.errors >= 1

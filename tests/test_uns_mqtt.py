@@ -418,3 +418,25 @@ async def test_unpublishable_topic_is_refused_before_the_outbox(tmp_path: Path) 
         await bounded(pub.flush())
         assert pub.counters.get("outbox.depth") == 0
         assert pub.counters.get("outbox.accepted") == 0
+
+
+async def test_publish_refused_by_the_broker_is_counted_not_silent(
+    mqtt_broker_factory: Callable[..., Broker], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MQTT 5 PUBACK with a failure reason (ACL denies the topic): counted and logged."""
+    broker = mqtt_broker_factory(
+        acl="topic readwrite acme/plant1/pumps/#\ntopic readwrite acme/plant1/_gateway/#\n"
+    )
+    caplog.set_level(logging.ERROR, logger="isthmus.uns")
+    async with (
+        Collector(broker.port, "acme/#") as sub,
+        publisher(fast_mqtt(broker.url), tmp_path / "ob.db") as pub,
+    ):
+        await pub.publish("acme/plant1/forbidden/x", b"{}", droppable=False)
+        sent = await pub.publish_alert(PATH, alert(1))
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: sent in alert_ids(sub)))
+        assert pub.counters.get("mqtt.publish_refused") == 1
+        assert pub.counters.get("mqtt.connects") == 1  # the refusal did not stall the session
+    assert "refused publish" in caplog.text
+    assert not sub.on("acme/plant1/forbidden/x")

@@ -190,6 +190,7 @@ class Publisher:
             "mqtt.published",
             "mqtt.session_errors",
             "mqtt.retained_restored",
+            "mqtt.publish_refused",
             "queue.dropped_telemetry",
         ):
             self.counters.set(name, 0)
@@ -570,6 +571,7 @@ class Publisher:
             try:
                 client = aiomqtt.Client(**self._client_kwargs())
                 client.pending_calls_threshold = self.mqtt.inflight + 16
+                self._count_refused_publishes(client)
                 async with client:
                     attempt = 0
                     self._client = client
@@ -616,6 +618,31 @@ class Publisher:
             delay = backoff_delay(attempt, self.mqtt.reconnect_min_s, self.mqtt.reconnect_max_s)
             attempt += 1
             await asyncio.sleep(delay)
+
+    def _count_refused_publishes(self, client: aiomqtt.Client) -> None:
+        """Count and log PUBACKs carrying an MQTT 5 failure reason (e.g. not authorized).
+
+        aiomqtt completes ``publish()`` on any PUBACK, so such a message leaves the outbox
+        as acknowledged; retrying it would fail the same way and stall everything behind
+        it. It is dropped, but never silently: ``mqtt.publish_refused`` and an error log.
+        """
+        paho = getattr(client, "_client", None)
+        inner = getattr(paho, "on_publish", None)
+        if paho is None or inner is None:
+            return
+
+        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+            if getattr(reason, "is_failure", False):
+                self.counters.incr("mqtt.publish_refused")
+                logger.error(
+                    "MQTT broker %s refused publish mid %d: %s; message dropped",
+                    self.mqtt.url,
+                    mid,
+                    reason,
+                )
+            inner(c, userdata, mid, reason, properties)
+
+        paho.on_publish = on_publish
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """One connection: status online, then drain, watch and refresh status until error."""

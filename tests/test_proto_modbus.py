@@ -347,3 +347,28 @@ async def test_rejected_waveform_does_not_stop_the_polls(plant: Simulator) -> No
     assert "illegal data address" in (session.last_error or "")
     assert session.stats.reconnects == 0 and session.stats.blocks == 0
     assert all(v.good for v in values.history["speed"])
+
+
+async def test_a_failing_consumer_does_not_end_the_session(
+    plant: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception out of on_values is logged and the device reconnects; reading goes on."""
+    vmap = plant.maps["P-101"]
+    batches: list[list[TagValue]] = []
+
+    def flaky(values: list[TagValue]) -> None:
+        batches.append(values)
+        if len(batches) == 1:
+            raise RuntimeError("consumer bug")
+
+    dev = device(
+        plant,
+        "P-101",
+        poll_groups=[vmap.poll_group(0.1)],
+        backoff_initial=0.1,
+        backoff_max=0.2,
+    )
+    async with ModbusSession(dev, flaky) as session:
+        assert await wait_for(lambda: sum(v.good for b in batches[1:] for v in b) >= 20, 10)
+    assert session.stats.reconnects >= 1
+    assert "consumer bug" in caplog.text and "session failed" in caplog.text

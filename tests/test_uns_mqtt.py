@@ -125,6 +125,7 @@ async def test_topics_and_payloads_read_back(
         status = decode(sub.on(STATUS)[0].payload, GatewayStatus)
         assert status.payload.state == "online"
         assert pub.counters.get("outbox.acked") == 4
+        assert pub.counters.get("mqtt.publish_refused") == 0
         assert pub.counters.get("outbox.depth") == 0
     # Mosquitto logs the protocol each client spoke: p5 = MQTT 5, p2 = MQTT 3.1.1.
     assert f"as gw1 ({mosquitto_tag}," in mqtt_broker.log_text()

@@ -331,7 +331,9 @@ async def test_reconnects_back_off_exponentially() -> None:
     assert session.stats.requests == 0  # nothing was ever sent
 
 
-async def test_rejected_waveform_does_not_stop_the_polls(plant: Simulator) -> None:
+async def test_rejected_waveform_does_not_stop_the_polls(
+    plant: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
     from isthmus.sources.config import WaveformBlock
 
     wrong = WaveformBlock(
@@ -340,7 +342,10 @@ async def test_rejected_waveform_does_not_stop_the_polls(plant: Simulator) -> No
     vmap = plant.maps["P-101"]
     dev = device(plant, "P-101", poll_groups=[vmap.poll_group(0.1)], waveforms=[wrong])
     values = Collector()
-    async with ModbusSession(dev, values) as session:
+    session = ModbusSession(dev, values)
+    # the default 50 requests/s cannot carry 25.6 kHz in 120-sample blocks: said up front
+    assert "needs 213 requests/s" in caplog.text
+    async with session:
         assert await wait_for(lambda: "waveform vib" in (session.last_error or ""), 10)
         rounds = len(values.history["speed"])
         assert await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)

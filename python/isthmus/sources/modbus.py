@@ -310,6 +310,19 @@ class ModbusSession:
                 capacity = max(int(block.sample_rate * ring_seconds), block.samples * block.slots)
                 self.rings[block.channel] = isthmus.SampleRing(1, capacity, block.sample_rate)
         self._limiter = RateLimiter(device.max_requests_per_second)
+        for block in device.waveforms:
+            # counter read with the samples: 1 request per block; apart: 3 (a seqlock)
+            per_block = 1 if block.sequence_address == block.address - 1 else 3
+            needed = block.sample_rate / block.samples * per_block
+            if needed > device.max_requests_per_second:
+                log.warning(
+                    "modbus %s: waveform %s needs %.0f requests/s but max_requests_per_second "
+                    "is %g: expect its gaps to grow (they are counted)",
+                    device.name,
+                    block.name,
+                    needed,
+                    device.max_requests_per_second,
+                )
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._consecutive_timeouts = 0

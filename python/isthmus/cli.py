@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # --- analyze (diagnostics) ---
     # --- simulate (protocols) ---
     # --- run / check / demo (gateway) ---
+    "check": ("isthmus.gateway.check", "validate a gateway configuration, show request plans"),
 }
 
 

@@ -79,8 +79,6 @@ def base() -> dict[str, Any]:
                     "vibration": {
                         "sample_rate": 25600.0,
                         "channels": [{"name": "de", "waveform": "vendor_a.de"}],
-                        "machine_group": 2,
-                        "foundation": "rigid",
                     },
                     "rules": [
                         {
@@ -150,12 +148,12 @@ def test_base_configuration_is_valid() -> None:
             "assets[0].vibration.sample_rate: must be a positive rate in Hz",
         ),
         (
-            lambda c: c["assets"][0]["vibration"].update(machine_group=3),
-            "assets[0].vibration.machine_group: Invalid enum value 3",
+            lambda c: c["assets"][0].update(machine_group=3),
+            "assets[0].machine_group: Invalid enum value 3",
         ),
         (
-            lambda c: c["assets"][0]["vibration"].update(foundation="soft"),
-            "assets[0].vibration.foundation: Invalid enum value 'soft'",
+            lambda c: c["assets"][0].update(foundation="soft"),
+            "assets[0].foundation: Invalid enum value 'soft'",
         ),
         (
             lambda c: c["assets"][0]["vibration"].update(band=[10.0, 20000.0]),
@@ -229,11 +227,11 @@ def test_all_errors_are_reported_at_once() -> None:
     raw = base()
     raw["gateway"]["queue_sise"] = 3  # structural, top level
     raw["assets"][0]["fields"]["speed"]["tag"] = "nowhere.speed"  # semantic
-    raw["assets"][0]["vibration"]["foundation"] = "soft"  # structural, in an asset
+    raw["assets"][0]["vibration"]["band"] = "wide"  # structural, in an asset
     second = copy.deepcopy(raw["assets"][0])
     second["name"] = "pump-102"
     second["isa95"]["line"] = "a#b"
-    second["vibration"]["foundation"] = "rigid"
+    second["vibration"]["band"] = [10.0, 1000.0]
     second["rules"][0]["clear_at"] = 10.0
     raw["assets"].append(second)
     errors = errors_of(raw)
@@ -241,7 +239,7 @@ def test_all_errors_are_reported_at_once() -> None:
     assert prefixes == sorted(
         [
             "gateway.queue_sise",
-            "assets[0].vibration.foundation",
+            "assets[0].vibration.band",
             "assets[1].isa95.line",
             "assets[1].fields.speed.tag",
             "assets[1].rules[0].clear_at",

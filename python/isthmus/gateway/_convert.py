@@ -108,4 +108,10 @@ def _struct_errors(raw: Any, tp: type[msgspec.Struct], path: str, errors: list[s
         try:
             msgspec.convert(raw, tp)
         except msgspec.ValidationError as exc:
-            errors.append(_leaf_error(path, exc))
+            message = _leaf_error(path, exc)
+            # Checks that name their field ("url: no host in ...") get it on the path.
+            head, _, rest = message.partition(": ")
+            field, sep, detail = rest.partition(": ")
+            if sep and field in known:
+                message = f"{join(head, field)}: {detail}"
+            errors.append(message)

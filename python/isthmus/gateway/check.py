@@ -48,7 +48,11 @@ def describe(config: object, out: TextIO) -> None:
     catalog = contracts.source_catalog(config.sources, [])
     print("assets:", file=out)
     for asset in config.assets:
-        print(f"  {asset.name} ({asset.model}) -> {asset.topic_path}", file=out)
+        print(
+            f"  {asset.name} ({asset.model}) -> {asset.topic_path}; ISO 20816-3 group "
+            f"{asset.machine_group} {asset.foundation}",
+            file=out,
+        )
         for field, mapping in sorted(asset.fields.items()):
             unit = mapping.unit or catalog.tag_unit(mapping.tag)
             unit = f" [{unit}]" if unit else ""
@@ -58,8 +62,7 @@ def describe(config: object, out: TextIO) -> None:
             channels = ", ".join(f"{c.name} <- {c.waveform} [{c.unit}]" for c in vib.channels)
             print(
                 f"    vibration: {vib.sample_rate:g} Hz, {channels}; bearing "
-                f"{vib.bearing or '-'}; ISO 20816-3 group {vib.machine_group} "
-                f"{vib.foundation}; velocity band {vib.band[0]:g}-{vib.band[1]:g} Hz",
+                f"{vib.bearing or '-'}; velocity band {vib.band[0]:g}-{vib.band[1]:g} Hz",
                 file=out,
             )
         for rule in asset.rules:

@@ -33,6 +33,8 @@ import msgspec
 from isthmus.errors import ConfigError
 from isthmus.gateway import contracts
 from isthmus.gateway._convert import collect_errors
+from isthmus.sources.config import SourcesConfig
+from isthmus.uns.settings import MqttSettings, OutboxSettings
 
 ModelType = Literal["Pump", "Motor", "RotatingAsset"]
 Severity = Literal["info", "warning", "critical"]
@@ -53,7 +55,9 @@ RULE_FEATURES = frozenset(
 
 
 # Data-product fields the pipeline computes when an asset has a [vibration] section.
-VIBRATION_FIELDS = frozenset({"velocity_rms", "iso_zone", "diagnosis"})
+VIBRATION_FIELDS = frozenset(
+    {"vibration_velocity_rms_mm_s", "iso20816_zone", "bearing_diagnosis"}
+)
 
 
 class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -63,11 +67,16 @@ class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class GatewaySection(_Config):
     """The gateway itself.
 
+    ``enterprise``/``site`` place the gateway's status topic
+    (``{enterprise}/{site}/_gateway/{name}/status``); default: the first asset's.
+
     ``queue_size`` bounds every queue between stages (items); when one is full the
     newest item is dropped and counted, so a slow sink never blocks polling.
     """
 
     name: str = "isthmus"
+    enterprise: str | None = None
+    site: str | None = None
     queue_size: int = 1024
     status_interval_s: float = 10.0
     features_interval_s: float = 5.0
@@ -101,22 +110,20 @@ class VibrationChannel(_Config):
 
     name: str
     waveform: str
-    unit: Literal["g", "m/s2"] = "g"
+    unit: Literal["g", "m/s^2"] = "g"
 
 
 class VibrationSection(_Config):
     """Vibration acquisition and diagnosis of an asset.
 
     ``sample_rate`` in Hz; ``band`` the velocity-RMS band in Hz (ISO 20816-3: 10-1000);
-    ``frame``/``hop`` in samples; ``bearing`` names a catalogue bearing;
-    ``machine_group`` and ``foundation`` pick the ISO 20816-3 zone boundaries.
+    ``frame``/``hop`` in samples; ``bearing`` names a catalogue bearing; ``speed_tag``
+    gives the shaft speed for the fault frequencies (default: the asset's ``speed`` field).
     """
 
     sample_rate: float
     channels: list[VibrationChannel]
     bearing: str | None = None
-    machine_group: Literal[1, 2] = 2
-    foundation: Literal["rigid", "flexible"] = "rigid"
     band: tuple[float, float] = (10.0, 1000.0)
     frame: int = 8192
     hop: int = 4096
@@ -145,14 +152,26 @@ class Rule(_Config):
 
 
 class Asset(_Config):
-    """One machine published as one data product."""
+    """One machine published as one data product.
+
+    ``machine_group`` (1: large machines above 300 kW, 2: medium 15-300 kW) and
+    ``foundation`` pick the ISO 20816-3 zone boundaries applied to the asset's
+    velocity RMS, whether it is computed at the edge or read from a tag.
+    """
 
     name: str
     model: ModelType
     isa95: Isa95Path
+    machine_group: Literal[1, 2] = 2
+    foundation: Literal["rigid", "flexible"] = "rigid"
     fields: dict[str, FieldMapping] = msgspec.field(default_factory=dict)
     vibration: VibrationSection | None = None
     rules: list[Rule] = msgspec.field(default_factory=list)
+
+    @property
+    def asset_id(self) -> str:
+        """The asset's last topic level: ``isa95.asset`` or its name."""
+        return self.isa95.asset or self.name
 
     @property
     def topic_path(self) -> str:
@@ -165,9 +184,9 @@ class GatewayConfig(_Config):
     """The whole file."""
 
     gateway: GatewaySection = msgspec.field(default_factory=GatewaySection)
-    sources: contracts.SourcesSection = msgspec.field(default_factory=contracts.SourcesSection)
-    mqtt: contracts.MqttSettings | None = None
-    outbox: contracts.OutboxSettings = msgspec.field(default_factory=contracts.OutboxSettings)
+    sources: SourcesConfig = msgspec.field(default_factory=SourcesConfig)
+    mqtt: MqttSettings | None = None
+    outbox: OutboxSettings = msgspec.field(default_factory=OutboxSettings)
     assets: list[Asset] = msgspec.field(default_factory=list)
 
 
@@ -258,8 +277,10 @@ def validate(
         value = getattr(g, name)
         if not (value > 0 and math.isfinite(value)):
             errors.append(f"gateway.{name}: must be a positive number of seconds, got {value}")
-    if _TOPIC_UNSAFE.search(g.name) or not g.name:
-        errors.append(f"gateway.name: {g.name!r} cannot be an MQTT topic level")
+    for level in ("name", "enterprise", "site"):
+        value = getattr(g, level)
+        if value is not None and (not value or _TOPIC_UNSAFE.search(value)):
+            errors.append(f"gateway.{level}: {value!r} cannot be an MQTT topic level")
 
     catalog = contracts.source_catalog(config.sources, errors)
     if asset_count == 0:
@@ -290,7 +311,7 @@ def _validate_asset(
         if not value or _TOPIC_UNSAFE.search(value):
             errors.append(f"{path}.isa95.{level}: {value!r} cannot be an MQTT topic level")
 
-    model_fields = contracts.model_field_units(asset.model)
+    model_fields: dict[str, str | None] | None = contracts.model_field_units(asset.model)
     for field_name, mapping in asset.fields.items():
         fpath = f"{path}.fields.{field_name}"
         if asset.vibration is not None and field_name in VIBRATION_FIELDS:
@@ -396,7 +417,12 @@ def _validate_rule(path: str, rule: Rule, asset: Asset, errors: list[str]) -> No
         errors.append(f'{path}.zone: an iso_zone rule needs zone = "B" | "C" | "D"')
     if rule.kind == "bearing" and asset.vibration is not None and asset.vibration.bearing is None:
         errors.append(f"{path}: a bearing rule needs vibration.bearing")
-    if rule.kind in ("iso_zone", "bearing") and asset.vibration is None:
-        errors.append(f"{path}: a {rule.kind} rule needs a [vibration] section")
+    if rule.kind == "bearing" and asset.vibration is None:
+        errors.append(f"{path}: a bearing rule needs a [vibration] section")
+    velocity_mapped = "vibration_velocity_rms_mm_s" in asset.fields
+    if rule.kind == "iso_zone" and asset.vibration is None and not velocity_mapped:
+        errors.append(
+            f"{path}: an iso_zone rule needs [vibration] or a vibration_velocity_rms_mm_s field"
+        )
     if rule.kind == "bearing" and rule.raise_at is None:
         errors.append(f"{path}.raise_at: a bearing rule needs raise_at (dB)")

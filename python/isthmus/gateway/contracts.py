@@ -1,35 +1,36 @@
 """The one place where the gateway meets the other areas' APIs.
 
-Configuration sections owned by other areas (sources, MQTT, outbox), the units
-table, the data-product models and the bearing catalogue are reached only
-through this module, so the gateway's own code reads the same whichever way
-those areas spell things.
+Sources (``isthmus.sources``), the UNS layer (``isthmus.uns``) and the Rust core
+(rings, spectra, diagnostics) are reached only through this module, so the
+gateway's own code reads the same whichever way those areas spell things.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import Any
 
-import msgspec
+from isthmus.errors import ConfigError
+from isthmus.sources.config import SourcesConfig
+from isthmus.uns.settings import MqttSettings, OutboxSettings
+
+__all__ = [
+    "MqttSettings",
+    "OutboxSettings",
+    "SourceCatalog",
+    "SourcesSection",
+    "bearing_names",
+    "converter",
+    "model_field_units",
+    "source_catalog",
+    "unit_problem",
+]
+
+SourcesSection = SourcesConfig
 
 
-class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-# --- sources (protocols area: isthmus.sources.config) ----------------------------------------
-
-
-class SourcesSection(_Config):
-    """``[sources]``: Modbus devices and OPC UA endpoints.
-
-    Provisional loose typing until ``isthmus.sources.config`` lands; each entry must
-    have a ``name``.
-    """
-
-    modbus: list[dict[str, Any]] = msgspec.field(default_factory=list)
-    opcua: list[dict[str, Any]] = msgspec.field(default_factory=list)
+# --- sources ---------------------------------------------------------------------------------
 
 
 class SourceCatalog:
@@ -37,7 +38,8 @@ class SourceCatalog:
 
     def __init__(self) -> None:
         self.tags: dict[str, str | None] = {}  # reference -> unit declared at the source
-        self.waveforms: dict[str, float | None] = {}  # reference -> sample rate (Hz) if known
+        self.waveforms: dict[str, float | None] = {}  # reference -> sample rate (Hz)
+        self.waveform_units: dict[str, str | None] = {}
 
     def has_tag(self, ref: str) -> bool:
         return ref in self.tags
@@ -57,82 +59,112 @@ class SourceCatalog:
         return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def source_catalog(sources: SourcesSection, errors: list[str]) -> SourceCatalog:
-    """Index the sources' tags and waveforms; structural problems are appended to ``errors``."""
+def source_catalog(sources: SourcesConfig, errors: list[str]) -> SourceCatalog:
+    """Index the sources' tags and waveforms; duplicate source names go to ``errors``."""
     catalog = SourceCatalog()
     seen: dict[str, str] = {}
-    for kind in ("modbus", "opcua"):
-        for index, entry in enumerate(getattr(sources, kind)):
-            path = f"sources.{kind}[{index}]"
-            name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                errors.append(f"{path}.name: missing required field")
-                continue
-            if name in seen:
-                errors.append(
-                    f"{path}.name: duplicate source name {name!r} (first at {seen[name]})"
-                )
-                continue
-            seen[name] = path
-            tags: list[dict[str, Any]] = list(entry.get("tags", []))
-            for group in entry.get("poll_groups", []):
-                tags.extend(group.get("tags", []))
-            tags.extend(entry.get("nodes", []))
-            for tag in tags:
-                if tag.get("array") or tag.get("waveform"):
-                    catalog.waveforms[f"{name}.{tag['name']}"] = tag.get("sample_rate")
-                else:
-                    catalog.tags[f"{name}.{tag['name']}"] = tag.get("unit")
-            for block in entry.get("waveforms", []):
-                catalog.waveforms[f"{name}.{block['name']}"] = block.get("sample_rate")
+    entries: list[tuple[str, Any]] = [
+        *((f"sources.modbus[{i}]", d) for i, d in enumerate(sources.modbus)),
+        *((f"sources.opcua[{i}]", e) for i, e in enumerate(sources.opcua)),
+    ]
+    for path, entry in entries:
+        if entry.name in seen:
+            errors.append(
+                f"{path}.name: duplicate source name {entry.name!r} (first at {seen[entry.name]})"
+            )
+            continue
+        seen[entry.name] = path
+        for group in getattr(entry, "poll_groups", []):
+            for tag in group.tags:
+                catalog.tags[f"{entry.name}.{tag.name}"] = tag.unit
+        for block in getattr(entry, "waveforms", []):
+            ref = f"{entry.name}.{block.name}"
+            catalog.waveforms[ref] = block.sample_rate
+            catalog.waveform_units[ref] = block.unit
+        for node in getattr(entry, "nodes", []):
+            ref = f"{entry.name}.{node.name}"
+            if node.waveform:
+                catalog.waveforms[ref] = node.sample_rate
+                catalog.waveform_units[ref] = node.unit
+            else:
+                catalog.tags[ref] = node.unit
     return catalog
 
 
-def describe_sources(sources: SourcesSection) -> list[str]:
+def request_plan_lines(device: Any) -> list[str]:
+    """The coalesced Modbus reads of one device, one line per request."""
+    from isthmus.sources import modbus
+
+    return [str(request) for request in modbus.plan_requests(device)]
+
+
+def describe_sources(sources: SourcesConfig) -> list[str]:
     """Lines for ``isthmus check``: each source and, for Modbus, its coalesced request plan."""
     lines: list[str] = []
     for device in sources.modbus:
-        lines.append(f"modbus {device.get('name')}: {device.get('host')}:{device.get('port')}")
-        lines.append("  request plan: unavailable (isthmus.sources.modbus not installed)")
+        tags = sum(len(g.tags) for g in device.poll_groups)
+        lines.append(
+            f"modbus {device.name}: {device.host}:{device.port} unit {device.unit_id}, "
+            f"{tags} tags in {len(device.poll_groups)} poll groups, "
+            f"{len(device.waveforms)} waveform blocks, <= {device.max_requests_per_second:g} req/s"
+        )
+        try:
+            plan = request_plan_lines(device)
+        except ImportError as exc:
+            lines.append(f"  request plan: unavailable ({exc})")
+            continue
+        lines.append(f"  request plan ({len(plan)} requests per cycle):")
+        lines.extend(f"    {line}" for line in plan)
     for endpoint in sources.opcua:
-        lines.append(f"opcua {endpoint.get('name')}: {endpoint.get('url')}")
+        waveforms = sum(1 for n in endpoint.nodes if n.waveform)
+        lines.append(
+            f"opcua {endpoint.name}: {endpoint.url} security {endpoint.security}/{endpoint.mode}, "
+            f"{len(endpoint.nodes) - waveforms} variables, {waveforms} waveforms"
+        )
     return lines
 
 
-# --- MQTT and outbox (UNS area: isthmus.uns.settings) ----------------------------------------
+# --- models and units (UNS area) ---------------------------------------------------------------
 
 
-class MqttSettings(_Config):
-    """Provisional until ``isthmus.uns.settings.MqttSettings`` lands."""
+def model_class(model: str) -> Any:
+    """The data-product Struct of a model name (``"Pump"``)."""
+    from isthmus.uns.models import MODELS
 
-    url: str = "mqtt://127.0.0.1:1883"
-
-
-class OutboxSettings(_Config):
-    """Provisional until ``isthmus.uns.settings.OutboxSettings`` lands."""
-
-    path: str = "isthmus-outbox.sqlite"
+    return MODELS[model]
 
 
-def describe_mqtt(settings: MqttSettings) -> str:
-    return settings.url
+def model_field_units(model: str) -> dict[str, str | None]:
+    """Field name -> declared unit of a data-product model (None: unitless)."""
+    from isthmus.uns.models import field_units
 
-
-def describe_outbox(settings: OutboxSettings) -> str:
-    return settings.path
-
-
-# --- models and units (UNS area: isthmus.uns.models, isthmus.uns.units) ------------------------
-
-
-def model_field_units(model: str) -> dict[str, str | None] | None:
-    """Field name -> unit of the data-product model; None while the models are unavailable."""
-    return None
+    return field_units(model_class(model))
 
 
 def unit_problem(unit: str | None, target: str | None) -> str | None:
     """Why a value in ``unit`` cannot feed a field in ``target``, or None when it can."""
+    from isthmus.uns.units import UNITS, conversion
+
+    if unit is None or target is None:
+        if unit is not None and unit not in UNITS:
+            return f"unknown unit {unit!r} (known: {', '.join(UNITS)})"
+        if unit is not None and target is None:
+            return f"the field has no unit, but the tag is in {unit!r}"
+        return None
+    try:
+        conversion(unit, target, "unit")
+    except ConfigError as exc:
+        return str(exc).removeprefix("unit: ")
     return None
+
+
+def converter(unit: str | None, target: str | None) -> Callable[[float], float]:
+    """A function turning a value in ``unit`` into ``target`` (identity when either is None)."""
+    from isthmus.uns.units import conversion
+
+    if unit is None or target is None or unit == target:
+        return float
+    return conversion(unit, target)
 
 
 # --- bearing catalogue (diagnostics area) ------------------------------------------------------
@@ -140,4 +172,9 @@ def unit_problem(unit: str | None, target: str | None) -> str | None:
 
 def bearing_names() -> frozenset[str] | None:
     """Names in the bearing catalogue; None while it is unavailable."""
-    return None
+    import isthmus
+
+    catalogue = getattr(isthmus, "BEARINGS", None)
+    if catalogue is None:
+        return None
+    return frozenset(catalogue)

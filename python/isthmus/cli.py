@@ -16,6 +16,10 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     # --- analyze (diagnostics) ---
     # --- simulate (protocols) ---
+    "simulate": (
+        "isthmus.simulator.command",
+        "Serve simulated pumps of several vendors over Modbus TCP and OPC UA",
+    ),
     # --- run / check / demo (gateway) ---
     "check": ("isthmus.gateway.check", "validate a gateway configuration, show request plans"),
 }

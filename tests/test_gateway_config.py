@@ -73,8 +73,8 @@ def base() -> dict[str, Any]:
                         "line": "l1",
                     },
                     "fields": {
-                        "speed": {"tag": "vendor_a.speed"},
-                        "bearing_temperature": {"tag": "vendor_a.temp"},
+                        "speed_rpm": {"tag": "vendor_a.speed"},
+                        "bearing_temperature_c": {"tag": "vendor_a.temp"},
                     },
                     "vibration": {
                         "sample_rate": 25600.0,
@@ -131,13 +131,13 @@ def test_base_configuration_is_valid() -> None:
             "assets[0].isa95.area: 'a+' cannot be an MQTT topic level",
         ),
         (
-            lambda c: c["assets"][0]["fields"]["speed"].update(tag="vendor_a.sped"),
-            "assets[0].fields.speed.tag: unknown tag 'vendor_a.sped' "
+            lambda c: c["assets"][0]["fields"]["speed_rpm"].update(tag="vendor_a.sped"),
+            "assets[0].fields.speed_rpm.tag: unknown tag 'vendor_a.sped' "
             "(did you mean 'vendor_a.speed'?)",
         ),
         (
-            lambda c: c["assets"][0]["fields"]["speed"].update(deadband=-1.0),
-            "assets[0].fields.speed.deadband: must be >= 0",
+            lambda c: c["assets"][0]["fields"]["speed_rpm"].update(deadband=-1.0),
+            "assets[0].fields.speed_rpm.deadband: must be >= 0",
         ),
         (
             lambda c: c["assets"][0]["vibration"].update(sample_rate="fast"),
@@ -164,8 +164,8 @@ def test_base_configuration_is_valid() -> None:
             "assets[0].vibration.frame: must be a power of two",
         ),
         (
-            lambda c: c["assets"][0]["vibration"]["channels"][0].update(unit="mm"),
-            "assets[0].vibration.channels[0].unit: Invalid enum value 'mm'",
+            lambda c: c["assets"][0]["vibration"]["channels"][0].update(unit="m/s2"),
+            "assets[0].vibration.channels[0].unit: Invalid enum value 'm/s2'",
         ),
         (
             lambda c: c["assets"][0]["vibration"]["channels"][0].update(waveform="vendor_a.nde"),
@@ -202,10 +202,44 @@ def test_base_configuration_is_valid() -> None:
             "assets[0].rules[0].persist: must be at least 1 frame",
         ),
         (
-            lambda c: c["assets"][0]["fields"].update(velocity_rms={"tag": "vendor_a.speed"}),
-            "assets[0].fields.velocity_rms: computed from [vibration]",
+            lambda c: c["assets"][0]["fields"].update(
+                vibration_velocity_rms_mm_s={"tag": "vendor_a.speed"}
+            ),
+            "assets[0].fields.vibration_velocity_rms_mm_s: computed from [vibration]",
         ),
         (lambda c: c.update(assets=[]), "assets: no assets configured"),
+        (
+            lambda c: c["assets"][0]["fields"]["speed_rpm"].update(unit="degF"),
+            "assets[0].fields.speed_rpm.unit: cannot convert degF (temperature) to rpm",
+        ),
+        (
+            lambda c: c["assets"][0]["fields"]["speed_rpm"].update(unit="furlong/fortnight"),
+            "assets[0].fields.speed_rpm.unit: unknown unit 'furlong/fortnight'",
+        ),
+        (
+            # The unit declared at the source is used when the mapping gives none.
+            lambda c: c["sources"]["modbus"][0]["poll_groups"][0]["tags"][1].update(unit="psi"),
+            "assets[0].fields.bearing_temperature_c.unit: cannot convert psi (pressure) to degC",
+        ),
+        (
+            lambda c: c["assets"][0]["fields"].update(colour={"tag": "vendor_a.speed"}),
+            "assets[0].fields.colour: Pump has no field 'colour'",
+        ),
+        (
+            lambda c: c["assets"][0]["fields"].update(iso20816_zone={"tag": "vendor_a.speed"}),
+            "assets[0].fields.iso20816_zone: computed from [vibration]",
+        ),
+        (lambda c: c.update(mqtt={"url": "http://broker"}), "mqtt.url: unsupported scheme 'http'"),
+        (lambda c: c.update(mqtt={"password": "x"}), "mqtt.password: unknown field"),
+        (lambda c: c.update(outbox={"max_messages": 0}), "outbox.max_messages: 0 must be >= 1"),
+        (
+            lambda c: c["sources"]["modbus"][0].update(port=70000),
+            "sources.modbus[0]: device 'vendor_a': port must be in 1..65535",
+        ),
+        (
+            lambda c: c["sources"]["modbus"][0]["poll_groups"][0]["tags"][0].update(dtype="int7"),
+            "sources.modbus[0].poll_groups[0].tags[0]: tag 'speed': unknown dtype 'int7'",
+        ),
         (
             lambda c: c["assets"].append(copy.deepcopy(c["assets"][0])),
             "assets[1].name: duplicate name 'pump-101' (first at assets[0].name)",
@@ -226,7 +260,7 @@ def test_each_error_names_its_path(mutate: Any, expected: str) -> None:
 def test_all_errors_are_reported_at_once() -> None:
     raw = base()
     raw["gateway"]["queue_sise"] = 3  # structural, top level
-    raw["assets"][0]["fields"]["speed"]["tag"] = "nowhere.speed"  # semantic
+    raw["assets"][0]["fields"]["speed_rpm"]["tag"] = "nowhere.speed"  # semantic
     raw["assets"][0]["vibration"]["band"] = "wide"  # structural, in an asset
     second = copy.deepcopy(raw["assets"][0])
     second["name"] = "pump-102"
@@ -241,13 +275,24 @@ def test_all_errors_are_reported_at_once() -> None:
             "gateway.queue_sise",
             "assets[0].vibration.band",
             "assets[1].isa95.line",
-            "assets[1].fields.speed.tag",
+            "assets[1].fields.speed_rpm.tag",
             "assets[1].rules[0].clear_at",
         ]
     ), errors
     # assets[0] is structurally broken, so its semantic checks wait for the fix; the
     # sound asset is checked in full in the same pass.
     assert "ConfigError" not in errors[0]
+
+
+def test_broken_sources_do_not_make_every_tag_unknown() -> None:
+    raw = base()
+    raw["sources"]["modbus"][0]["port"] = 0
+    raw["assets"][0]["fields"]["speed_rpm"]["tag"] = "vendor_a.nope"
+    errors = errors_of(raw)
+    assert [e.split(":")[0] for e in errors] == [
+        "sources.modbus[0]",
+        "assets[0].fields.speed_rpm.tag",
+    ], errors
 
 
 def test_toml_syntax_error_names_the_line() -> None:
@@ -286,7 +331,7 @@ def test_check_cli_lists_every_error_and_fails(tmp_path: Path) -> None:
         "[gateway]\nqueue_size = 0\n\n"
         "[[assets]]\nname = 'p'\nmodel = 'Pump'\n"
         "isa95 = { enterprise = 'e', site = 's', area = 'a', line = 'l' }\n"
-        "fields.speed = { tag = 'dev.speed' }\n"
+        "fields.speed_rpm = { tag = 'dev.speed' }\n"
         "[[assets]]\nname = 'p'\nmodel = 'Fan'\n"
     )
     result = _isthmus("check", str(bad))
@@ -294,7 +339,7 @@ def test_check_cli_lists_every_error_and_fails(tmp_path: Path) -> None:
     assert result.stdout == ""
     for expected in (
         "gateway.queue_size: must be at least 1",
-        "assets[0].fields.speed.tag: unknown tag 'dev.speed'",
+        "assets[0].fields.speed_rpm.tag: unknown tag 'dev.speed'",
         "assets[1].model: Invalid enum value 'Fan'",
         "assets[1].isa95: missing required field",
     ):

@@ -38,10 +38,17 @@ def describe(config: object, out: TextIO) -> None:
     print(f"configuration OK: gateway {g.name!r}", file=out)
     print(f"  queues: {g.queue_size} items each (full: newest dropped and counted)", file=out)
     if config.mqtt is not None:
-        print(f"  mqtt: {contracts.describe_mqtt(config.mqtt)}", file=out)
+        m = config.mqtt
+        auth = f", user {m.username}" if m.username else ""
+        tls = f", TLS (CA {m.ca_file or 'system'})" if m.tls else ""
+        print(f"  mqtt: {m.url} MQTT {m.protocol} as {m.identifier}{auth}{tls}", file=out)
     else:
-        print("  mqtt: none (console sink)", file=out)
-    print(f"  outbox: {contracts.describe_outbox(config.outbox)}", file=out)
+        print("  mqtt: none: data products and alerts are printed (console sink)", file=out)
+    o = config.outbox
+    print(
+        f"  outbox: {o.path} (<= {o.max_messages} messages, {o.max_bytes} bytes, {o.policy})",
+        file=out,
+    )
     print("sources:", file=out)
     for line in contracts.describe_sources(config.sources):
         print(f"  {line}", file=out)

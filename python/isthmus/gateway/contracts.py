@@ -91,6 +91,31 @@ def source_catalog(sources: SourcesConfig, errors: list[str]) -> SourceCatalog:
     return catalog
 
 
+def loose_catalog(raw: Any) -> SourceCatalog:
+    """Tag and waveform names of a structurally broken ``[sources]`` table, as far as readable."""
+    catalog = SourceCatalog()
+
+    def items(value: Any) -> list[dict[str, Any]]:
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+    if not isinstance(raw, dict):
+        return catalog
+    for entry in items(raw.get("modbus")) + items(raw.get("opcua")):
+        source = entry.get("name")
+        for group in items(entry.get("poll_groups")):
+            for tag in items(group.get("tags")):
+                catalog.tags[f"{source}.{tag.get('name')}"] = tag.get("unit")
+        for block in items(entry.get("waveforms")):
+            catalog.waveforms[f"{source}.{block.get('name')}"] = None
+        for node in items(entry.get("nodes")):
+            ref = f"{source}.{node.get('name')}"
+            if node.get("waveform"):
+                catalog.waveforms[ref] = None
+            else:
+                catalog.tags[ref] = node.get("unit")
+    return catalog
+
+
 def request_plan_lines(device: Any) -> list[str]:
     """The coalesced Modbus reads of one device, one line per request."""
     from isthmus.sources import modbus

@@ -185,10 +185,14 @@ class Gateway:
                 unit = mapping.unit or catalog.tag_unit(mapping.tag)
                 convert = contracts.converter(unit, units.get(name))
                 runtime.deadbands[name] = mapping.deadband
-                self._routes[mapping.tag].append(FieldRoute(runtime, name, convert, mapping.deadband))
+                self._routes[mapping.tag].append(
+                    FieldRoute(runtime, name, convert, mapping.deadband)
+                )
             vib = asset.vibration
             if vib is not None and runtime.vibration is not None:
-                speed_ref = vib.speed_tag or (asset.fields["speed"].tag if "speed" in asset.fields else None)
+                speed_ref = vib.speed_tag or (
+                    asset.fields["speed"].tag if "speed" in asset.fields else None
+                )
                 if speed_ref is not None:
                     unit = (asset.fields["speed"].unit if vib.speed_tag is None else None) or (
                         catalog.tag_unit(speed_ref)
@@ -282,14 +286,19 @@ class Gateway:
                 continue
             if result is None:
                 continue
-            self.metrics.dsp_seconds.labels(asset).observe(result.dsp_seconds / max(result.frames, 1))
+            self.metrics.dsp_seconds.labels(asset).observe(
+                result.dsp_seconds / max(result.frames, 1)
+            )
             runtime.last_vibration = result
             runtime.set_value("velocity_rms", round(result.velocity_rms, 4), "good", result.time)
             runtime.set_value("iso_zone", result.zone, "good", result.time)
             runtime.set_value(
                 "diagnosis",
-                {"fault": result.diagnosis, "score_db": round(result.score_db, 2),
-                 "frequency_hz": round(result.frequency_hz, 2)},
+                {
+                    "fault": result.diagnosis,
+                    "score_db": round(result.score_db, 2),
+                    "frequency_hz": round(result.frequency_hz, 2),
+                },
                 "good",
                 result.time,
             )
@@ -320,7 +329,11 @@ class Gateway:
             self.metrics.active_alerts.labels(runtime.asset.name).set(len(runtime.active_alerts))
             log.warning(
                 "alert " + state,
-                extra={"asset": runtime.asset.name, "rule": rule, "severity": alert.get("severity")},
+                extra={
+                    "asset": runtime.asset.name,
+                    "rule": rule,
+                    "severity": alert.get("severity"),
+                },
             )
             self.alerts.put(Message("alert", runtime.asset, alert))
             if self.on_update is not None:
@@ -346,12 +359,16 @@ class Gateway:
         features = {
             k: float(v)
             for k, v in runtime.values.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and runtime.quality[k] == "good"
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and runtime.quality[k] == "good"
         }
         zone = None
         if "velocity_rms" in features:
             asset = runtime.asset
-            zone = contracts.iso_zone(features["velocity_rms"], asset.machine_group, asset.foundation)
+            zone = contracts.iso_zone(
+                features["velocity_rms"], asset.machine_group, asset.foundation
+            )
             runtime.set_value("iso_zone", zone, "good", runtime.value_time["velocity_rms"])
         if features and runtime.rules is not None:
             self._evaluate(runtime, features, zone, None, now)
@@ -389,7 +406,9 @@ class Gateway:
         """Hand what is still queued to the sink (alerts first), within ``timeout`` s."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while (message := self.alerts.get_nowait() or self.telemetry.get_nowait()) is not None:
+                while (
+                    message := self.alerts.get_nowait() or self.telemetry.get_nowait()
+                ) is not None:
                     await self._send(message)
 
     # --- figures ---------------------------------------------------------------------------
@@ -434,12 +453,20 @@ class Gateway:
                     ("isthmus_frames_analysed", "Frames analysed", labels, float(channel.frames))
                 )
         figures.append(
-            ("isthmus_queue_depth", "Messages waiting for the sink", {"queue": "telemetry"},
-             float(len(self.telemetry)))
+            (
+                "isthmus_queue_depth",
+                "Messages waiting for the sink",
+                {"queue": "telemetry"},
+                float(len(self.telemetry)),
+            )
         )
         figures.append(
-            ("isthmus_queue_depth", "Messages waiting for the sink", {"queue": "alerts"},
-             float(len(self.alerts)))
+            (
+                "isthmus_queue_depth",
+                "Messages waiting for the sink",
+                {"queue": "alerts"},
+                float(len(self.alerts)),
+            )
         )
         figures.extend(contracts.sink_figures(self.sink))
         for session in self.sessions:
@@ -454,4 +481,6 @@ class _Stop(Exception):
 def now_iso(t: float | None = None) -> str:
     """UTC ISO 8601 with milliseconds."""
     t = time.time() if t is None else t
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(math.modf(t)[0] * 1000):03d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(math.modf(t)[0] * 1000):03d}Z"
+    )

@@ -69,7 +69,10 @@ async def serve(config: object, args: argparse.Namespace) -> int:
     server = None
     if args.metrics_port is not None:
         server = serve_metrics(metrics, args.metrics_port, args.metrics_host)
-        log.info("metrics served", extra={"url": f"http://{args.metrics_host}:{args.metrics_port}/metrics"})
+        log.info(
+            "metrics served",
+            extra={"url": f"http://{args.metrics_host}:{args.metrics_port}/metrics"},
+        )
     sink: ConsoleSink | UnsSink
     if config.mqtt is None or args.console:
         sink = ConsoleSink(sys.stdout, outbox=config.outbox)

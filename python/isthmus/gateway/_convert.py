@@ -111,7 +111,7 @@ def _struct_errors(raw: Any, tp: type[msgspec.Struct], path: str, errors: list[s
             message = _leaf_error(path, exc)
             # Checks that name their field ("url: no host in ...") get it on the path.
             head, _, rest = message.partition(": ")
-            field, sep, detail = rest.partition(": ")
-            if sep and field in known:
-                message = f"{join(head, field)}: {detail}"
+            named, sep, detail = rest.partition(": ")
+            if sep and named in known:
+                message = f"{join(head, named)}: {detail}"
             errors.append(message)

@@ -117,10 +117,26 @@ def loose_catalog(raw: Any) -> SourceCatalog:
 
 
 def request_plan_lines(device: Any) -> list[str]:
-    """The coalesced Modbus reads of one device, one line per request."""
-    from isthmus.sources import modbus
+    """The coalesced Modbus reads of one device (``isthmus.sources.modbus`` planner)."""
+    from isthmus.sources.modbus import plan_device
 
-    return [str(request) for request in modbus.plan_requests(device)]
+    plan = plan_device(device)
+    lines: list[str] = []
+    for group in plan.groups:
+        lines.append(f"poll group {group.group.name!r} every {group.group.interval:g} s:")
+        for req in group.requests:
+            unit = "bits" if req.register in ("coil", "discrete") else "registers"
+            lines.append(
+                f"  read {req.register} {req.start}..{req.start + req.count - 1} "
+                f"({req.count} {unit}): {', '.join(t.name for t in req.tags)}"
+            )
+    for block in device.waveforms:
+        lines.append(
+            f"waveform {block.name!r} ({block.channel}): {block.slots} slots x "
+            f"{block.samples} {block.dtype} samples from {block.register} {block.address}, "
+            f"{block.sample_rate / block.samples:.0f} reads/s at {block.sample_rate:g} Hz"
+        )
+    return lines
 
 
 def describe_sources(sources: SourcesConfig) -> list[str]:
@@ -133,13 +149,11 @@ def describe_sources(sources: SourcesConfig) -> list[str]:
             f"{tags} tags in {len(device.poll_groups)} poll groups, "
             f"{len(device.waveforms)} waveform blocks, <= {device.max_requests_per_second:g} req/s"
         )
-        try:
-            plan = request_plan_lines(device)
-        except ImportError as exc:
-            lines.append(f"  request plan: unavailable ({exc})")
-            continue
-        lines.append(f"  request plan ({len(plan)} requests per cycle):")
-        lines.extend(f"    {line}" for line in plan)
+        from isthmus.sources.modbus import plan_device
+
+        count = plan_device(device).request_count
+        lines.append(f"  request plan: {count} reads per round of the poll groups")
+        lines.extend(f"    {line}" for line in request_plan_lines(device))
     for endpoint in sources.opcua:
         waveforms = sum(1 for n in endpoint.nodes if n.waveform)
         lines.append(
@@ -189,7 +203,7 @@ def converter(unit: str | None, target: str | None) -> Callable[[float], float]:
 
     if unit is None or target is None or unit == target:
         return float
-    return conversion(unit, target)
+    return conversion(unit, target).__call__
 
 
 # --- bearing catalogue (diagnostics area) ------------------------------------------------------
@@ -203,3 +217,83 @@ def bearing_names() -> frozenset[str] | None:
     if catalogue is None:
         return None
     return frozenset(catalogue)
+
+
+# --- sessions (protocols area: isthmus.sources.modbus / opcua) -----------------------------------
+
+
+class Source:
+    """One running acquisition session (Modbus device or OPC UA endpoint)."""
+
+    def __init__(self, name: str, kind: str, session: Any, rings: dict[str, Any]) -> None:
+        self.name = name
+        self.kind = kind
+        self.session = session
+        #: ``"<source>.<waveform>"`` -> the SampleRing the session writes into.
+        self.rings = rings
+
+    async def run(self) -> None:
+        await self.session.run()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def figures(self) -> list[tuple[str, str, dict[str, str], float]]:
+        """Session statistics as metrics (requests, errors, latency percentiles, ...)."""
+        stats = self.session.stats.snapshot()
+        labels = {"source": self.name, "kind": self.kind}
+        out: list[tuple[str, str, dict[str, str], float]] = []
+        for key, value in stats.items():
+            if value is None or isinstance(value, str):
+                continue
+            if key.startswith("latency_p"):
+                quantile = key.removeprefix("latency_p").removesuffix("_ms")
+                out.append(
+                    (
+                        "isthmus_poll_latency_seconds",
+                        "Request latency percentile over the last requests (s)",
+                        {**labels, "quantile": f"0.{quantile}"},
+                        float(value) / 1e3,
+                    )
+                )
+            elif key == "last_good_read":
+                out.append(
+                    (
+                        "isthmus_source_last_good_read_timestamp",
+                        "Unix time of the last good read",
+                        labels,
+                        float(value),
+                    )
+                )
+            else:
+                out.append(
+                    (f"isthmus_source_{key}", f"Session statistic {key}", labels, float(value))
+                )
+        return out
+
+
+def open_sources(sources: SourcesConfig, on_values: Callable[[list[Any]], None]) -> list[Source]:
+    """One session per Modbus device and OPC UA endpoint (not started)."""
+    out: list[Source] = []
+    if sources.modbus:
+        from isthmus.sources.modbus import ModbusSession
+
+        for device in sources.modbus:
+            session = ModbusSession(device, on_values=on_values)
+            rings = {
+                f"{device.name}.{block.name}": session.rings[block.channel]
+                for block in device.waveforms
+            }
+            out.append(Source(device.name, "modbus", session, rings))
+    if sources.opcua:
+        from isthmus.sources.opcua import OpcUaSession
+
+        for endpoint in sources.opcua:
+            session = OpcUaSession(endpoint, on_values=on_values)
+            rings = {
+                f"{endpoint.name}.{node.name}": session.rings[node.name]
+                for node in endpoint.nodes
+                if node.waveform
+            }
+            out.append(Source(endpoint.name, "opcua", session, rings))
+    return out

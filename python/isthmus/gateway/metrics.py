@@ -49,36 +49,14 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.started = time.time()
-        self.poll_latency = Histogram(
-            "isthmus_poll_latency_seconds",
-            "Time from issuing a poll to its decoded values (s)",
+        self.poll_errors = Counter(
+            "isthmus_bad_values",
+            "Values received with bad or uncertain quality",
             ["source"],
             registry=r,
-            buckets=_LATENCY_BUCKETS,
-        )
-        self.poll_errors = Counter(
-            "isthmus_poll_errors", "Failed polls or bad-quality values", ["source"], registry=r
         )
         self.values = Counter(
             "isthmus_values", "Tag values received from sources", ["source"], registry=r
-        )
-        self.samples = Counter(
-            "isthmus_samples",
-            "Vibration samples pushed into rings",
-            ["asset", "channel"],
-            registry=r,
-        )
-        self.ring_lag = Gauge(
-            "isthmus_ring_lag_samples",
-            "Samples written but not yet analysed",
-            ["asset", "channel"],
-            registry=r,
-        )
-        self.ring_lost = Counter(
-            "isthmus_ring_lost_samples",
-            "Samples the analyser never saw (overrun: overwritten; gap: missed at the source)",
-            ["asset", "channel", "reason"],
-            registry=r,
         )
         self.dsp_seconds = Histogram(
             "isthmus_dsp_seconds",
@@ -86,12 +64,6 @@ class Metrics:
             ["asset"],
             registry=r,
             buckets=_LATENCY_BUCKETS,
-        )
-        self.frames = Counter(
-            "isthmus_frames", "Analysed vibration frames", ["asset", "channel"], registry=r
-        )
-        self.invalid_frames = Counter(
-            "isthmus_invalid_frames", "Frames with NaN/inf samples", ["asset"], registry=r
         )
         self.alerts = Counter(
             "isthmus_alerts", "Alert transitions", ["asset", "rule", "state"], registry=r

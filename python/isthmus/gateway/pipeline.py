@@ -2,21 +2,21 @@
 
 ::
 
-    Modbus / OPC UA sessions ──TagValue──> route (unit conversion) ──> asset state ─┐
-            │ waveform blocks                                                       │ products
-            v                                                                       │ (by exception)
-        SampleRing per channel ──reader──> DSP task per asset (to_thread, Rust) ────┤ features
-                                           velocity RMS, ISO zone, envelope, rules ─┤ alerts
-                                                                                    v
-                                   bounded queues (telemetry: drop oldest, counted; alerts apart)
-                                                                                    v
-                                                     sink task -> outbox -> MQTT  (or console)
+  Modbus / OPC UA sessions --TagValue--> route + unit conversion --> asset state --+
+        | waveform blocks (decoded in Rust)                                          | products,
+        v                                                                            | by exception
+  SampleRing per channel --reader--> DSP task per asset (to_thread, Rust, no GIL) ---+ features
+                                     velocity RMS, ISO zone, envelope, rules --------+ alerts
+                                                                                     v
+                          bounded queues: telemetry drops its oldest (counted); alerts apart
+                                                                                     v
+                                        sink task --> outbox (SQLite) --> MQTT  (or console)
 
-Every loop is a named task in one :class:`asyncio.TaskGroup`. Routing a value is
-a few dict lookups, done inline in the session's callback, so polling never
-waits for anything downstream; the only waits between stages are bounded
-queues that drop (and count) rather than block. A slow broker is absorbed by the
-outbox, whose own bound and drop policy belong to the UNS layer.
+Every loop is a named task in one :class:`asyncio.TaskGroup`. Routing a value is a
+few dict lookups done inline in the session's callback, so polling never waits
+for anything downstream; between stages there are only bounded queues that drop
+(and count) rather than block. A slow broker is absorbed by the outbox, whose
+bound and drop policy belong to the UNS layer.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import asyncio
 import collections
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from isthmus.gateway import contracts
+from isthmus.gateway import contracts, diagnosis
 from isthmus.gateway.config import Asset, GatewayConfig
 from isthmus.gateway.metrics import Metrics
 from isthmus.gateway.vibration import VibrationMonitor, VibrationResult
@@ -40,24 +40,37 @@ log = logging.getLogger("isthmus.gateway")
 
 MessageKind = Literal["product", "features", "alert", "status"]
 
-# Publish a product at least this often even when nothing changed (s).
+# A product is published at least this often even when nothing changed (s).
 MAX_SILENCE_S = 60.0
 # How often the product task looks for changes (s).
 PRODUCT_PERIOD_S = 0.25
+# Bound on handing queued messages to the sink at shutdown (s).
+DRAIN_S = 5.0
+# Model field -> rule feature, for assets whose vibration comes from a tag.
+TAG_FEATURES = {"vibration_velocity_rms_mm_s": "velocity_rms"}
 
 
 @dataclass
 class Message:
-    """One thing to publish; ``asset`` is None for gateway-level messages (status)."""
+    """One thing to publish; ``asset`` is None for gateway-level messages (status).
+
+    ``payload`` is a msgspec Struct of the UNS models (``Pump``, ``VibrationFeatures``,
+    ``Alert``) or, for status, a dict.
+    """
 
     kind: MessageKind
-    asset: Asset | None
-    payload: dict[str, Any]
+    asset: AssetRuntime | None
+    payload: Any
+    quality: str = "good"
     time: float = field(default_factory=time.time)
+
+    @property
+    def timestamp(self) -> datetime:
+        return datetime.fromtimestamp(self.time, UTC)
 
 
 class DropQueue:
-    """A bounded queue that never blocks its producer: when full, the oldest item goes.
+    """A bounded FIFO that never blocks its producer: when full, the oldest item goes.
 
     Every dropped item is counted in ``isthmus_dropped_total{queue=...}``.
     """
@@ -85,7 +98,7 @@ class DropQueue:
         return self._items.popleft()
 
     async def wait(self) -> None:
-        if not self._items:
+        while not self._items:
             self._ready.clear()
             await self._ready.wait()
 
@@ -95,31 +108,44 @@ class DropQueue:
 
 @dataclass
 class FieldRoute:
-    """A tag feeding one model field, with its unit conversion and deadband."""
+    """A tag feeding one model field, with its unit conversion."""
 
     runtime: AssetRuntime
     field: str
     convert: Callable[[float], float]
-    deadband: float | None
 
 
 class AssetRuntime:
     """The live state of one asset: field values, vibration results, alerts."""
 
-    def __init__(self, asset: Asset) -> None:
+    def __init__(self, asset: Asset, rings: dict[str, Any]) -> None:
+        from isthmus.uns.topics import AssetPath
+        from isthmus.uns.units import ReportByException
+
         self.asset = asset
+        self.name = asset.name
+        self.model = contracts.model_class(asset.model)
+        self.path = AssetPath(
+            enterprise=asset.isa95.enterprise,
+            site=asset.isa95.site,
+            area=asset.isa95.area,
+            line=asset.isa95.line,
+            asset=asset.asset_id,
+        )
+        deadbands = {k: m.deadband for k, m in asset.fields.items() if m.deadband is not None}
+        self.report = ReportByException(
+            self.model, deadbands, MAX_SILENCE_S, f"assets.{asset.name}"
+        )
         self.values: dict[str, Any] = {}
         self.quality: dict[str, str] = {}
         self.value_time: dict[str, float] = {}
-        self.deadbands: dict[str, float | None] = {}
-        self.published: dict[str, Any] = {}
-        self.published_quality: dict[str, str] = {}
-        self.published_at = 0.0
-        self.product: dict[str, Any] | None = None
-        self.vibration = VibrationMonitor(asset) if asset.vibration is not None else None
+        self.product: Any | None = None
+        self.product_quality = "good"
+        self.vibration = VibrationMonitor(asset, rings) if asset.vibration is not None else None
         self.last_vibration: VibrationResult | None = None
-        self.rules = contracts.rule_engine(asset)
-        self.active_alerts: dict[str, dict[str, Any]] = {}
+        self.rules = diagnosis.RuleSet(asset)
+        self.active_alerts: dict[str, Any] = {}
+        self.alert_log: list[Any] = []
         self.features_published_at = 0.0
 
     def set_value(self, name: str, value: Any, quality: str, when: float) -> None:
@@ -127,27 +153,19 @@ class AssetRuntime:
         self.quality[name] = quality
         self.value_time[name] = when
 
-    def changed(self, now: float) -> bool:
-        """True when a field moved past its deadband, a quality changed, or silence ran out."""
-        if now - self.published_at >= MAX_SILENCE_S:
-            return True
-        for name, value in self.values.items():
-            if name not in self.published or self.quality[name] != self.published_quality[name]:
-                return True
-            old = self.published[name]
-            band = self.deadbands.get(name)
-            numeric = isinstance(value, float) and isinstance(old, float)
-            if numeric and band is not None:
-                if abs(value - old) > band:
-                    return True
-            elif value != old:
-                return True
-        return False
+    def overall_quality(self) -> str:
+        """good when every field is good, bad when none is, uncertain in between."""
+        qualities = set(self.quality.values())
+        if qualities <= {"good"}:
+            return "good"
+        return "bad" if "good" not in qualities else "uncertain"
 
-    def mark_published(self, now: float) -> None:
-        self.published = dict(self.values)
-        self.published_quality = dict(self.quality)
-        self.published_at = now
+    def build_product(self) -> Any:
+        """The data product now; fields with a bad value are left out (None)."""
+        fields = {
+            k: v for k, v in self.values.items() if self.quality.get(k) == "good" and v is not None
+        }
+        return self.model(**fields)
 
 
 class Gateway:
@@ -171,70 +189,67 @@ class Gateway:
         size = config.gateway.queue_size
         self.telemetry = DropQueue("telemetry", size, self.metrics)
         self.alerts = DropQueue("alerts", size, self.metrics)
-        self.assets = {a.name: AssetRuntime(a) for a in config.assets}
+        self.sources = contracts.open_sources(config.sources, self.on_values)
+        rings = {ref: ring for source in self.sources for ref, ring in source.rings.items()}
+        self.assets = {a.name: AssetRuntime(a, rings) for a in config.assets}
         catalog = contracts.source_catalog(config.sources, [])
         self._routes: dict[str, list[FieldRoute]] = collections.defaultdict(list)
-        self._speed_routes: dict[str, list[tuple[AssetRuntime, Callable[[float], float]]]] = (
+        self._speed_routes: dict[str, list[tuple[VibrationMonitor, Callable[[float], float]]]] = (
             collections.defaultdict(list)
         )
-        self._rings: dict[str, Any] = {}
         for runtime in self.assets.values():
             asset = runtime.asset
-            units = contracts.model_field_units(asset.model) or {}
+            units = contracts.model_field_units(asset.model)
             for name, mapping in asset.fields.items():
                 unit = mapping.unit or catalog.tag_unit(mapping.tag)
                 convert = contracts.converter(unit, units.get(name))
-                runtime.deadbands[name] = mapping.deadband
-                self._routes[mapping.tag].append(
-                    FieldRoute(runtime, name, convert, mapping.deadband)
-                )
+                self._routes[mapping.tag].append(FieldRoute(runtime, name, convert))
+            monitor = runtime.vibration
             vib = asset.vibration
-            if vib is not None and runtime.vibration is not None:
-                speed_ref = vib.speed_tag or (
-                    asset.fields["speed"].tag if "speed" in asset.fields else None
-                )
-                if speed_ref is not None:
-                    unit = (asset.fields["speed"].unit if vib.speed_tag is None else None) or (
-                        catalog.tag_unit(speed_ref)
-                    )
-                    self._speed_routes[speed_ref].append(
-                        (runtime, contracts.converter(unit or "rpm", "Hz"))
-                    )
-                for channel in vib.channels:
-                    self._rings[channel.waveform] = runtime.vibration.ring_for(channel.waveform)
-        self.sessions: list[Any] = []
+            if vib is None or monitor is None:
+                continue
+            speed = asset.fields.get("speed_rpm")
+            speed_ref = vib.speed_tag or (speed.tag if speed is not None else None)
+            if speed_ref is not None:
+                declared = speed.unit if speed is not None and vib.speed_tag is None else None
+                unit = declared or catalog.tag_unit(speed_ref) or "rpm"
+                self._speed_routes[speed_ref].append((monitor, contracts.converter(unit, "Hz")))
         self.metrics.add_source(self._live_figures)
-        self._stopping = False
+        self.started = time.time()
+        self.stopping = False
 
     # --- the value stream -------------------------------------------------------------------
 
+    def on_values(self, values: list[Any]) -> None:
+        """Route the :class:`isthmus.sources.values.TagValue` of one read to their fields.
+
+        Called inline by the sessions; a few dict lookups per value, never blocks.
+        """
+        for value in values:
+            self.on_value(value)
+
     def on_value(self, value: Any) -> None:
-        """Route one ``TagValue`` to the fields it feeds (called inline by the sessions)."""
+        """Route one value (see :meth:`on_values`)."""
         ref = f"{value.source}.{value.tag}"
-        good = contracts.is_good(value)
+        good = bool(value.good)
+        quality = str(getattr(value.quality, "value", value.quality))
         self.metrics.values.labels(value.source).inc()
         if not good:
             self.metrics.poll_errors.labels(value.source).inc()
         when = value.source_time or value.gateway_time
+        number = value.value
+        numeric = isinstance(number, (int, float)) and not isinstance(number, bool)
         for route in self._routes.get(ref, ()):
-            number = value.value
-            if good and isinstance(number, (int, float)) and not isinstance(number, bool):
-                number = route.convert(float(number))
-            route.runtime.set_value(route.field, number, contracts.quality_name(value), when)
-        if good and isinstance(value.value, (int, float)):
-            for runtime, to_hz in self._speed_routes.get(ref, ()):
-                if runtime.vibration is not None:
-                    runtime.vibration.shaft_hz = to_hz(float(value.value))
-
-    def ring_for(self, waveform: str) -> Any:
-        """The SampleRing a session writes ``"<source>.<waveform>"`` into (None if unused)."""
-        return self._rings.get(waveform)
+            converted = route.convert(float(number)) if good and numeric else number
+            route.runtime.set_value(route.field, converted, quality, when)
+        if good and numeric:
+            for monitor, to_hz in self._speed_routes.get(ref, ()):
+                monitor.shaft_hz = to_hz(float(number))
 
     # --- tasks -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain the queues into the sink and close it."""
-        loop_started = time.time()
         log.info(
             "gateway starting",
             extra={"gateway": self.config.gateway.name, "assets": len(self.assets)},
@@ -242,12 +257,11 @@ class Gateway:
         await self.sink.start(self)
         try:
             async with asyncio.TaskGroup() as group:
-                for session in contracts.open_sessions(self):
-                    self.sessions.append(session)
-                    group.create_task(session.run(), name=f"source:{session.name}")
+                for source in self.sources:
+                    group.create_task(source.run(), name=f"source:{source.name}")
                 for runtime in self.assets.values():
                     if runtime.vibration is not None:
-                        group.create_task(self._dsp(runtime), name=f"dsp:{runtime.asset.name}")
+                        group.create_task(self._dsp(runtime), name=f"dsp:{runtime.name}")
                 group.create_task(self._products(), name="products")
                 group.create_task(self._sink_loop(), name="sink")
                 group.create_task(self._status(), name="status")
@@ -255,13 +269,13 @@ class Gateway:
         except* _Stop:
             pass
         finally:
-            self._stopping = True
+            self.stopping = True
             await self._drain()
             await self.sink.close()
             log.info(
                 "gateway stopped",
                 extra={
-                    "uptime_s": round(time.time() - loop_started, 1),
+                    "uptime_s": round(time.time() - self.started, 1),
                     "dropped": self.telemetry.dropped + self.alerts.dropped,
                 },
             )
@@ -269,6 +283,8 @@ class Gateway:
     async def _stop_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
         log.info("gateway stopping")
+        # Sessions stop reading first (flag + dropped connection), then every task ends.
+        await asyncio.gather(*(source.close() for source in self.sources), return_exceptions=True)
         raise _Stop
 
     async def _dsp(self, runtime: AssetRuntime) -> None:
@@ -276,39 +292,32 @@ class Gateway:
         assert monitor is not None
         vib = monitor.config
         period = vib.hop / vib.sample_rate
-        asset = runtime.asset.name
+        dsp_seconds = self.metrics.dsp_seconds.labels(runtime.name)
         while True:
             await asyncio.sleep(period)
             try:
                 result = await asyncio.to_thread(monitor.process)
             except Exception:
-                log.exception("vibration analysis failed", extra={"asset": asset})
+                log.exception("vibration analysis failed", extra={"asset": runtime.name})
+                await asyncio.sleep(1.0)
                 continue
             if result is None:
                 continue
-            self.metrics.dsp_seconds.labels(asset).observe(
-                result.dsp_seconds / max(result.frames, 1)
-            )
+            dsp_seconds.observe(result.dsp_seconds / max(result.frames, 1))
             runtime.last_vibration = result
-            runtime.set_value("velocity_rms", round(result.velocity_rms, 4), "good", result.time)
-            runtime.set_value("iso_zone", result.zone, "good", result.time)
             runtime.set_value(
-                "diagnosis",
-                {
-                    "fault": result.diagnosis,
-                    "score_db": round(result.score_db, 2),
-                    "frequency_hz": round(result.frequency_hz, 2),
-                },
-                "good",
-                result.time,
+                "vibration_velocity_rms_mm_s", round(result.velocity_rms, 4), "good", result.time
+            )
+            runtime.set_value("iso20816_zone", result.zone, "good", result.time)
+            runtime.set_value(
+                "bearing_diagnosis", diagnosis.product_label(result.diagnosis), "good", result.time
             )
             self._evaluate(runtime, result.features, result.zone, result, result.time)
             now = time.time()
             if now - runtime.features_published_at >= self.config.gateway.features_interval_s:
                 runtime.features_published_at = now
-                self.telemetry.put(
-                    Message("features", runtime.asset, contracts.features_payload(runtime, result))
-                )
+                features = diagnosis.features_message(runtime, result)
+                self.telemetry.put(Message("features", runtime, features, time=result.time))
 
     def _evaluate(
         self,
@@ -318,24 +327,20 @@ class Gateway:
         result: VibrationResult | None,
         when: float,
     ) -> None:
-        for alert in contracts.rules_update(runtime.rules, features, zone, result, when):
-            rule = str(alert["rule"])
-            state = str(alert["state"])
-            self.metrics.alerts.labels(runtime.asset.name, rule, state).inc()
-            if state == "raised":
-                runtime.active_alerts[rule] = alert
+        for alert in runtime.rules.update(features, zone, result, when):
+            rule = alert.alert_id.rsplit(".", 1)[-1]
+            self.metrics.alerts.labels(runtime.name, rule, alert.state).inc()
+            if alert.state == "raised":
+                runtime.active_alerts[alert.alert_id] = alert
             else:
-                runtime.active_alerts.pop(rule, None)
-            self.metrics.active_alerts.labels(runtime.asset.name).set(len(runtime.active_alerts))
+                runtime.active_alerts.pop(alert.alert_id, None)
+            runtime.alert_log.append(alert)
+            self.metrics.active_alerts.labels(runtime.name).set(len(runtime.active_alerts))
             log.warning(
-                "alert " + state,
-                extra={
-                    "asset": runtime.asset.name,
-                    "rule": rule,
-                    "severity": alert.get("severity"),
-                },
+                f"alert {alert.state}",
+                extra={"asset": runtime.name, "alert": alert.alert_id, "detail": alert.message},
             )
-            self.alerts.put(Message("alert", runtime.asset, alert))
+            self.alerts.put(Message("alert", runtime, alert, time=when))
             if self.on_update is not None:
                 self.on_update(runtime)
 
@@ -346,31 +351,37 @@ class Gateway:
             for runtime in self.assets.values():
                 if runtime.vibration is None:
                     self._tag_fed_severity(runtime, now)
-                if not runtime.values or not runtime.changed(now):
+                if not runtime.values:
                     continue
-                runtime.product = contracts.product_payload(runtime, now)
-                runtime.mark_published(now)
-                self.telemetry.put(Message("product", runtime.asset, runtime.product))
+                quality = runtime.overall_quality()
+                product = runtime.build_product()
+                shown = {k: v for k, v in runtime.values.items() if runtime.quality[k] == "good"}
+                if not runtime.report.offer(shown, quality, time.monotonic()):
+                    continue
+                runtime.product = product
+                runtime.product_quality = quality
+                self.telemetry.put(Message("product", runtime, product, quality=quality, time=now))
                 if self.on_update is not None:
                     self.on_update(runtime)
 
     def _tag_fed_severity(self, runtime: AssetRuntime, now: float) -> None:
-        """ISO zone and rules of an asset whose vibration comes as features from a tag."""
+        """ISO zone and rules of an asset whose vibration arrives as features from a tag."""
         features = {
-            k: float(v)
+            TAG_FEATURES.get(k, k): float(v)
             for k, v in runtime.values.items()
             if isinstance(v, (int, float))
             and not isinstance(v, bool)
-            and runtime.quality[k] == "good"
+            and runtime.quality.get(k) == "good"
         }
         zone = None
         if "velocity_rms" in features:
             asset = runtime.asset
-            zone = contracts.iso_zone(
+            zone = diagnosis.iso_zone(
                 features["velocity_rms"], asset.machine_group, asset.foundation
             )
-            runtime.set_value("iso_zone", zone, "good", runtime.value_time["velocity_rms"])
-        if features and runtime.rules is not None:
+            when = runtime.value_time["vibration_velocity_rms_mm_s"]
+            runtime.set_value("iso20816_zone", zone, "good", when)
+        if features:
             self._evaluate(runtime, features, zone, None, now)
 
     async def _sink_loop(self) -> None:
@@ -399,13 +410,13 @@ class Gateway:
 
     async def _status(self) -> None:
         while True:
-            self.telemetry.put(Message("status", None, self.status_payload()))
             await asyncio.sleep(self.config.gateway.status_interval_s)
+            self.telemetry.put(Message("status", None, self.status_payload()))
 
-    async def _drain(self, timeout: float = 5.0) -> None:
-        """Hand what is still queued to the sink (alerts first), within ``timeout`` s."""
+    async def _drain(self) -> None:
+        """Hand what is still queued to the sink (alerts first), within DRAIN_S seconds."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(DRAIN_S):
                 while (
                     message := self.alerts.get_nowait() or self.telemetry.get_nowait()
                 ) is not None:
@@ -414,12 +425,22 @@ class Gateway:
     # --- figures ---------------------------------------------------------------------------
 
     def status_payload(self) -> dict[str, Any]:
-        """The gateway status message: state and every counter."""
+        """The gateway's own status: state and every counter."""
         return {
             "gateway": self.config.gateway.name,
-            "state": "stopping" if self._stopping else "online",
+            "state": "stopping" if self.stopping else "online",
             "counters": self.metrics.snapshot(),
         }
+
+    def counters(self) -> dict[str, int]:
+        """The metrics as integers for the UNS status message (durations in microseconds)."""
+        out: dict[str, int] = {}
+        for key, value in self.metrics.snapshot().items():
+            if key.endswith("_sum") or "_seconds" in key.split("{")[0]:
+                out[key.replace("_seconds", "_us")] = int(value * 1e6)
+            else:
+                out[key] = int(value)
+        return out
 
     def _live_figures(self) -> list[tuple[str, str, dict[str, str], float]]:
         figures: list[tuple[str, str, dict[str, str], float]] = []
@@ -427,60 +448,55 @@ class Gateway:
             monitor = runtime.vibration
             if monitor is None:
                 continue
-            for channel, lag in zip(monitor.channels, monitor.lag().values(), strict=True):
-                labels = {"asset": runtime.asset.name, "channel": channel.name}
-                figures.append(
-                    ("isthmus_ring_lag_samples", "Samples written, not yet analysed", labels, lag)
-                )
-                figures.append(
+            for channel, lag in zip(monitor.channels, monitor.lag(), strict=True):
+                labels = {"asset": runtime.name, "channel": channel.name}
+                figures += [
+                    ("isthmus_ring_lag_samples", "Samples written, not yet analysed", labels, lag),
                     (
                         "isthmus_ring_written_samples",
-                        "Samples pushed into the ring",
+                        "Samples pushed into the ring (gaps included)",
                         labels,
                         float(channel.ring.written),
-                    )
-                )
+                    ),
+                    (
+                        "isthmus_frames_analysed",
+                        "Vibration frames analysed",
+                        labels,
+                        float(channel.frames),
+                    ),
+                    (
+                        "isthmus_frames_invalid",
+                        "Frames with NaN or infinite samples",
+                        labels,
+                        float(channel.invalid_frames),
+                    ),
+                ]
                 for reason, count in (("overrun", channel.lost_overrun), ("gap", channel.lost_gap)):
                     figures.append(
                         (
                             "isthmus_ring_lost_samples",
-                            "Samples the analysis never saw (overrun or source gap)",
+                            "Samples the analysis never saw (overrun: overwritten; gap: "
+                            "missed at the source)",
                             {**labels, "reason": reason},
                             float(count),
                         )
                     )
-                figures.append(
-                    ("isthmus_frames_analysed", "Frames analysed", labels, float(channel.frames))
+        for queue in (self.telemetry, self.alerts):
+            figures.append(
+                (
+                    "isthmus_queue_depth",
+                    "Messages waiting for the sink",
+                    {"queue": queue.name},
+                    float(len(queue)),
                 )
-        figures.append(
-            (
-                "isthmus_queue_depth",
-                "Messages waiting for the sink",
-                {"queue": "telemetry"},
-                float(len(self.telemetry)),
             )
-        )
-        figures.append(
-            (
-                "isthmus_queue_depth",
-                "Messages waiting for the sink",
-                {"queue": "alerts"},
-                float(len(self.alerts)),
-            )
-        )
-        figures.extend(contracts.sink_figures(self.sink))
-        for session in self.sessions:
-            figures.extend(contracts.session_figures(session))
+        figures_of = getattr(self.sink, "figures", None)
+        if figures_of is not None:
+            figures.extend(figures_of())
+        for source in self.sources:
+            figures.extend(source.figures())
         return figures
 
 
 class _Stop(Exception):
     """Raised inside the task group to stop every task."""
-
-
-def now_iso(t: float | None = None) -> str:
-    """UTC ISO 8601 with milliseconds."""
-    t = time.time() if t is None else t
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(math.modf(t)[0] * 1000):03d}Z"
-    )

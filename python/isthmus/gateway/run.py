@@ -56,7 +56,8 @@ async def serve(config: object, args: argparse.Namespace) -> int:
 
     from isthmus.gateway import logs
     from isthmus.gateway.config import GatewayConfig
-    from isthmus.gateway.metrics import Metrics, serve as serve_metrics
+    from isthmus.gateway.metrics import Metrics
+    from isthmus.gateway.metrics import serve as serve_metrics
     from isthmus.gateway.pipeline import Gateway
     from isthmus.gateway.sinks import ConsoleSink, UnsSink
 

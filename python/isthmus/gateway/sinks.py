@@ -1,27 +1,52 @@
 """Where the gateway's messages go: the UNS (outbox + MQTT) or the console.
 
-A sink has ``start(gateway)``, ``send(message)``, ``close()`` and optional
-``figures()`` for metrics. ``send`` must return quickly: the MQTT sink only
-appends to the durable outbox (local SQLite); the UNS publisher drains the
-outbox to the broker in its own task, so a slow or absent broker never holds
-up the pipeline.
+A sink has ``start(gateway)``, ``send(message)``, ``close()`` and ``figures()``
+(live metrics). ``send`` returns quickly: the UNS sink hands the message to the
+publisher's in-memory queue, which a writer task commits to the durable SQLite
+outbox and a drain task publishes to the broker; a slow or absent broker never
+holds up the pipeline. Alerts wait until they are durably in the outbox.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import sys
 from typing import Any, TextIO
 
-from isthmus.gateway import contracts
+import msgspec
+
 from isthmus.gateway.pipeline import Message
+
+Figures = list[tuple[str, str, dict[str, str], float]]
+
+
+def status_topic(gateway: Any) -> str:
+    """``{enterprise}/{site}/_gateway/{name}/status`` (default: the first asset's site)."""
+    from isthmus.uns.topics import gateway_status_topic
+
+    g = gateway.config.gateway
+    first = gateway.config.assets[0].isa95
+    return gateway_status_topic(g.enterprise or first.enterprise, g.site or first.site, g.name)
+
+
+def topic_of(message: Message, gateway: Any) -> str:
+    """The UNS topic a message belongs on."""
+    from isthmus.uns.topics import Leaf
+
+    if message.asset is None:
+        return status_topic(gateway)
+    leaf = {"product": Leaf.STATE, "features": Leaf.VIBRATION, "alert": Leaf.ALERTS}[message.kind]
+    return str(message.asset.path.topic(leaf))
 
 
 class ConsoleSink:
-    """Prints ``topic payload`` lines (JSON) and remembers the last message of each kind.
+    """Prints ``topic payload`` lines (JSON envelopes) and keeps a local outbox.
 
-    With ``outbox`` settings, every message is also stored in the local outbox, so a
-    gateway without a broker still keeps what it would have published.
+    Used when no broker is configured (and by ``isthmus demo`` without ``--mqtt``):
+    every message is enveloped exactly as it would be published and committed to the
+    outbox, where it waits for a broker; ``stream=None`` prints nothing.
     """
 
     def __init__(
@@ -34,63 +59,140 @@ class ConsoleSink:
         self.kinds = kinds
         self.outbox_settings = outbox
         self.outbox: Any | None = None
-        self.last: dict[tuple[str, str], dict[str, Any]] = {}
-        self.sent: list[Message] = []
+        self.last: dict[tuple[str, str], bytes] = {}
         self.count = 0
-        self._gateway_name = "isthmus"
+        self._gateway: Any = None
+        self._encoder = msgspec.json.Encoder()
+        self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
 
     async def start(self, gateway: Any) -> None:
-        self._gateway_name = gateway.config.gateway.name
+        from isthmus.uns.outbox import Outbox
+
+        self._gateway = gateway
         if self.outbox_settings is not None:
-            self.outbox = await contracts.open_outbox(self.outbox_settings)
+            loop = asyncio.get_running_loop()
+            self.outbox = await loop.run_in_executor(self._db, Outbox, self.outbox_settings)
+
+    def encode(self, message: Message) -> bytes:
+        """The envelope JSON, as the UNS publisher would send it."""
+        from isthmus.uns.models import wrap
+
+        if message.kind == "status":
+            return self._encoder.encode(message.payload)
+        envelope = wrap(message.payload, quality=message.quality, timestamp=message.timestamp)  # type: ignore[arg-type]
+        return self._encoder.encode(envelope)
 
     async def send(self, message: Message) -> None:
-        topic = contracts.topic_for(message, self._gateway_name)
-        key = (message.asset.name if message.asset else "", message.kind)
-        self.last[key] = message.payload
+        from isthmus.uns.outbox import OutboundMessage
+
+        topic = topic_of(message, self._gateway)
+        body = self.encode(message)
+        self.last[(message.asset.name if message.asset else "", message.kind)] = body
         self.count += 1
-        if message.kind == "alert":
-            self.sent.append(message)
         if self.outbox is not None:
-            await contracts.outbox_put(self.outbox, topic, message)
+            outbound = OutboundMessage(
+                topic,
+                body,
+                qos=1,
+                retain=message.kind in ("product", "status"),
+                droppable=message.kind in ("product", "features", "status"),
+                message_id=json.loads(body).get("message_id", ""),
+            )
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._db, self.outbox.put, outbound)
         if self.stream is not None and message.kind in self.kinds:
-            self.stream.write(f"{topic} {json.dumps(message.payload, default=str)}\n")
+            self.stream.write(f"{topic} {body.decode()}\n")
             self.stream.flush()
 
     async def close(self) -> None:
         if self.outbox is not None:
-            await contracts.close_outbox(self.outbox)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._db, self.outbox.close)
             self.outbox = None
+        self._db.shutdown(wait=True)
 
-    def figures(self) -> list[tuple[str, str, dict[str, str], float]]:
+    def figures(self) -> Figures:
         if self.outbox is None:
             return []
-        return contracts.outbox_figures(self.outbox)
+        return [
+            ("isthmus_outbox_depth", "Messages in the outbox", {}, float(self.outbox.depth)),
+            *(
+                ("isthmus_outbox_" + name, f"Outbox counter {name}", {}, float(value))
+                for name, value in self.outbox.counters.items()
+            ),
+        ]
 
 
 class UnsSink:
-    """Data products, features, alerts and status into the Unified Namespace over MQTT."""
+    """Data products, features, alerts and the JSON Schemas into the Unified Namespace.
 
-    def __init__(self, mqtt: Any, outbox: Any) -> None:
+    The gateway status (retained, ``online`` with counters / ``offline`` as the will)
+    is published by the UNS publisher itself; the gateway's metrics join its counters.
+    """
+
+    def __init__(self, mqtt: Any, outbox: Any, drain_timeout: float = 5.0) -> None:
         self.mqtt_settings = mqtt
         self.outbox_settings = outbox
+        self.drain_timeout = drain_timeout
         self.publisher: Any | None = None
+        self._collecting = False
 
     async def start(self, gateway: Any) -> None:
-        self.publisher = await contracts.open_publisher(
-            self.mqtt_settings, self.outbox_settings, gateway
+        from isthmus import __version__
+        from isthmus.uns.publisher import Publisher
+
+        g = gateway.config.gateway
+        first = gateway.config.assets[0].isa95
+        publisher = Publisher(
+            self.mqtt_settings,
+            self.outbox_settings,
+            enterprise=g.enterprise or first.enterprise,
+            site=g.site or first.site,
+            gateway_id=g.name,
+            version=__version__,
         )
+        publisher.counters.add_source("gateway", gateway.counters)
+        self.publisher = await publisher.__aenter__()
+        for runtime in gateway.assets.values():
+            publisher.publish_schema(runtime.path, runtime.model)
 
     async def send(self, message: Message) -> None:
-        assert self.publisher is not None
-        await contracts.publish(self.publisher, message)
+        publisher = self.publisher
+        assert publisher is not None
+        if message.kind == "status" or message.asset is None:
+            return  # the publisher keeps the retained status with our counters
+        path = message.asset.path
+        if message.kind == "product":
+            publisher.publish_state(
+                path, message.payload, quality=message.quality, timestamp=message.timestamp
+            )
+        elif message.kind == "features":
+            publisher.publish_features(path, message.payload, timestamp=message.timestamp)
+        else:
+            await publisher.publish_alert(path, message.payload, timestamp=message.timestamp)
 
     async def close(self) -> None:
         if self.publisher is not None:
-            await contracts.close_publisher(self.publisher)
+            await self.publisher.close(drain_timeout=self.drain_timeout)
             self.publisher = None
 
-    def figures(self) -> list[tuple[str, str, dict[str, str], float]]:
-        if self.publisher is None:
+    def figures(self) -> Figures:
+        # The publisher's counters include the gateway's own (its status message carries
+        # them), which include these figures: the guard breaks that loop.
+        if self.publisher is None or self._collecting:
             return []
-        return contracts.publisher_figures(self.publisher)
+        self._collecting = True
+        try:
+            counters = self.publisher.counters.snapshot()
+        finally:
+            self._collecting = False
+        return [
+            (
+                "isthmus_uns_" + name.replace(".", "_"),
+                f"UNS publisher counter {name}",
+                {},
+                float(value),
+            )
+            for name, value in counters.items()
+            if not name.startswith("gateway.")
+        ]

@@ -1,40 +1,41 @@
 """Edge vibration analysis of one asset: rings in, features, severity and diagnosis out.
 
-Each channel has its own :class:`isthmus.SampleRing` (the source writes into it)
-and a reader the monitor owns. :meth:`VibrationMonitor.process` drains the
-readers, feeds the Rust analyzers and returns one :class:`VibrationResult` per
-analysed hop. It runs in a worker thread (``asyncio.to_thread``): the Rust side
-releases the GIL, so the event loop keeps polling while the DSP runs.
+Each channel reads the :class:`isthmus.SampleRing` its source session writes
+into, through a reader the monitor owns. :meth:`VibrationMonitor.process` drains
+the readers, feeds the Rust analyzers (spectral features and velocity RMS per
+frame, envelope analysis for the bearing) and returns one
+:class:`VibrationResult` per call that completed at least one frame. It runs in
+a worker thread (``asyncio.to_thread``): the Rust side releases the GIL, so the
+event loop keeps polling while the DSP runs.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from isthmus.gateway import contracts
+import isthmus
+from isthmus.gateway import diagnosis
 from isthmus.gateway.config import Asset, VibrationSection
 
-# Rings hold this many seconds of samples: enough for the DSP task to fall behind
-# by several hops (a slow event loop, a GC pause) without overrun.
-RING_SECONDS = 4.0
 G = 9.80665  # m/s^2 per g
+# Octave-wide bands (Hz) whose RMS goes into the features message.
+BANDS = ((10.0, 1000.0), (1000.0, 2000.0), (2000.0, 4000.0), (4000.0, 8000.0))
 
 
 @dataclass
 class ChannelState:
-    """One accelerometer: its ring, our reader and its running loss totals."""
+    """One accelerometer: its ring, our reader, its analyzers and loss totals."""
 
     name: str
     unit: str
     ring: Any
     reader: Any
     spectrum: Any
-    envelope: Any | None
+    envelope: diagnosis.BearingMonitor | None
     lost_overrun: int = 0
     lost_gap: int = 0
     frames: int = 0
@@ -43,20 +44,23 @@ class ChannelState:
 
 @dataclass
 class VibrationResult:
-    """What one analysed hop of an asset says (the worst channel wins).
+    """What the newest analysed frame of an asset says (the worst channel wins).
 
-    ``velocity_rms`` mm/s RMS over the configured band; ``zone`` ISO 20816-3 A-D;
-    ``diagnosis`` the bearing fault type or ``"none"``, with ``score_db`` and the
-    matched ``frequency_hz``; ``features`` the per-frame figures rules may watch.
+    ``velocity_rms`` mm/s RMS over the configured band (ISO 20816-3); ``zone`` A-D;
+    ``diagnosis`` the bearing fault (``"none"``, ``"outer_race"``, ...) with its
+    ``score_db`` and matched ``frequency_hz``; ``features`` the figures rules may watch.
     """
 
     time: float
+    channel: str
     velocity_rms: float
     zone: str
     diagnosis: str
     score_db: float
     frequency_hz: float
     features: dict[str, float]
+    bands: dict[str, float] = field(default_factory=dict)
+    peaks: list[tuple[float, float]] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
     frames: int = 0
@@ -66,97 +70,124 @@ class VibrationResult:
 class VibrationMonitor:
     """Rings, readers and analyzers of one asset's vibration channels."""
 
-    def __init__(self, asset: Asset) -> None:
+    def __init__(self, asset: Asset, rings: dict[str, Any]) -> None:
+        """``rings``: waveform reference (``"<source>.<name>"``) -> the ring its session fills."""
         vib = asset.vibration
         assert vib is not None
         self.asset = asset.name
         self.config: VibrationSection = vib
         self.machine_group = asset.machine_group
         self.foundation = asset.foundation
-        capacity = 1 << math.ceil(math.log2(max(vib.frame * 2, vib.sample_rate * RING_SECONDS)))
         self.channels: list[ChannelState] = []
         for channel in vib.channels:
-            ring = contracts.sample_ring(1, capacity, vib.sample_rate)
+            ring = rings[channel.waveform]
             self.channels.append(
                 ChannelState(
                     name=channel.name,
                     unit=channel.unit,
                     ring=ring,
                     reader=ring.reader(),
-                    spectrum=contracts.spectrum_analyzer(vib),
-                    envelope=contracts.envelope_analyzer(vib) if vib.bearing else None,
+                    spectrum=isthmus.SpectrumAnalyzer(
+                        vib.sample_rate,
+                        frame=vib.frame,
+                        hop=vib.hop,
+                        window="hann",
+                        channels=1,
+                        bands=list(BANDS),
+                        peaks=5,
+                    ),
+                    envelope=(
+                        diagnosis.BearingMonitor(vib.bearing, vib.sample_rate, vib.frame)
+                        if vib.bearing
+                        else None
+                    ),
                 )
             )
+        # Shaft speed (Hz) from the speed tag; the fault frequencies scale with it.
         self.shaft_hz: float | None = None
 
-    def ring_for(self, waveform: str) -> Any:
-        """The ring fed by ``waveform`` (``"<source>.<name>"``); KeyError if none."""
-        for channel, cfg in zip(self.channels, self.config.channels, strict=True):
-            if cfg.waveform == waveform:
-                return channel.ring
-        raise KeyError(waveform)
-
-    def lag(self) -> dict[str, int]:
+    def lag(self) -> list[int]:
         """Samples written but not yet read, per channel."""
-        return {c.name: int(c.ring.written) - int(c.reader.position) for c in self.channels}
+        return [int(c.ring.written) - int(c.reader.position) for c in self.channels]
 
     def process(self) -> VibrationResult | None:
-        """Drain the rings and analyse; None until a whole frame has arrived."""
+        """Drain the rings and analyse; None until a new whole frame has arrived."""
         started = time.perf_counter()
-        vib = self.config
         worst: VibrationResult | None = None
         for channel in self.channels:
-            read = channel.reader.read()
-            channel.lost_overrun += int(read.lost_overrun)
-            channel.lost_gap += int(read.lost_gap)
-            samples = np.asarray(read.samples)
-            if samples.shape[-1] == 0:
-                continue
-            frames = channel.spectrum.feed(samples)
-            n_frames = contracts.frame_count(frames)
-            if channel.envelope is not None:
-                contracts.envelope_feed(channel.envelope, samples, self.shaft_hz)
-            if n_frames == 0:
-                continue
-            channel.frames += n_frames
-            channel.invalid_frames += contracts.invalid_frames(frames)
-            if int(channel.ring.written) < vib.frame:
-                continue
-            latest = np.asarray(channel.ring.latest(vib.frame))[0]
-            if not np.all(np.isfinite(latest)):
-                continue
-            velocity = contracts.velocity_rms(latest, vib.sample_rate, vib.band, channel.unit)
-            zone = contracts.iso_zone(velocity, self.machine_group, self.foundation)
-            features = contracts.frame_features(frames)
-            features["velocity_rms"] = velocity
-            if channel.unit == "m/s2":  # rules speak of g whatever the sensor's unit
-                for key in ("acceleration_rms", "acceleration_peak"):
-                    if key in features:
-                        features[key] /= G
-            diagnosis: dict[str, Any] = {"fault": "none", "score_db": 0.0, "frequency_hz": 0.0}
-            scores: dict[str, float] = {}
-            evidence: dict[str, Any] = {}
-            if channel.envelope is not None:
-                diagnosis, scores, evidence = contracts.envelope_diagnosis(channel.envelope)
-                features.update({f"{k}_score": v for k, v in scores.items()})
-            result = VibrationResult(
-                time=float(read.start_time) + samples.shape[-1] / vib.sample_rate,
-                velocity_rms=velocity,
-                zone=zone,
-                diagnosis=str(diagnosis["fault"]),
-                score_db=float(diagnosis["score_db"]),
-                frequency_hz=float(diagnosis["frequency_hz"]),
-                features=features,
-                scores=scores,
-                evidence=evidence,
-                frames=n_frames,
-            )
-            if worst is None or _severity(result) > _severity(worst):
+            result = self._process_channel(channel)
+            if result is not None and (worst is None or _severity(result) > _severity(worst)):
                 worst = result
         if worst is not None:
             worst.dsp_seconds = time.perf_counter() - started
         return worst
 
+    def _process_channel(self, channel: ChannelState) -> VibrationResult | None:
+        vib = self.config
+        newest: Any = None
+        frames_done = 0
+        last_time = 0.0
+        while True:  # a read stops at a declared gap: read on until the ring is drained
+            read = channel.reader.read()
+            channel.lost_overrun += int(read.lost_overrun)
+            channel.lost_gap += int(read.lost_gap)
+            n = len(read)
+            if n == 0:
+                break
+            samples = np.asarray(read.samples)[0]
+            last_time = float(read.start_time) + n / vib.sample_rate
+            batch = channel.spectrum.feed(samples)
+            if channel.envelope is not None:
+                channel.envelope.feed(samples, self.shaft_hz)
+            if len(batch) > 0:
+                newest = batch
+                frames_done += len(batch)
+                channel.invalid_frames += int(np.count_nonzero(~np.asarray(batch.valid)))
+        channel.frames += frames_done
+        if newest is None:
+            return None
+        last = len(newest) - 1
+        if not bool(np.asarray(newest.valid)[last]):
+            return None
+        scale = G if channel.unit == "m/s^2" else 1.0  # rules speak of g
 
-def _severity(result: VibrationResult) -> tuple[int, float, float]:
+        def col(name: str) -> float:
+            return float(np.asarray(getattr(newest, name)).reshape(len(newest), -1)[last, 0])
+
+        velocity = col("velocity_rms_mm_s")
+        zone = diagnosis.iso_zone(velocity, self.machine_group, self.foundation)
+        features = {
+            "velocity_rms": velocity,
+            "acceleration_rms": col("rms") / scale,
+            "acceleration_peak": col("peak") / scale,
+            "crest_factor": col("crest_factor"),
+            "kurtosis": col("kurtosis"),
+        }
+        band_rms = np.asarray(newest.band_rms).reshape(len(newest), -1)[last]
+        bands = {f"{lo:g}-{hi:g}Hz": float(v) for (lo, hi), v in zip(BANDS, band_rms, strict=False)}
+        freqs = np.asarray(newest.peak_freqs).reshape(len(newest), -1)[last]
+        amps = np.asarray(newest.peak_amps).reshape(len(newest), -1)[last]
+        peaks = [(float(f), float(a)) for f, a in zip(freqs, amps, strict=True) if a > 0]
+        verdict = diagnosis.Verdict.none()
+        if channel.envelope is not None:
+            verdict = channel.envelope.verdict()
+            features.update({f"{k}_score": v for k, v in verdict.scores.items()})
+        return VibrationResult(
+            time=last_time,
+            channel=channel.name,
+            velocity_rms=velocity,
+            zone=zone,
+            diagnosis=verdict.fault,
+            score_db=verdict.score_db,
+            frequency_hz=verdict.frequency_hz,
+            features=features,
+            bands=bands,
+            peaks=peaks,
+            scores=verdict.scores,
+            evidence=verdict.evidence,
+            frames=frames_done,
+        )
+
+
+def _severity(result: VibrationResult) -> tuple[bool, float, float]:
     return (result.diagnosis != "none", result.velocity_rms, result.score_db)

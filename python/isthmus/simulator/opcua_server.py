@@ -85,7 +85,10 @@ class OpcUaPumpServer:
                 ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
             ]
         server.set_security_policy(policies)
-        server.set_security_IDs(["Username"] if users is not None else ["Anonymous", "Username"])
+        tokens: list[type] = [ua.UserNameIdentityToken]
+        if users is None:
+            tokens.append(ua.AnonymousIdentityToken)
+        server.set_identity_tokens(tokens)
         ns = await server.register_namespace(NAMESPACE)
         for pump in self.pumps:
             obj = await server.nodes.objects.add_object(ua.NodeId(pump.name, ns), pump.name)

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import aiomqtt
 import msgspec
+from aiomqtt.exceptions import MqttConnectError
 
 from isthmus.errors import ConfigError, SessionError
 from isthmus.uns.models import (
@@ -160,6 +161,7 @@ class Publisher:
             "mqtt.auth_failures",
             "mqtt.disconnects",
             "mqtt.published",
+            "mqtt.session_errors",
             "queue.dropped_telemetry",
         ):
             self.counters.set(name, 0)
@@ -483,7 +485,7 @@ class Publisher:
                     self.counters.incr("mqtt.connects")
                     logger.info("connected to MQTT broker %s as %s", where, self.mqtt.identifier)
                     await self._session(client)
-            except aiomqtt.MqttConnectError as exc:
+            except MqttConnectError as exc:
                 code = getattr(exc.rc, "value", exc.rc)
                 if code in _AUTH_CODES:
                     self.counters.incr("mqtt.auth_failures")
@@ -508,6 +510,12 @@ class Publisher:
                 self.counters.incr("mqtt.connect_failures")
                 self.last_error = f"MQTT settings: {exc}"
                 logger.error("%s; retrying", self.last_error)
+            except Exception as exc:
+                # Whatever else breaks a session (a bug, an odd library error) must not stop
+                # the gateway from reconnecting: the outbox still holds the messages.
+                self.counters.incr("mqtt.session_errors")
+                self.last_error = f"MQTT session to {where} failed: {exc!r}"
+                logger.exception("%s; retrying", self.last_error)
             finally:
                 self.connected.clear()
                 self._client = None

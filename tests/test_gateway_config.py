@@ -27,6 +27,7 @@ def base() -> dict[str, Any]:
                         "name": "vendor_a",
                         "host": "127.0.0.1",
                         "port": 5020,
+                        "max_requests_per_second": 400.0,
                         "poll_groups": [
                             {
                                 "name": "process",
@@ -232,6 +233,10 @@ def test_base_configuration_is_valid() -> None:
         (lambda c: c.update(mqtt={"url": "http://broker"}), "mqtt.url: unsupported scheme 'http'"),
         (lambda c: c.update(mqtt={"password": "x"}), "mqtt.password: unknown field"),
         (lambda c: c.update(outbox={"max_messages": 0}), "outbox.max_messages: 0 must be >= 1"),
+        (
+            lambda c: c["sources"]["modbus"][0].update(max_requests_per_second=100.0),
+            "sources.modbus[0].max_requests_per_second: 'vendor_a' needs 214 reads/s",
+        ),
         (
             lambda c: c["sources"]["modbus"][0].update(port=70000),
             "sources.modbus[0]: device 'vendor_a': port must be in 1..65535",

@@ -288,6 +288,7 @@ def validate(
 
     if catalog is None:
         catalog = contracts.source_catalog(config.sources, errors)
+        errors.extend(contracts.request_rate_problems(config.sources))
     if asset_count == 0:
         errors.append("assets: no assets configured")
     _duplicates(((f"assets[{i}].name", a.name) for i, a in assets), errors)

@@ -7,6 +7,7 @@ gateway's own code reads the same whichever way those areas spell things.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from typing import Any
@@ -139,6 +140,25 @@ def request_plan_lines(device: Any) -> list[str]:
     return lines
 
 
+def request_rate_problems(sources: SourcesConfig) -> list[str]:
+    """Modbus devices whose request-rate limit cannot carry their poll groups and waveforms."""
+    from isthmus.sources.modbus import plan_device
+
+    problems: list[str] = []
+    for index, device in enumerate(sources.modbus):
+        plan = plan_device(device)
+        polls = sum(len(g.requests) / g.group.interval for g in plan.groups)
+        waves = sum(b.sample_rate / b.samples for b in device.waveforms)
+        needed = polls + waves
+        if needed > device.max_requests_per_second:
+            problems.append(
+                f"sources.modbus[{index}].max_requests_per_second: {device.name!r} needs "
+                f"{needed:.0f} reads/s ({polls:.1f} polls + {waves:.0f} waveform blocks) "
+                f"but is limited to {device.max_requests_per_second:g}/s: samples would be lost"
+            )
+    return problems
+
+
 def describe_sources(sources: SourcesConfig) -> list[str]:
     """Lines for ``isthmus check``: each source and, for Modbus, its coalesced request plan."""
     lines: list[str] = []
@@ -240,11 +260,12 @@ class Source:
 
     def figures(self) -> list[tuple[str, str, dict[str, str], float]]:
         """Session statistics as metrics (requests, errors, latency percentiles, ...)."""
-        stats = self.session.stats.snapshot()
+        raw = self.session.stats
+        stats = raw.snapshot() if hasattr(raw, "snapshot") else dataclasses.asdict(raw)
         labels = {"source": self.name, "kind": self.kind}
         out: list[tuple[str, str, dict[str, str], float]] = []
         for key, value in stats.items():
-            if value is None or isinstance(value, str):
+            if not isinstance(value, (int, float)):
                 continue
             if key.startswith("latency_p"):
                 quantile = key.removeprefix("latency_p").removesuffix("_ms")

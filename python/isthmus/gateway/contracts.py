@@ -310,11 +310,11 @@ def open_sources(sources: SourcesConfig, on_values: Callable[[list[Any]], None])
         from isthmus.sources.opcua import OpcUaSession
 
         for endpoint in sources.opcua:
-            session = OpcUaSession(endpoint, on_values=on_values)
+            ua_session = OpcUaSession(endpoint, on_values=on_values)
             rings = {
-                f"{endpoint.name}.{node.name}": session.rings[node.name]
+                f"{endpoint.name}.{node.name}": ua_session.rings[node.name]
                 for node in endpoint.nodes
                 if node.waveform
             }
-            out.append(Source(endpoint.name, "opcua", session, rings))
+            out.append(Source(endpoint.name, "opcua", ua_session, rings))
     return out

@@ -21,6 +21,7 @@ from isthmus.errors import (
 __version__: str = _core.__version__
 
 # --- register decoding (isthmus._core, decode) ---
+from isthmus._core import DecodePlan, Tag, decode_array, encode_array
 
 # --- sample rings (isthmus._core, ring) ---
 
@@ -28,7 +29,7 @@ __version__: str = _core.__version__
 
 # --- diagnostics (isthmus._core, diagnostics) ---
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (grouped by area, one marker each)
     "ConfigError",
     "DecodeError",
     "DiagnosticsError",
@@ -38,6 +39,10 @@ __all__ = [
     "TagError",
     "__version__",
     # --- decode exports ---
+    "DecodePlan",
+    "Tag",
+    "decode_array",
+    "encode_array",
     # --- ring exports ---
     # --- spectrum exports ---
     # --- diagnostics exports ---

@@ -24,6 +24,7 @@ __version__: str = _core.__version__
 from isthmus._core import DecodePlan, Tag, decode_array, encode_array
 
 # --- sample rings (isthmus._core, ring) ---
+from isthmus._core import RingRead, RingReader, SampleRing
 
 # --- spectral features (isthmus._core, spectrum) ---
 
@@ -44,6 +45,9 @@ __all__ = [  # noqa: RUF022 (grouped by area, one marker each)
     "decode_array",
     "encode_array",
     # --- ring exports ---
+    "RingRead",
+    "RingReader",
+    "SampleRing",
     # --- spectrum exports ---
     # --- diagnostics exports ---
 ]

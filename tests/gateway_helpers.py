@@ -70,12 +70,12 @@ async def running(gateway: Any, stop_timeout: float = 20.0) -> AsyncIterator[Any
             await task
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` every 0.1 s; AssertionError naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Callable[[], bool], limit_s: float, what: str) -> None:
+    """Poll ``predicate`` every 0.1 s; AssertionError naming ``what`` after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
         await asyncio.sleep(0.1)
 
 

@@ -210,6 +210,17 @@ def test_base_configuration_is_valid() -> None:
         ),
         (lambda c: c.update(assets=[]), "assets: no assets configured"),
         (
+            lambda c: c["assets"][0]["vibration"].update(bearing="6205x"),
+            "assets[0].vibration.bearing: unknown bearing '6205x' (catalogue: ",
+        ),
+        (
+            lambda c: (
+                c["assets"][0]["vibration"].update(bearing="6205"),
+                c["assets"][0]["fields"].pop("speed_rpm"),
+            ),
+            "assets[0].vibration.bearing: fault frequencies need the shaft speed",
+        ),
+        (
             lambda c: c["assets"][0]["fields"]["speed_rpm"].update(unit="degF"),
             "assets[0].fields.speed_rpm.unit: cannot convert degF (temperature) to rpm",
         ),

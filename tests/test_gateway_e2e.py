@@ -248,8 +248,9 @@ async def test_sigterm_flushes_the_outbox_and_a_restart_resumes(
             RUN_CONFIG.format(mqtt=mqtt_broker.url, outbox=outbox, port=ports["P-101"])
         )
         async with collect(mqtt_broker.port, "acme/#") as collector:
-            proc = isthmus_process("run", str(config), "--metrics-port", str(metrics_port),
-                                   cwd=tmp_path)
+            proc = isthmus_process(
+                "run", str(config), "--metrics-port", str(metrics_port), cwd=tmp_path
+            )
             try:
                 await collector.wait_for(lambda: bool(collector.on(f"{BASE}/P-101/state")), 30)
                 text = await _read_metrics(metrics_port)
@@ -295,7 +296,9 @@ async def test_sigterm_flushes_the_outbox_and_a_restart_resumes(
                 code, _out, err = await asyncio.to_thread(terminate, proc)
             assert code == 0, err[-3000:]
             assert outbox_rows(outbox) == [], "SIGTERM with a live broker leaves the outbox empty"
-            status = json.loads(collector.on(f"acme/plant1/_gateway/gw-under-test/status")[-1].payload)
+            status = json.loads(
+                collector.on("acme/plant1/_gateway/gw-under-test/status")[-1].payload
+            )
             assert status["payload"]["state"] == "offline"
 
 
@@ -304,8 +307,10 @@ async def test_a_broken_configuration_fails_fast_and_starts_nothing(tmp_path: Pa
     async with plant() as (sim, ports):
         config = tmp_path / "broken.toml"
         text = RUN_CONFIG.format(mqtt="mqtt://127.0.0.1:1", outbox=outbox, port=ports["P-101"])
-        text = text.replace('fields.speed_rpm = { tag = "p101.speed" }',
-                            'fields.speed_rpm = { tag = "p101.sped", unit = "degF" }')
+        text = text.replace(
+            'fields.speed_rpm = { tag = "p101.speed" }',
+            'fields.speed_rpm = { tag = "p101.sped", unit = "degF" }',
+        )
         text = text.replace('model = "Pump"', 'model = "Pump"\nfoundation = "soft"')
         text = text.replace("interval = 0.2", "interval = -1")
         config.write_text(text)

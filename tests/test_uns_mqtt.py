@@ -186,8 +186,7 @@ async def test_will_published_when_gateway_is_killed_and_restart_loses_nothing(
         # The broker publishes the will: the gateway is offline (retained).
         await sub.wait_for(
             lambda: any(
-                decode(m.payload, GatewayStatus).payload.state == "offline"
-                for m in sub.on(STATUS)
+                decode(m.payload, GatewayStatus).payload.state == "offline" for m in sub.on(STATUS)
             )
         )
         # Restart on the same outbox: it replays what was accepted and not acknowledged.
@@ -255,9 +254,7 @@ async def test_tls_with_client_certificate(mqtt_tls_broker: Broker, tmp_path: Pa
     # Without a client certificate the broker refuses the TLS handshake.
     no_cert = aiomqtt.TLSParameters(ca_certs=str(tls.ca))
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client(
-            "127.0.0.1", mqtt_tls_broker.port, tls_params=no_cert, timeout=5
-        ):
+        async with aiomqtt.Client("127.0.0.1", mqtt_tls_broker.port, tls_params=no_cert, timeout=5):
             pass
 
 

@@ -98,9 +98,7 @@ def test_g_onto_acceleration_field() -> None:
     mapper = compile_mapping(
         RotatingAsset, [FieldMap(tag="ACC", field="vibration_acceleration_rms_m_s2", unit="g")]
     )
-    assert mapper.apply({"ACC": 0.5})["vibration_acceleration_rms_m_s2"] == pytest.approx(
-        4.903325
-    )
+    assert mapper.apply({"ACC": 0.5})["vibration_acceleration_rms_m_s2"] == pytest.approx(4.903325)
 
 
 @pytest.mark.parametrize(

@@ -26,9 +26,7 @@ def say(line: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    mqtt = MqttSettings(
-        url=args.url, client_id="gw-proc", reconnect_min_s=0.1, reconnect_max_s=0.5
-    )
+    mqtt = MqttSettings(url=args.url, client_id="gw-proc", reconnect_min_s=0.1, reconnect_max_s=0.5)
     outbox = OutboxSettings(path=args.outbox)
     async with Publisher(mqtt, outbox, enterprise="acme", site="plant1", gateway_id="gw1") as pub:
         async with asyncio.timeout(10):

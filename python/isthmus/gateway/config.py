@@ -344,14 +344,18 @@ def _validate_asset(
             errors.append(f"{fpath}.deadband: must be >= 0, got {mapping.deadband}")
 
     if asset.vibration is not None:
-        _validate_vibration(f"{path}.vibration", asset.vibration, catalog, errors)
+        _validate_vibration(f"{path}.vibration", asset.vibration, catalog, errors, asset.fields)
     _duplicates(((f"{path}.rules[{i}].name", r.name) for i, r in enumerate(asset.rules)), errors)
     for index, rule in enumerate(asset.rules):
         _validate_rule(f"{path}.rules[{index}]", rule, asset, errors)
 
 
 def _validate_vibration(
-    path: str, vib: VibrationSection, catalog: contracts.SourceCatalog, errors: list[str]
+    path: str,
+    vib: VibrationSection,
+    catalog: contracts.SourceCatalog,
+    errors: list[str],
+    asset_fields: dict[str, FieldMapping],
 ) -> None:
     if not (vib.sample_rate > 0 and math.isfinite(vib.sample_rate)):
         errors.append(f"{path}.sample_rate: must be a positive rate in Hz, got {vib.sample_rate}")
@@ -369,12 +373,14 @@ def _validate_vibration(
     if not 0 < vib.hop <= vib.frame:
         errors.append(f"{path}.hop: must be in 1..frame ({vib.frame}), got {vib.hop}")
     if vib.bearing is not None:
-        known = contracts.bearing_names()
-        if known is not None and vib.bearing not in known:
-            errors.append(
-                f"{path}.bearing: unknown bearing {vib.bearing!r} "
-                f"(catalogue: {', '.join(sorted(known))})"
-            )
+        problem = contracts.bearing_problem(vib.bearing)
+        if problem:
+            errors.append(f"{path}.bearing: {problem}")
+    if vib.bearing is not None and vib.speed_tag is None and "speed_rpm" not in asset_fields:
+        errors.append(
+            f"{path}.bearing: fault frequencies need the shaft speed: "
+            "map fields.speed_rpm or set vibration.speed_tag"
+        )
     if vib.speed_tag is not None and not catalog.has_tag(vib.speed_tag):
         errors.append(
             f"{path}.speed_tag: unknown tag {vib.speed_tag!r}{catalog.hint(vib.speed_tag)}"

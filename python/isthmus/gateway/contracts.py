@@ -229,14 +229,28 @@ def converter(unit: str | None, target: str | None) -> Callable[[float], float]:
 # --- bearing catalogue (diagnostics area) ------------------------------------------------------
 
 
-def bearing_names() -> frozenset[str] | None:
-    """Names in the bearing catalogue; None while it is unavailable."""
-    import isthmus
+def bearing_names() -> frozenset[str]:
+    """Names and aliases in the diagnostics' bearing catalogue."""
+    from isthmus.gateway.diagnosis import core
 
-    catalogue = getattr(isthmus, "BEARINGS", None)
-    if catalogue is None:
-        return None
-    return frozenset(catalogue)
+    names: set[str] = set()
+    for name, entry in core("bearing_catalogue")().items():
+        names.add(name)
+        names.update(entry.get("aliases", []))
+    return frozenset(names)
+
+
+def bearing_problem(name: str) -> str | None:
+    """Why ``name`` is not a catalogue bearing, or None when it is."""
+    from isthmus.errors import DiagnosticsError
+    from isthmus.gateway.diagnosis import core
+
+    try:
+        core("bearing")(name)
+    except DiagnosticsError:
+        catalogue = sorted(core("bearing_catalogue")())
+        return f"unknown bearing {name!r} (catalogue: {', '.join(catalogue)})"
+    return None
 
 
 # --- sessions (protocols area: isthmus.sources.modbus / opcua) -----------------------------------

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 DEMO_PUMPS = (("P-101", "acme", 1797.0), ("P-102", "bravo", 2950.0))
 FAULTY_PUMP = "P-102"
-BEARING = "SKF 6205"
+BEARING = "SKF 6205"  # the simulator's bearing, by its catalogue alias
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -141,7 +141,7 @@ def demo_config(
         if vmap.waveforms:
             asset["vibration"] = {
                 "sample_rate": vmap.waveforms[0].sample_rate,
-                "bearing": bearing_name(),
+                "bearing": BEARING,
                 "channels": [
                     {"name": w.channel, "waveform": f"{source}.{w.name}", "unit": "g"}
                     for w in vmap.waveforms
@@ -184,17 +184,6 @@ def demo_config(
 # few-dB fluctuations of a noise floor, well below what a developed spall gives.
 BEARING_ALERT_DB = 10.0
 BEARING_CLEAR_DB = 6.0
-
-
-def bearing_name() -> str:
-    """The simulator's bearing as the diagnostics catalogue names it."""
-    from isthmus.gateway import contracts
-
-    names = contracts.bearing_names() or frozenset()
-    if BEARING in names:
-        return BEARING
-    short = BEARING.split()[-1]
-    return next((n for n in sorted(names) if short in n), BEARING)
 
 
 # --- the live view -----------------------------------------------------------------------------

@@ -1,21 +1,20 @@
 """Diagnostics glue: bearing monitor, ISO zones and alert rules for one asset.
 
-The physics lives in the Rust core (``isthmus`` diagnostics: bearing geometry,
-envelope analysis, ISO 20816-3 zones); this module feeds it per asset and turns
-its findings into the UNS messages (:class:`isthmus.uns.models.Alert`,
+The physics and the alert logic live in the Rust core (``isthmus`` diagnostics:
+bearing catalogue, streaming envelope analysis, ISO 20816-3 zones, the rule
+engine with hysteresis and persistence); this module configures them from the
+gateway configuration, feeds them per asset, and turns their findings into the
+UNS messages (:class:`isthmus.uns.models.Alert`,
 :class:`~isthmus.uns.models.VibrationFeatures`).
-
-Alert rules follow the configuration (:class:`isthmus.gateway.config.Rule`):
-each rule is a small state machine with hysteresis and persistence, so a steady
-condition raises once and clears once (no alert storms).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 import isthmus
 from isthmus.gateway.config import Asset, Rule
@@ -25,14 +24,22 @@ if TYPE_CHECKING:
     from isthmus.gateway.vibration import VibrationResult
 
 ZONES = "ABCD"
+FAULTS = ("outer_race", "inner_race", "ball")
 # What the data product calls each fault type of the envelope analysis.
 _PRODUCT_LABELS = {"none": "normal", "ball": "rolling_element"}
-_SEVERITY = {"info": "info", "warning": "warning", "critical": "critical"}
+# Names of the fault frequencies, for people reading an alert.
+_FAULT_LINES = {"outer_race": "BPFO", "inner_race": "BPFI", "ball": "BSF"}
+_UNITS = {"velocity_rms": "mm/s", "acceleration_rms": "g", "acceleration_peak": "g"}
+
+
+def core(name: str) -> Any:
+    """A diagnostics function or class of the Rust core (``isthmus.<name>``)."""
+    return getattr(isthmus, name, None) or getattr(isthmus._core, name)
 
 
 def iso_zone(velocity_mm_s: float, group: int, foundation: str) -> str:
     """ISO 20816-3 zone (A-D) of a velocity RMS in mm/s."""
-    return str(isthmus.iso20816_zone(velocity_mm_s, group=group, foundation=foundation))
+    return str(core("iso20816_zone")(velocity_mm_s, group=group, foundation=foundation))
 
 
 def product_label(fault: str) -> str:
@@ -42,13 +49,18 @@ def product_label(fault: str) -> str:
 
 @dataclass
 class Verdict:
-    """The bearing diagnosis now: fault type, its score (dB) and matched frequency (Hz)."""
+    """The bearing diagnosis now: fault type, its score (dB) and matched frequency (Hz).
+
+    ``columns`` are the envelope analyzer's figures of the newest frame, named as the
+    rule engine expects them (``outer_race_score_db``, ``band_kurtosis``, ...).
+    """
 
     fault: str
     score_db: float
     frequency_hz: float
     harmonics: int = 0
     scores: dict[str, float] = field(default_factory=dict)
+    columns: dict[str, float] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -57,47 +69,96 @@ class Verdict:
 
 
 class BearingMonitor:
-    """Streaming envelope analysis of one channel against one catalogue bearing."""
+    """Streaming envelope analysis of one channel against one catalogue bearing.
 
-    def __init__(self, bearing: str, sample_rate: float, frame: int) -> None:
+    The analyzer needs the shaft speed, so it starts with the first speed reading
+    and follows later ones (the fault frequencies scale with it).
+    """
+
+    def __init__(self, bearing: str, sample_rate: float) -> None:
         self.bearing = bearing
-        self.analyzer = isthmus.EnvelopeAnalyzer(sample_rate, bearing=bearing)
+        self.sample_rate = sample_rate
+        self.analyzer: Any = None
+        self.latest: dict[str, float] = {}
 
-    def feed(self, samples: Any, shaft_hz: float | None) -> None:
-        """Add samples (g or m/s^2; the envelope is scale-free); shaft speed in Hz."""
-        self.analyzer.feed(samples, shaft_hz=shaft_hz)
+    def feed(self, samples: Any, shaft_hz: float | None) -> int:
+        """Add samples (g or m/s^2; the envelope is scale-free); returns frames completed."""
+        if shaft_hz is None or not shaft_hz > 0:
+            return 0
+        rpm = shaft_hz * 60.0
+        if self.analyzer is None:
+            self.analyzer = core("EnvelopeAnalyzer")(self.sample_rate, rpm, bearing=self.bearing)
+        columns = self.analyzer.feed(np.ascontiguousarray(samples, dtype=np.float64), rpm=rpm)
+        frames = len(columns["score_db"])
+        if frames:
+            self.latest = {k: float(np.asarray(v)[-1]) for k, v in columns.items()}
+        return frames
 
     def verdict(self) -> Verdict:
-        result = self.analyzer.diagnosis()
-        scores = {k: float(v) for k, v in dict(result.scores).items()}
+        if self.analyzer is None or not self.latest:
+            return Verdict.none()
+        found = self.analyzer.diagnose()
+        fault = str(found["fault"])
+        series = found["series"]
         return Verdict(
-            fault=str(result.fault),
-            score_db=float(result.score_db),
-            frequency_hz=float(result.frequency_hz),
-            harmonics=int(result.harmonics),
-            scores=scores,
-            evidence=dict(result.evidence),
+            fault=fault,
+            score_db=float(found["score_db"]),
+            frequency_hz=float(found["frequency_hz"]),
+            harmonics=int(found["harmonics"]),
+            scores={k: float(v["score_db"]) for k, v in series.items()},
+            columns=dict(self.latest),
+            evidence={
+                "band_hz": list(found["band_hz"]),
+                "band_kurtosis": float(found["band_kurtosis"]),
+                "shaft_hz": float(found["shaft_hz"]),
+                "expected_hz": {k: float(v["expected_hz"]) for k, v in series.items()},
+                "peaks": [list(p) for p in found["peaks"]],
+            },
         )
 
 
-@dataclass
-class _RuleState:
-    rule: Rule
-    raised: bool = False
-    streak: int = 0
-    raised_at: float | None = None
-    learned: list[float] = field(default_factory=list)
-    learn_started: float | None = None
-    mean: float = 0.0
-    spread: float = 0.0
-
-
 class RuleSet:
-    """The configured rules of one asset, evaluated once per analysed frame."""
+    """The configured rules of one asset in the core's rule engine (hysteresis, persistence).
+
+    :meth:`update` evaluates one row of features per analysed frame; a steady
+    condition raises once and clears once.
+    """
 
     def __init__(self, asset: Asset) -> None:
         self.asset = asset
-        self.states = [_RuleState(rule) for rule in asset.rules]
+        self.rules = {rule.name: rule for rule in asset.rules}
+        self.engine = core("RuleEngine")(asset.name)
+        for rule in asset.rules:
+            frames = {
+                "severity": rule.severity,
+                "raise_frames": rule.persist,
+                "clear_frames": rule.persist,
+            }
+            if rule.kind == "threshold":
+                assert rule.feature is not None and rule.raise_at is not None
+                self.engine.add_threshold(
+                    rule.name, rule.feature, rule.raise_at, rule.clear_at, **frames
+                )
+            elif rule.kind == "baseline":
+                assert rule.feature is not None and rule.raise_at is not None
+                z_clear = rule.clear_at if rule.clear_at is not None else rule.raise_at / 2
+                self.engine.add_baseline(
+                    rule.name,
+                    rule.feature,
+                    learn_frames=1,
+                    learn_seconds=rule.learn_s,
+                    z_raise=rule.raise_at,
+                    z_clear=z_clear,
+                    **frames,
+                )
+            elif rule.kind == "iso_zone":
+                assert rule.zone is not None
+                self.engine.add_zone_change(rule.name, "iso_zone", raise_zone=rule.zone, **frames)
+            else:
+                assert rule.raise_at is not None
+                self.engine.add_bearing(
+                    rule.name, k_db=rule.raise_at, clear_db=rule.clear_at, min_harmonics=2, **frames
+                )
 
     def update(
         self,
@@ -106,143 +167,69 @@ class RuleSet:
         result: VibrationResult | None,
         when: float,
     ) -> list[Any]:
-        """Alerts raised or cleared by this frame (usually none)."""
-        alerts: list[Any] = []
-        for state in self.states:
-            condition = self._condition(state, features, zone, result, when)
-            if condition is None:
-                continue
-            active, value, threshold, unit, detail = condition
-            state.streak = state.streak + 1 if active != state.raised else 0
-            if state.streak < state.rule.persist:
-                continue
-            state.streak = 0
-            state.raised = active
-            if active:
-                state.raised_at = when
-            alerts.append(self._alert(state, value, threshold, unit, detail, when))
-        return alerts
+        """UNS alerts raised or cleared by this frame (usually none)."""
+        if not self.rules:
+            return []
+        row = {k: float(v) for k, v in features.items()}
+        if zone is not None:
+            row["iso_zone"] = float(ZONES.index(zone))
+        if result is not None:
+            row.update(result.columns)
+        columns = {k: np.array([v], dtype=np.float64) for k, v in row.items()}
+        events = self.engine.evaluate(np.array([when], dtype=np.float64), columns)
+        return [self._alert(event) for event in events]
 
-    def _condition(
-        self,
-        state: _RuleState,
-        features: dict[str, float],
-        zone: str | None,
-        result: VibrationResult | None,
-        when: float,
-    ) -> tuple[bool, float | None, float | None, str | None, dict[str, Any]] | None:
-        rule = state.rule
-        if rule.kind == "threshold":
-            value = features.get(rule.feature or "")
-            if value is None or math.isnan(value):
-                return None
-            assert rule.raise_at is not None
-            clear_at = rule.clear_at if rule.clear_at is not None else rule.raise_at
-            active = value >= rule.raise_at if not state.raised else value >= clear_at
-            return active, value, rule.raise_at, _unit(rule.feature), {}
-        if rule.kind == "baseline":
-            value = features.get(rule.feature or "")
-            if value is None or math.isnan(value):
-                return None
-            if state.learn_started is None:
-                state.learn_started = when
-            if when - state.learn_started < rule.learn_s:
-                state.learned.append(value)
-                return None
-            if state.learned:
-                n = len(state.learned)
-                state.mean = sum(state.learned) / n
-                var = sum((x - state.mean) ** 2 for x in state.learned) / max(n - 1, 1)
-                state.spread = max(math.sqrt(var), 1e-9 * max(abs(state.mean), 1.0))
-                state.learned = []
-            assert rule.raise_at is not None
-            z = (value - state.mean) / state.spread
-            clear_at = rule.clear_at if rule.clear_at is not None else rule.raise_at
-            active = z >= rule.raise_at if not state.raised else z >= clear_at
-            return active, z, rule.raise_at, "z", {"baseline_mean": state.mean}
-        if rule.kind == "iso_zone":
-            if zone is None:
-                return None
-            assert rule.zone is not None
-            active = ZONES.index(zone) >= ZONES.index(rule.zone)
-            velocity = features.get("velocity_rms")
-            return active, velocity, None, "mm/s", {"zone": zone}
-        # bearing: the diagnosis must name a fault scoring above raise_at dB with at least
-        # two harmonics; it clears when the score falls below clear_at (default raise_at).
-        if result is None:
-            return None
-        assert rule.raise_at is not None
-        clear_at = rule.clear_at if rule.clear_at is not None else rule.raise_at
-        limit = rule.raise_at if not state.raised else clear_at
-        active = result.diagnosis != "none" and result.score_db >= limit
-        detail = {
-            "fault": result.diagnosis,
-            "frequency_hz": result.frequency_hz,
-            "score_db": result.score_db,
-            "scores": result.scores,
-            "peaks": result.peaks,
-            **result.evidence,
-        }
-        return active, result.score_db, rule.raise_at, "dB", detail
-
-    def _alert(
-        self,
-        state: _RuleState,
-        value: float | None,
-        threshold: float | None,
-        unit: str | None,
-        detail: dict[str, Any],
-        when: float,
-    ) -> Any:
+    def _alert(self, event: Any) -> Any:
         from isthmus.uns.models import Alert
 
-        rule = state.rule
-        verb = "raised" if state.raised else "cleared"
-        text = _describe(self.asset, rule, value, unit, detail, verb)
+        rule = self.rules[event.rule]
+        evidence = dict(event.evidence)
         fields: dict[str, Any] = {
             "alert_id": f"{self.asset.asset_id}.{rule.name}",
-            "state": verb,
-            "severity": _SEVERITY[rule.severity],
-            "message": text,
-            "value": None if value is None else round(float(value), 4),
-            "threshold": threshold,
-            "unit": unit,
-            "raised_at": (
-                datetime.fromtimestamp(state.raised_at, UTC) if state.raised_at else None
-            ),
+            "state": str(event.state),
+            "severity": rule.severity,
+            "message": _describe(self.asset, rule, event, evidence),
+            "value": _finite(event.value),
+            "threshold": _finite(event.threshold) if rule.kind != "iso_zone" else None,
+            "unit": _unit(rule, evidence),
+            "raised_at": datetime.fromtimestamp(float(event.first_time), UTC),
         }
         if "evidence" in Alert.__struct_fields__:
-            fields["evidence"] = detail
+            fields["evidence"] = evidence
         return Alert(**fields)
 
 
-def _unit(feature: str | None) -> str | None:
-    return {"velocity_rms": "mm/s", "acceleration_rms": "g", "acceleration_peak": "g"}.get(
-        feature or "", "dB" if (feature or "").endswith("_score") else None
-    )
+def _finite(value: Any) -> float | None:
+    number = float(value)
+    return round(number, 4) if np.isfinite(number) else None
 
 
-def _describe(
-    asset: Asset,
-    rule: Rule,
-    value: float | None,
-    unit: str | None,
-    detail: dict[str, Any],
-    verb: str,
-) -> str:
-    shown = "-" if value is None else f"{value:.3g}{' ' + unit if unit else ''}"
+def _unit(rule: Rule, evidence: dict[str, Any]) -> str | None:
     if rule.kind == "bearing":
-        fault = str(detail.get("fault", "none"))
-        name = {"outer_race": "BPFO", "inner_race": "BPFI", "ball": "BSF"}.get(fault, fault)
+        return "dB"
+    if rule.kind == "iso_zone":
+        return "mm/s"
+    if rule.kind == "baseline":
+        return "z"
+    return _UNITS.get(rule.feature or "", "dB" if (rule.feature or "").endswith("_score") else None)
+
+
+def _describe(asset: Asset, rule: Rule, event: Any, evidence: dict[str, Any]) -> str:
+    verb = str(event.state)
+    if rule.kind == "bearing":
+        fault = str(evidence.get("fault", "bearing"))
+        line = _FAULT_LINES.get(fault, fault)
+        bearing = asset.vibration.bearing if asset.vibration else ""
         return (
-            f"{asset.name} bearing {asset.vibration.bearing if asset.vibration else ''}: "
-            f"{fault.replace('_', ' ')} fault {verb}; {name} "
-            f"{float(detail.get('frequency_hz', 0.0)):.1f} Hz at "
-            f"{float(detail.get('score_db', 0.0)):.1f} dB over the envelope floor"
+            f"{asset.name} bearing {bearing}: {fault.replace('_', ' ')} fault {verb}; {line} "
+            f"{float(evidence.get('frequency_hz', float('nan'))):.1f} Hz at "
+            f"{float(evidence.get('score_db', float('nan'))):.1f} dB over the envelope floor, "
+            f"{int(evidence.get('harmonics', 0))} harmonics"
         )
     if rule.kind == "iso_zone":
-        return f"{asset.name} ISO 20816-3 zone {detail.get('zone')} ({shown}): {rule.name} {verb}"
-    return f"{asset.name} {rule.feature} {shown}: {rule.name} {verb}"
+        return f"{asset.name} ISO 20816-3 zone {evidence.get('zone')}: {rule.name} {verb}"
+    value = float(event.value)
+    return f"{asset.name} {rule.feature} {value:.3g}: {rule.name} {verb}"
 
 
 def features_message(runtime: AssetRuntime, result: VibrationResult) -> Any:

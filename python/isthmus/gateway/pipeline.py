@@ -349,20 +349,26 @@ class Gateway:
             await asyncio.sleep(PRODUCT_PERIOD_S)
             now = time.time()
             for runtime in self.assets.values():
-                if runtime.vibration is None:
-                    self._tag_fed_severity(runtime, now)
-                if not runtime.values:
-                    continue
-                quality = runtime.overall_quality()
-                product = runtime.build_product()
-                shown = {k: v for k, v in runtime.values.items() if runtime.quality[k] == "good"}
-                if not runtime.report.offer(shown, quality, time.monotonic()):
-                    continue
-                runtime.product = product
-                runtime.product_quality = quality
-                self.telemetry.put(Message("product", runtime, product, quality=quality, time=now))
-                if self.on_update is not None:
-                    self.on_update(runtime)
+                try:
+                    self._product(runtime, now)
+                except Exception:  # one asset's bad value must not stop the others
+                    log.exception("data product failed", extra={"asset": runtime.name})
+
+    def _product(self, runtime: AssetRuntime, now: float) -> None:
+        if runtime.vibration is None:
+            self._tag_fed_severity(runtime, now)
+        if not runtime.values:
+            return
+        quality = runtime.overall_quality()
+        product = runtime.build_product()
+        shown = {k: v for k, v in runtime.values.items() if runtime.quality[k] == "good"}
+        if not runtime.report.offer(shown, quality, time.monotonic()):
+            return
+        runtime.product = product
+        runtime.product_quality = quality
+        self.telemetry.put(Message("product", runtime, product, quality=quality, time=now))
+        if self.on_update is not None:
+            self.on_update(runtime)
 
     def _tag_fed_severity(self, runtime: AssetRuntime, now: float) -> None:
         """ISO zone and rules of an asset whose vibration arrives as features from a tag."""

@@ -62,6 +62,7 @@ class VibrationResult:
     bands: dict[str, float] = field(default_factory=dict)
     peaks: list[tuple[float, float]] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
+    columns: dict[str, float] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
     frames: int = 0
     dsp_seconds: float = 0.0
@@ -97,7 +98,7 @@ class VibrationMonitor:
                         peaks=5,
                     ),
                     envelope=(
-                        diagnosis.BearingMonitor(vib.bearing, vib.sample_rate, vib.frame)
+                        diagnosis.BearingMonitor(vib.bearing, vib.sample_rate)
                         if vib.bearing
                         else None
                     ),
@@ -154,7 +155,7 @@ class VibrationMonitor:
         def col(name: str) -> float:
             return float(np.asarray(getattr(newest, name)).reshape(len(newest), -1)[last, 0])
 
-        velocity = col("velocity_rms_mm_s")
+        velocity = self._velocity(channel, newest, last)
         zone = diagnosis.iso_zone(velocity, self.machine_group, self.foundation)
         features = {
             "velocity_rms": velocity,
@@ -184,9 +185,23 @@ class VibrationMonitor:
             bands=bands,
             peaks=peaks,
             scores=verdict.scores,
+            columns=verdict.columns,
             evidence=verdict.evidence,
             frames=frames_done,
         )
+
+    def _velocity(self, channel: ChannelState, batch: Any, last: int) -> float:
+        """Velocity RMS (mm/s, ISO 20816-3 band) of the newest frame."""
+        per_frame = getattr(batch, "velocity_rms_mm_s", None)
+        if per_frame is not None:
+            value = float(np.asarray(per_frame).reshape(len(batch), -1)[last, 0])
+            if np.isfinite(value):
+                return value
+        vib = self.config
+        frame = np.asarray(channel.ring.latest(vib.frame), dtype=np.float64)[0]
+        if channel.unit == "m/s^2":
+            frame = frame / G
+        return float(diagnosis.core("velocity_rms_mm_s")(frame, vib.sample_rate, vib.band))
 
 
 def _severity(result: VibrationResult) -> tuple[bool, float, float]:

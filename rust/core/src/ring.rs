@@ -780,4 +780,33 @@ mod tests {
         assert_eq!((info.start_index, info.lost_overrun), (2, 0));
         assert_eq!(out, ramp(2, 4));
     }
+
+    #[test]
+    fn bookkeeping_stays_bounded_over_a_long_stream() {
+        let mut ring = SampleRing::<f32>::new(1, 16, 100.0).unwrap();
+        let mut cur = ring.cursor_at_end();
+        let block = [0.0f32; 8];
+        for k in 0..10_000u64 {
+            // Every third push jumps 5 samples (a gap); the others drift by a tenth of a period.
+            let late = if k % 3 == 0 { 0.05 } else { 0.001 };
+            let t0 = ring.time_of(ring.written()) + late;
+            ring.push(&block, 8, Some(t0), 0).unwrap();
+            if k % 7 == 0 {
+                ring.read_into(&mut cur, usize::MAX, &mut Vec::new());
+            }
+        }
+        assert!(
+            ring.anchors.len() <= 4,
+            "{} anchors kept",
+            ring.anchors.len()
+        );
+        assert!(ring.gaps.len() <= 4, "{} gap spans kept", ring.gaps.len());
+        ring.read_into(&mut cur, usize::MAX, &mut Vec::new());
+        while ring.available(&cur) > 0 {
+            ring.read_into(&mut cur, usize::MAX, &mut Vec::new());
+        }
+        assert_eq!(ring.total_gap(), 5 * 3333); // k = 0 anchors the time base: no gap
+        let owed = cur.total_read + cur.total_lost_overrun + cur.total_lost_gap;
+        assert_eq!(owed, ring.written());
+    }
 }

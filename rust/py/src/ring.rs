@@ -13,6 +13,7 @@ use numpy::{
     Element, IntoPyArray, PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
     PyUntypedArray, PyUntypedArrayMethods,
 };
+use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 
 use crate::errors::SignalError;
@@ -88,6 +89,21 @@ impl Shared {
     }
     fn write(&self) -> RwLockWriteGuard<'_, Store> {
         self.store.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Copies of at least this many values run with the GIL released. Smaller ones keep it:
+/// releasing and retaking the GIL costs more than copying 16 KiB, and would hand it to
+/// other threads for nothing (numpy's own loops keep the GIL below a size threshold too).
+/// No Rust lock is ever held while waiting for the GIL, so both paths are deadlock-free.
+const DETACH_MIN_VALUES: usize = 4096;
+
+/// Run `f` with the GIL released if `values` is large enough to be worth it.
+fn copy_section<T: Ungil, F: Ungil + FnOnce() -> T>(py: Python<'_>, values: usize, f: F) -> T {
+    if values >= DETACH_MIN_VALUES {
+        py.detach(f)
+    } else {
+        f()
     }
 }
 
@@ -174,7 +190,7 @@ fn push_typed<T: Stored>(
     let n = per_channel(arr.shape(), shared.channels)?;
     let view = arr.try_readonly()?;
     let samples = view.as_slice()?;
-    block.py().detach(|| {
+    copy_section(block.py(), samples.len(), || {
         let mut store = shared.write();
         let ring = T::ring_mut(&mut store).expect("storage type fixed at construction");
         ring.push(samples, n, t0, gap).map_err(signal_error)
@@ -348,7 +364,7 @@ fn latest_typed<'py, T: Stored>(
     shared: &Shared,
     n: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let data = py.detach(|| {
+    let data = copy_section(py, n.saturating_mul(shared.channels), || {
         let store = shared.read();
         let ring = T::ring(&store).expect("storage type fixed at construction");
         let mut out = Vec::new();
@@ -365,14 +381,24 @@ pub struct RingReader {
 }
 
 fn read_typed<T: Stored>(reader: &RingReader, py: Python<'_>, max_n: usize) -> PyResult<RingRead> {
-    let (info, time, data) = py.detach(|| {
+    let read_locked = || {
         let mut cursor = lock(&reader.cursor);
         let store = reader.shared.read();
         let ring = T::ring(&store).expect("storage type fixed at construction");
         let mut out = Vec::new();
         let info = ring.read_into(&mut cursor, max_n, &mut out);
         (info, ring.time_of(info.start_index), out)
-    });
+    };
+    // The size of the copy is known only under the locks; what the reader is owed now
+    // decides whether to release the GIL (a push landing in between can only make the copy
+    // larger by what fits the ring, which is harmless).
+    let bound = {
+        let cursor = lock(&reader.cursor);
+        let written = with_ring!(&*reader.shared.read(), r => r.written());
+        let owed = usize::try_from(written - cursor.position()).unwrap_or(usize::MAX);
+        owed.min(max_n).saturating_mul(reader.shared.channels)
+    };
+    let (info, time, data) = copy_section(py, bound, read_locked);
     Ok(RingRead {
         samples: to_array(py, reader.shared.channels, data)?.unbind(),
         start_index: info.start_index,

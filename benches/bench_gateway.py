@@ -144,10 +144,7 @@ def _run(tmp_path: Path) -> dict[str, Any]:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-    shares = [
-        (c1 - c0) / (t1 - t0)
-        for (t0, c0, _), (t1, c1, _) in itertools.pairwise(samples)
-    ]
+    shares = [(c1 - c0) / (t1 - t0) for (t0, c0, _), (t1, c1, _) in itertools.pairwise(samples)]
     rss = [r for _, _, r in samples]
     return {"shares": shares, "rss": rss}
 

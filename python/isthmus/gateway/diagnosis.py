@@ -75,9 +75,11 @@ class BearingMonitor:
     and follows later ones (the fault frequencies scale with it).
     """
 
-    def __init__(self, bearing: str, sample_rate: float) -> None:
+    def __init__(self, bearing: str, sample_rate: float, frame: int, average: int) -> None:
         self.bearing = bearing
         self.sample_rate = sample_rate
+        self.frame = frame
+        self.average = average
         self.analyzer: Any = None
         self.latest: dict[str, float] = {}
 
@@ -87,7 +89,13 @@ class BearingMonitor:
             return 0
         rpm = shaft_hz * 60.0
         if self.analyzer is None:
-            self.analyzer = core("EnvelopeAnalyzer")(self.sample_rate, rpm, bearing=self.bearing)
+            self.analyzer = core("EnvelopeAnalyzer")(
+                self.sample_rate,
+                rpm,
+                bearing=self.bearing,
+                frame=self.frame,
+                average=self.average,
+            )
         columns = self.analyzer.feed(np.ascontiguousarray(samples, dtype=np.float64), rpm=rpm)
         frames = len(columns["score_db"])
         if frames:

@@ -11,6 +11,7 @@ event loop keeps polling while the DSP runs.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,7 +99,9 @@ class VibrationMonitor:
                         peaks=5,
                     ),
                     envelope=(
-                        diagnosis.BearingMonitor(vib.bearing, vib.sample_rate)
+                        diagnosis.BearingMonitor(
+                            vib.bearing, vib.sample_rate, envelope_frame(vib), vib.envelope_average
+                        )
                         if vib.bearing
                         else None
                     ),
@@ -202,6 +205,13 @@ class VibrationMonitor:
         if channel.unit == "m/s^2":
             frame = frame / G
         return float(diagnosis.core("velocity_rms_mm_s")(frame, vib.sample_rate, vib.band))
+
+
+def envelope_frame(vib: VibrationSection) -> int:
+    """Envelope frame length: configured, or the power of two nearest 0.64 s of samples."""
+    if vib.envelope_frame is not None:
+        return vib.envelope_frame
+    return int(2 ** round(math.log2(vib.sample_rate * 0.64)))
 
 
 def _severity(result: VibrationResult) -> tuple[bool, float, float]:

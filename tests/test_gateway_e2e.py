@@ -17,6 +17,7 @@ import pytest
 from gateway_helpers import (
     HAS_DSP,
     NEEDS_DSP_REASON,
+    SAMPLE_RATE,
     envelope,
     free_port,
     isthmus_process,
@@ -41,7 +42,9 @@ def _gateway(ports: dict[str, int], broker: Broker, tmp_path: Path) -> Any:
     from isthmus.gateway.pipeline import Gateway
     from isthmus.gateway.sinks import UnsSink
 
-    config = demo_config(ports, outbox=str(tmp_path / "outbox.sqlite3"), mqtt=broker.url)
+    config = demo_config(
+        ports, outbox=str(tmp_path / "outbox.sqlite3"), mqtt=broker.url, sample_rate=SAMPLE_RATE
+    )
     assert config.mqtt is not None
     return Gateway(config, UnsSink(config.mqtt, config.outbox), Metrics())
 

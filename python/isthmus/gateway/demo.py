@@ -85,6 +85,7 @@ def demo_config(
     mqtt: str | None = None,
     pumps: tuple[tuple[str, str, float], ...] = DEMO_PUMPS,
     gateway_name: str = "demo-gateway",
+    sample_rate: float = 25600.0,
 ) -> Any:
     """The built-in configuration for simulated pumps (validated like any file).
 
@@ -99,7 +100,7 @@ def demo_config(
     sources: list[dict[str, Any]] = []
     assets: list[dict[str, Any]] = []
     for name, vendor, _rpm in pumps:
-        vmap = MODBUS_VENDORS[vendor](25600.0)
+        vmap = MODBUS_VENDORS[vendor](sample_rate)
         source = name.lower().replace("-", "")
         group = msgspec.to_builtins(vmap.poll_group(interval=0.5))
         device: dict[str, Any] = {
@@ -108,8 +109,8 @@ def demo_config(
             "port": ports[name],
             "poll_groups": [group],
             "waveforms": msgspec.to_builtins(vmap.waveforms),
-            # a waveform of 120-sample blocks at 25.6 kHz needs ~214 reads/s
-            "max_requests_per_second": 400.0 if vmap.waveforms else 50.0,
+            # 120-sample waveform blocks at 25.6 kHz need ~214 reads/s; leave headroom
+            "max_requests_per_second": 2 * sample_rate / 120 if vmap.waveforms else 50.0,
         }
         sources.append(device)
         asset: dict[str, Any] = {

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 ZONES = "ABCD"
 FAULTS = ("outer_race", "inner_race", "ball")
+# Envelope figures the core's bearing rule reads, per frame.
+ENVELOPE_COLUMNS = (
+    "band_kurtosis",
+    *(f"{f}_{k}" for f in FAULTS for k in ("score_db", "harmonics", "hz")),
+)
 # What the data product calls each fault type of the envelope analysis.
 _PRODUCT_LABELS = {"none": "normal", "ball": "rolling_element"}
 # Names of the fault frequencies, for people reading an alert.
@@ -182,6 +187,8 @@ class RuleSet:
         if zone is not None:
             row["iso_zone"] = float(ZONES.index(zone))
         if result is not None:
+            # Until the envelope has a frame its figures are unknown (NaN), not zero.
+            row.update(dict.fromkeys(ENVELOPE_COLUMNS, float("nan")))
             row.update(result.columns)
         columns = {k: np.array([v], dtype=np.float64) for k, v in row.items()}
         events = self.engine.evaluate(np.array([when], dtype=np.float64), columns)

@@ -292,32 +292,34 @@ class Gateway:
         assert monitor is not None
         vib = monitor.config
         period = vib.hop / vib.sample_rate
-        dsp_seconds = self.metrics.dsp_seconds.labels(runtime.name)
         while True:
             await asyncio.sleep(period)
             try:
                 result = await asyncio.to_thread(monitor.process)
-            except Exception:
+                if result is not None:
+                    self._vibration_result(runtime, result)
+            except Exception:  # log, back off, keep analysing: one bad frame is not fatal
                 log.exception("vibration analysis failed", extra={"asset": runtime.name})
                 await asyncio.sleep(1.0)
-                continue
-            if result is None:
-                continue
-            dsp_seconds.observe(result.dsp_seconds / max(result.frames, 1))
-            runtime.last_vibration = result
-            runtime.set_value(
-                "vibration_velocity_rms_mm_s", round(result.velocity_rms, 4), "good", result.time
-            )
-            runtime.set_value("iso20816_zone", result.zone, "good", result.time)
-            runtime.set_value(
-                "bearing_diagnosis", diagnosis.product_label(result.diagnosis), "good", result.time
-            )
-            self._evaluate(runtime, result.features, result.zone, result, result.time)
-            now = time.time()
-            if now - runtime.features_published_at >= self.config.gateway.features_interval_s:
-                runtime.features_published_at = now
-                features = diagnosis.features_message(runtime, result)
-                self.telemetry.put(Message("features", runtime, features, time=result.time))
+
+    def _vibration_result(self, runtime: AssetRuntime, result: VibrationResult) -> None:
+        self.metrics.dsp_seconds.labels(runtime.name).observe(
+            result.dsp_seconds / max(result.frames, 1)
+        )
+        runtime.last_vibration = result
+        runtime.set_value(
+            "vibration_velocity_rms_mm_s", round(result.velocity_rms, 4), "good", result.time
+        )
+        runtime.set_value("iso20816_zone", result.zone, "good", result.time)
+        runtime.set_value(
+            "bearing_diagnosis", diagnosis.product_label(result.diagnosis), "good", result.time
+        )
+        self._evaluate(runtime, result.features, result.zone, result, result.time)
+        now = time.time()
+        if now - runtime.features_published_at >= self.config.gateway.features_interval_s:
+            runtime.features_published_at = now
+            features = diagnosis.features_message(runtime, result)
+            self.telemetry.put(Message("features", runtime, features, time=result.time))
 
     def _evaluate(
         self,

@@ -58,6 +58,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--outbox", type=Path, default=None, help="outbox file (default: a temporary directory)"
     )
     parser.add_argument(
+        "--sample-rate",
+        type=float,
+        default=25600.0,
+        metavar="HZ",
+        help="vibration sample rate of the simulated accelerometer (default 25600)",
+    )
+    parser.add_argument(
         "--plain",
         action="store_true",
         help="print a status block every few seconds instead of redrawing the screen",
@@ -187,6 +194,91 @@ BEARING_ALERT_DB = 10.0
 BEARING_CLEAR_DB = 6.0
 
 
+# --- the simulator in its own process --------------------------------------------------------
+
+
+def _simulator_main(
+    pumps: list[tuple[str, str, float, int]], sample_rate: float, conn: Any
+) -> None:
+    """Child process: serve the pumps until told to stop; obey inject/clear commands."""
+    import signal as signals
+
+    from isthmus.simulator import PumpConfig, Simulator
+
+    signals.signal(signals.SIGINT, signals.SIG_IGN)  # the parent decides when we stop
+
+    async def serve() -> None:
+        sim = Simulator(
+            [PumpConfig(name, vendor, rpm, port) for name, vendor, rpm, port in pumps],
+            opcua_port=None,
+            sample_rate=sample_rate,
+        )
+        loop = asyncio.get_running_loop()
+        async with sim:
+            conn.send(("ready", None))
+            while True:
+                if not await loop.run_in_executor(None, conn.poll, 0.2):
+                    continue
+                command, pump, *rest = conn.recv()
+                if command == "stop":
+                    break
+                if command == "inject":
+                    sim.inject(pump, rest[0], rest[1])
+                    conn.send(("ok", sim.truth(pump).fault_frequencies_hz))
+                elif command == "clear":
+                    sim.pumps[pump].clear_faults()
+                    conn.send(("ok", None))
+
+    asyncio.run(serve())
+
+
+class SimulatorProcess:
+    """The plant simulator in a child process, so it does not share a core with the gateway.
+
+    Pumps are ``(name, vendor, rpm, modbus_port)``; :meth:`inject` and :meth:`clear`
+    switch faults at run time and return the ground-truth fault frequencies (Hz).
+    """
+
+    def __init__(self, pumps: list[tuple[str, str, float, int]], sample_rate: float) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_simulator_main, args=(pumps, sample_rate, child), name="isthmus-simulator"
+        )
+
+    async def _call(self, *command: Any, timeout: float = 30.0) -> Any:
+        self._conn.send(command)
+        return await self._reply(timeout)
+
+    async def _reply(self, timeout: float) -> Any:
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, self._conn.poll, timeout):
+            raise TimeoutError("the simulator process did not answer")
+        _status, value = self._conn.recv()
+        return value
+
+    async def __aenter__(self) -> SimulatorProcess:
+        self.process.start()
+        await self._reply(60.0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(("stop", None))
+        await asyncio.get_running_loop().run_in_executor(None, self.process.join, 10.0)
+        if self.process.is_alive():
+            self.process.kill()
+
+    async def inject(self, pump: str, fault: str, severity: float = 1.0) -> dict[str, float]:
+        result: dict[str, float] = await self._call("inject", pump, fault, severity)
+        return result
+
+    async def clear(self, pump: str) -> None:
+        await self._call("clear", pump)
+
+
 # --- the live view -----------------------------------------------------------------------------
 
 
@@ -290,7 +382,6 @@ async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from isthmus.gateway.metrics import Metrics
     from isthmus.gateway.pipeline import Gateway
     from isthmus.gateway.sinks import ConsoleSink, UnsSink
-    from isthmus.simulator import PumpConfig, Simulator
 
     workdir = Path(tempfile.mkdtemp(prefix="isthmus-demo-"))
     outbox_path = args.outbox or workdir / "outbox.sqlite3"
@@ -299,10 +390,12 @@ async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         log_file = stack.enter_context(log_path.open("w"))
         logs.setup("INFO", "kv", log_file)
         ports = {name: free_port() for name, _, _ in DEMO_PUMPS}
-        config = demo_config(ports, outbox=str(outbox_path), mqtt=args.mqtt)
-        sim = Simulator(
-            [PumpConfig(name, vendor, rpm, ports[name]) for name, vendor, rpm in DEMO_PUMPS],
-            opcua_port=None,
+        config = demo_config(
+            ports, outbox=str(outbox_path), mqtt=args.mqtt, sample_rate=args.sample_rate
+        )
+        sim = SimulatorProcess(
+            [(name, vendor, rpm, ports[name]) for name, vendor, rpm in DEMO_PUMPS],
+            args.sample_rate,
         )
         sink: ConsoleSink | UnsSink
         if config.mqtt is not None:
@@ -338,16 +431,15 @@ async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             while not stop.is_set():
                 elapsed = time.monotonic() - started
                 if not injected and 0 <= args.fault_after <= elapsed:
-                    sim.inject(FAULTY_PUMP, "outer_race", 1.0)
-                    truth = sim.truth(FAULTY_PUMP).fault_frequencies_hz
-                    bpfo = truth.get("bpfo") or truth.get("outer_race")
+                    truth = await sim.inject(FAULTY_PUMP, "outer_race", 1.0)
+                    bpfo = truth.get("bpfo")
                     note(
                         f"INJECTED outer-race fault into {FAULTY_PUMP}"
                         + (f" (BPFO {bpfo:.1f} Hz)" if bpfo else "")
                     )
                     injected = True
                 if injected and not cleared and 0 <= args.clear_after <= elapsed:
-                    sim.pumps[FAULTY_PUMP].clear_faults()
+                    await sim.clear(FAULTY_PUMP)
                     note(f"REMOVED the fault from {FAULTY_PUMP}")
                     cleared = True
                 if args.duration > 0 and elapsed >= args.duration:

@@ -65,3 +65,10 @@ def setup(level: str = "INFO", fmt: str = "kv", stream: TextIO | None = None) ->
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # The protocol libraries log through the same handler, errors only: their own
+    # reconnect chatter is reported by our sessions, once, with context.
+    for name in ("pymodbus", "asyncua", "aiomqtt"):
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.setLevel(logging.ERROR)
+        library.propagate = False

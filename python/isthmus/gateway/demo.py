@@ -248,13 +248,13 @@ class SimulatorProcess:
             target=_simulator_main, args=(pumps, sample_rate, child), name="isthmus-simulator"
         )
 
-    async def _call(self, *command: Any, timeout: float = 30.0) -> Any:
+    async def _call(self, *command: Any) -> Any:
         self._conn.send(command)
-        return await self._reply(timeout)
+        return await self._reply(30.0)
 
-    async def _reply(self, timeout: float) -> Any:
+    async def _reply(self, limit_s: float) -> Any:
         loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(None, self._conn.poll, timeout):
+        if not await loop.run_in_executor(None, self._conn.poll, limit_s):
             raise TimeoutError("the simulator process did not answer")
         _status, value = self._conn.recv()
         return value

@@ -29,6 +29,18 @@ from isthmus._core import RingRead, RingReader, SampleRing
 # --- spectral features (isthmus._core, spectrum) ---
 
 # --- diagnostics (isthmus._core, diagnostics) ---
+from isthmus._core import (
+    Alert,
+    Decimator,
+    EnvelopeAnalyzer,
+    RuleEngine,
+    bearing,
+    bearing_catalogue,
+    bearing_frequencies,
+    iso20816_boundaries,
+    iso20816_zone,
+    velocity_rms_mm_s,
+)
 
 __all__ = [  # noqa: RUF022 (grouped by area, one marker each)
     "ConfigError",
@@ -50,4 +62,14 @@ __all__ = [  # noqa: RUF022 (grouped by area, one marker each)
     "SampleRing",
     # --- spectrum exports ---
     # --- diagnostics exports ---
+    "Alert",
+    "Decimator",
+    "EnvelopeAnalyzer",
+    "RuleEngine",
+    "bearing",
+    "bearing_catalogue",
+    "bearing_frequencies",
+    "iso20816_boundaries",
+    "iso20816_zone",
+    "velocity_rms_mm_s",
 ]

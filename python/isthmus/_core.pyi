@@ -313,4 +313,257 @@ class RingRead:
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====
 
+from typing import Self, final
+
+def bearing_frequencies(
+    balls: int, ball_diameter: float, pitch_diameter: float, contact_angle_deg: float = 0.0
+) -> dict[str, float]:
+    """Bearing fault frequencies as multiples of shaft speed (orders).
+
+    Diameters in any one unit. Returns ``{"bpfo", "bpfi", "bsf", "ftf"}``: ball pass
+    frequency outer / inner race, ball spin frequency, fundamental train (cage) frequency.
+    Raises DiagnosticsError on impossible geometry.
+    """
+
+def bearing(name: str) -> dict[str, object]:
+    """A catalogue bearing by name or alias (case and punctuation ignored), e.g. ``"6205"``.
+
+    Keys: name, aliases, balls, ball_diameter_mm, pitch_diameter_mm, contact_angle_deg,
+    source (where the geometry comes from), orders (as :func:`bearing_frequencies`).
+    """
+
+def bearing_catalogue() -> dict[str, dict[str, object]]:
+    """Every catalogue bearing, keyed by name (entries as :func:`bearing`)."""
+
+def iso20816_zone(velocity_rms_mm_s: float, group: int = 2, foundation: str = "rigid") -> str:
+    """ISO 20816-3 evaluation zone ``"A"``..``"D"`` of a velocity RMS (mm/s, 10-1000 Hz).
+
+    ``group`` 1 (large machines) or 2 (medium); ``foundation`` ``"rigid"`` or ``"flexible"``.
+    A value on a boundary belongs to the worse zone.
+    """
+
+def iso20816_boundaries(group: int = 2, foundation: str = "rigid") -> tuple[float, float, float]:
+    """Zone boundaries A/B, B/C, C/D in mm/s RMS."""
+
+def velocity_rms_mm_s(
+    accel: npt.NDArray[np.float64], sample_rate: float, band: tuple[float, float] = ...
+) -> float:
+    """Velocity RMS (mm/s) in ``band`` (Hz) of an acceleration record in g, shape (n,).
+
+    Integration in the frequency domain (each bin divided by 2 pi f), as ISO 20816-3 uses.
+    """
+
+@final
+class Decimator:
+    """Streaming anti-aliased decimator: Kaiser-window FIR low-pass (80 dB stop band from the
+    output Nyquist frequency, pass band to 80 % of it), then every ``factor``-th sample.
+
+    Output does not depend on how the input is chunked.
+    """
+
+    def __new__(cls, factor: int) -> Self: ...
+    def process(self, samples_in: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Feed samples, shape (n,); returns the output samples they complete."""
+    @property
+    def factor(self) -> int: ...
+    @property
+    def delay(self) -> int:
+        """Group delay of the filter in input samples."""
+    @property
+    def taps(self) -> npt.NDArray[np.float64]: ...
+
+@final
+class EnvelopeAnalyzer:
+    """Streaming squared-envelope spectrum with bearing fault scores, one channel in g.
+
+    Frames of ``frame`` samples (0 = automatic: the +/-``tolerance`` search window at the lowest
+    fault frequency spans three bins), hop ``frame // 2``. The demodulation band is ``band``
+    (Hz) or, when None, the band of highest spectral kurtosis among those wide enough for three
+    harmonics of the highest fault frequency, re-chosen every ``reselect_every`` frames when a
+    band beats the current one by ``hysteresis`` (relative SK). Band-pass and Hilbert transform
+    are done in the frequency domain; the squared-envelope spectrum is averaged over frames
+    (mean of the first ``average``, exponential after).
+
+    Each fault series (outer race: BPFO; inner race: BPFI with shaft sidebands; ball: BSF or
+    2 x BSF with FTF sidebands) scores the mean over its first three harmonics of peak (within
+    +/-``tolerance`` for slip) over the median of the surrounding bins, in dB. A fault is
+    declared when a series reaches ``fault_threshold_db`` with ``min_harmonics`` harmonics above
+    ``harmonic_threshold_db`` and the band's squared envelope has kurtosis excess of at least
+    ``min_band_kurtosis`` (impacts, not stationary noise).
+
+    ``bearing`` is a catalogue name; or give ``orders={"bpfo", "bpfi", "bsf", "ftf"}``.
+    ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it.
+    """
+
+    def __new__(
+        cls,
+        sample_rate: float,
+        rpm: float,
+        bearing: str | None = None,
+        *,
+        orders: dict[str, float] | None = None,
+        band: tuple[float, float] | None = None,
+        frame: int = 0,
+        average: int = 32,
+        reselect_every: int = 4,
+        hysteresis: float = 0.25,
+        harmonics: int = 5,
+        tolerance: float = 0.02,
+        harmonic_threshold_db: float = 6.0,
+        fault_threshold_db: float = 10.0,
+        min_harmonics: int = 2,
+        min_band_kurtosis: float = 0.5,
+    ) -> Self: ...
+    def feed(
+        self, samples_in: npt.NDArray[np.float64], rpm: float | None = None
+    ) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64] | npt.NDArray[np.int8]]:
+        """Feed samples (g), shape (n), any chunk size. Returns one array per feature with one
+        entry per frame completed by this chunk: ``start_index`` (int64), ``fault`` (int8:
+        0 none, 1 outer race, 2 inner race, 3 ball), ``score_db``, ``frequency_hz``,
+        ``band_lo_hz``, ``band_hi_hz``, ``band_kurtosis``, ``shaft_hz``,
+        ``<series>_score_db|_harmonics|_hz|_sidebands`` for series outer_race, inner_race,
+        ball, and ``peak<k>_hz|_db`` (k = 1..5) of the envelope spectrum."""
+    def diagnose(self) -> dict[str, object]:
+        """The diagnosis from the current average: fault ("outer_race", "inner_race", "ball"
+        or "none"), score_db, frequency_hz, harmonics, band_hz, band_kurtosis, frames,
+        shaft_hz, series (per fault: expected_hz, frequency_hz, score_db, harmonics,
+        sidebands, harmonic_db) and peaks [(Hz, dB over median)]."""
+    def envelope_spectrum(
+        self,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(frequency in Hz, squared-envelope amplitude in g^2) of the current average."""
+    @property
+    def sample_rate(self) -> float: ...
+    @property
+    def frame(self) -> int: ...
+    @property
+    def hop(self) -> int: ...
+    @property
+    def band(self) -> tuple[float, float] | None:
+        """The current demodulation band (Hz)."""
+    @property
+    def band_changes(self) -> int: ...
+    @property
+    def frames_averaged(self) -> int: ...
+    @property
+    def orders(self) -> dict[str, float]: ...
+
+@final
+class Alert:
+    """One alert event. ``state`` is ``"raised"`` or ``"cleared"``; ``id`` is stable for an
+    alert from raise to clear (hash of asset, rule and onset time); times in seconds."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def asset(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def first_time(self) -> float: ...
+    @property
+    def last_time(self) -> float: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def evidence(self) -> dict[str, object]:
+        """feature, and per rule kind: fault, frequency_hz, score_db, harmonics, peaks
+        (bearing); z_score, baseline_mean, baseline_std (baseline); zone (ISO zone)."""
+    def to_dict(self) -> dict[str, object]: ...
+
+@final
+class RuleEngine:
+    """Rules over per-frame feature columns; ``evaluate`` returns alert events.
+
+    Persistence: a transition needs ``*_frames`` consecutive frames and ``*_seconds`` since the
+    first of them. Hysteresis: separate raise and clear levels. A steady condition raises once
+    and clears once.
+    """
+
+    def __new__(cls, asset: str) -> Self: ...
+    @property
+    def asset(self) -> str: ...
+    @property
+    def rules(self) -> list[str]: ...
+    def add_threshold(
+        self,
+        name: str,
+        feature: str,
+        raise_level: float,
+        clear_level: float | None = None,
+        *,
+        above: bool = True,
+        severity: str = "warning",
+        raise_frames: int = 1,
+        raise_seconds: float = 0.0,
+        clear_frames: int = 1,
+        clear_seconds: float = 0.0,
+    ) -> None:
+        """Raise when ``feature`` >= raise_level (<= when not ``above``), clear when it is back
+        beyond ``clear_level`` (default: raise_level)."""
+    def add_baseline(
+        self,
+        name: str,
+        feature: str,
+        *,
+        learn_frames: int = 30,
+        learn_seconds: float = 0.0,
+        z_raise: float = 4.0,
+        z_clear: float = 2.0,
+        severity: str = "warning",
+        raise_frames: int = 3,
+        raise_seconds: float = 0.0,
+        clear_frames: int = 3,
+        clear_seconds: float = 0.0,
+    ) -> None:
+        """Learn mean and spread over the learning period, then raise on |z| >= z_raise and
+        clear on |z| < z_clear."""
+    def add_zone_change(
+        self,
+        name: str,
+        feature: str = "iso_zone",
+        *,
+        raise_zone: str = "C",
+        severity: str = "warning",
+        raise_frames: int = 1,
+        raise_seconds: float = 0.0,
+        clear_frames: int = 1,
+        clear_seconds: float = 0.0,
+    ) -> None:
+        """``feature`` holds the zone as 0..3 (A..D). Raise at ``raise_zone`` or worse; a move to
+        a worse zone re-raises the same alert (severity "critical" in zone D)."""
+    def add_bearing(
+        self,
+        name: str,
+        *,
+        k_db: float = 10.0,
+        clear_db: float | None = None,
+        min_harmonics: int = 2,
+        faults: list[str] = ...,
+        gate_feature: str | None = ...,
+        gate_min: float = 0.5,
+        severity: str = "warning",
+        raise_frames: int = 2,
+        raise_seconds: float = 0.0,
+        clear_frames: int = 2,
+        clear_seconds: float = 0.0,
+    ) -> None:
+        """Raise when a fault series (columns ``<fault>_score_db``, ``<fault>_harmonics``,
+        ``<fault>_hz`` as :meth:`EnvelopeAnalyzer.feed` gives) scores >= k_db with at least
+        ``min_harmonics``; clear below ``clear_db`` (default k_db - 3). Frames whose
+        ``gate_feature`` is below ``gate_min`` count as clear."""
+    def evaluate(
+        self, times: npt.NDArray[np.float64], features: dict[str, npt.NDArray[np.float64]]
+    ) -> list[Alert]:
+        """Evaluate frames at ``times`` (s, increasing across calls) with float64 feature
+        columns of the same length; returns the raised/cleared events in order."""
+    def active(self) -> list[Alert]:
+        """The alerts currently raised."""
+
 # ===== end diagnostics =====

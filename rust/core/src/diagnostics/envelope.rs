@@ -345,7 +345,9 @@ impl EnvelopeAnalyzer {
 
     fn accumulate_sk(&mut self, fresh_from: usize) {
         let frame = &self.buf;
-        let forget = 1.0 - 1.0 / (2.0 * self.cfg.average as f64);
+        // SK statistics remember about two re-selection periods: each frame holds hundreds
+        // of short-time windows, enough for a stable estimate, and a moved resonance wins soon
+        let forget = 1.0 - 1.0 / (2.0 * self.cfg.reselect_every as f64);
         for lv in &mut self.levels {
             let nw = lv.nw;
             let step = nw / 2;

@@ -12,7 +12,9 @@ import isthmus
 
 def test_cwru_drive_end_orders_match_the_published_values() -> None:
     o = isthmus.bearing_frequencies(9, 0.3126, 1.537, 0.0)
-    assert o == pytest.approx({"bpfi": 5.4152, "bpfo": 3.5848, "ftf": 0.39828, "bsf": 2.357}, abs=1e-3)
+    assert o == pytest.approx(
+        {"bpfi": 5.4152, "bpfo": 3.5848, "ftf": 0.39828, "bsf": 2.357}, abs=1e-3
+    )
 
 
 def test_catalogue_entries_carry_their_geometry_and_source() -> None:
@@ -89,7 +91,11 @@ def test_decimator_passes_the_band_and_removes_aliases() -> None:
     rng = np.random.default_rng(0)
     t = np.arange(int(fs * 2)) / fs
     # 1 kHz stays; 20 kHz would fold onto 4 kHz at 12 kHz without the low-pass
-    x = np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 20000 * t) + 1e-3 * rng.normal(size=t.size)
+    x = (
+        np.sin(2 * np.pi * 1000 * t)
+        + np.sin(2 * np.pi * 20000 * t)
+        + 1e-3 * rng.normal(size=t.size)
+    )
     d = isthmus.Decimator(4)
     y = d.process(x)[d.delay // 4 + 50 :]
     f, p = welch(y, 12000.0, nperseg=4096)

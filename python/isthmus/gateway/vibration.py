@@ -95,7 +95,7 @@ class VibrationMonitor:
                         hop=vib.hop,
                         window="hann",
                         channels=1,
-                        bands=list(BANDS),
+                        bands=bands_for(vib.sample_rate),
                         peaks=5,
                     ),
                     envelope=(
@@ -168,7 +168,10 @@ class VibrationMonitor:
             "kurtosis": col("kurtosis"),
         }
         band_rms = np.asarray(newest.band_rms).reshape(len(newest), -1)[last]
-        bands = {f"{lo:g}-{hi:g}Hz": float(v) for (lo, hi), v in zip(BANDS, band_rms, strict=False)}
+        bands = {
+            f"{lo:g}-{hi:g}Hz": float(v)
+            for (lo, hi), v in zip(bands_for(vib.sample_rate), band_rms, strict=False)
+        }
         freqs = np.asarray(newest.peak_freqs).reshape(len(newest), -1)[last]
         amps = np.asarray(newest.peak_amps).reshape(len(newest), -1)[last]
         peaks = [(float(f), float(a)) for f, a in zip(freqs, amps, strict=True) if a > 0]
@@ -205,6 +208,11 @@ class VibrationMonitor:
         if channel.unit == "m/s^2":
             frame = frame / G
         return float(diagnosis.core("velocity_rms_mm_s")(frame, vib.sample_rate, vib.band))
+
+
+def bands_for(sample_rate: float) -> list[tuple[float, float]]:
+    """The feature bands below Nyquist."""
+    return [(lo, hi) for lo, hi in BANDS if hi < sample_rate / 2]
 
 
 def envelope_frame(vib: VibrationSection) -> int:

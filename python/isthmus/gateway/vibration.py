@@ -97,6 +97,8 @@ class VibrationMonitor:
                         channels=1,
                         bands=bands_for(vib.sample_rate),
                         peaks=5,
+                        velocity_band=vib.band,
+                        accel_units=channel.unit,
                     ),
                     envelope=(
                         diagnosis.BearingMonitor(
@@ -158,7 +160,7 @@ class VibrationMonitor:
         def col(name: str) -> float:
             return float(np.asarray(getattr(newest, name)).reshape(len(newest), -1)[last, 0])
 
-        velocity = self._velocity(channel, newest, last)
+        velocity = col("velocity_rms_mm_s")  # the analyzer integrates each frame (ISO band)
         zone = diagnosis.iso_zone(velocity, self.machine_group, self.foundation)
         features = {
             "velocity_rms": velocity,
@@ -195,20 +197,6 @@ class VibrationMonitor:
             evidence=verdict.evidence,
             frames=frames_done,
         )
-
-    def _velocity(self, channel: ChannelState, batch: Any, last: int) -> float:
-        """Velocity RMS (mm/s, ISO 20816-3 band) of the newest frame."""
-        per_frame = getattr(batch, "velocity_rms_mm_s", None)
-        if per_frame is not None:
-            value = float(np.asarray(per_frame).reshape(len(batch), -1)[last, 0])
-            if np.isfinite(value):
-                return value
-        vib = self.config
-        frame = np.asarray(channel.ring.latest(vib.frame), dtype=np.float64)[0]
-        if channel.unit == "m/s^2":
-            frame = frame / G
-        return float(diagnosis.core("velocity_rms_mm_s")(frame, vib.sample_rate, vib.band))
-
 
 def bands_for(sample_rate: float) -> list[tuple[float, float]]:
     """The feature bands below Nyquist."""

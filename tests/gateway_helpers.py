@@ -24,7 +24,7 @@ GROUP2_RIGID = (1.4, 2.8, 4.5)
 # machine shared with other jobs: 12.8 kHz (107 block reads/s) keeps the waveform stream
 # gap-free there, with the same bearing physics (resonance 3.2 kHz, BPFO ~176 Hz).
 SAMPLE_RATE = 12800.0
-HAS_DSP = all(hasattr(isthmus, n) for n in ("SpectrumAnalyzer", "EnvelopeAnalyzer"))
+HAS_DSP = all(hasattr(isthmus._core, n) for n in ("SpectrumAnalyzer", "EnvelopeAnalyzer"))
 NEEDS_DSP_REASON = "the spectrum/diagnostics bindings are not built into this checkout yet"
 
 

@@ -38,7 +38,7 @@ _UNITS = {"velocity_rms": "mm/s", "acceleration_rms": "g", "acceleration_peak": 
 
 
 def core(name: str) -> Any:
-    """A diagnostics function or class of the Rust core (``isthmus.<name>``)."""
+    """A DSP or diagnostics function or class of the Rust core (``isthmus.<name>``)."""
     return getattr(isthmus, name, None) or getattr(isthmus._core, name)
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-import isthmus
 from isthmus.gateway import diagnosis
 from isthmus.gateway.config import Asset, VibrationSection
 
@@ -89,7 +88,7 @@ class VibrationMonitor:
                     unit=channel.unit,
                     ring=ring,
                     reader=ring.reader(),
-                    spectrum=isthmus.SpectrumAnalyzer(
+                    spectrum=diagnosis.core("SpectrumAnalyzer")(
                         vib.sample_rate,
                         frame=vib.frame,
                         hop=vib.hop,

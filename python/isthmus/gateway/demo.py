@@ -299,7 +299,7 @@ def render(gateway: Any, sink: Any, elapsed: float, events: list[str], width: in
         f"(Ctrl-C to stop)",
         "",
         f"{'asset':<7}{'vendor':<7}{'speed rpm':>10}{'temp °C':>9}{'press bar':>10}"
-        f"{'vel mm/s':>10}{'ISO':>5}  {'diagnosis':<26}active alerts",
+        f"{'vel mm/s':>10}{'ISO':>5}  {'diagnosis':<30}active alerts",
     ]
     for runtime in gateway.assets.values():
         v = runtime.values
@@ -320,7 +320,7 @@ def render(gateway: Any, sink: Any, elapsed: float, events: list[str], width: in
         zone = _fmt(v.get("iso20816_zone"))
         lines.append(
             f"{runtime.name:<7}{_vendor_of(runtime):<7}{speed:>10}{temperature:>9}{pressure:>10}"
-            f"{velocity:>10}{zone:>5}  {diagnosis:<26}{alerts or '-'}"
+            f"{velocity:>10}{zone:>5}  {diagnosis:<30}{alerts or '-'}"
         )
     lines.append("")
     lines.append("data products as published (retained on <asset path>/state):")

@@ -240,7 +240,11 @@ class Gateway:
         number = value.value
         numeric = isinstance(number, (int, float)) and not isinstance(number, bool)
         for route in self._routes.get(ref, ()):
-            converted = route.convert(float(number)) if good and numeric else number
+            converted = number
+            if good and numeric:
+                # 7 significant digits: what a float32 register holds; hides the binary
+                # noise of scaling (188 * 0.01 = 1.8800000000000001) in the product.
+                converted = float(f"{route.convert(float(number)):.7g}")
             route.runtime.set_value(route.field, converted, quality, when)
         if good and numeric:
             for monitor, to_hz in self._speed_routes.get(ref, ()):

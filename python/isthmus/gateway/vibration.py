@@ -197,6 +197,7 @@ class VibrationMonitor:
             frames=frames_done,
         )
 
+
 def bands_for(sample_rate: float) -> list[tuple[float, float]]:
     """The feature bands below Nyquist."""
     return [(lo, hi) for lo, hi in BANDS if hi < sample_rate / 2]

@@ -252,8 +252,12 @@ class Gateway:
 
     # --- tasks -------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then drain the queues into the sink and close it."""
+    async def run(self, stop: asyncio.Event, *, acquire: bool = True) -> None:
+        """Run until ``stop`` is set, then drain the queues into the sink and close it.
+
+        ``acquire=False`` leaves the protocol sessions idle: the caller feeds
+        :meth:`on_values` and the sources' rings itself (replays, benchmarks).
+        """
         log.info(
             "gateway starting",
             extra={"gateway": self.config.gateway.name, "assets": len(self.assets)},
@@ -261,7 +265,7 @@ class Gateway:
         await self.sink.start(self)
         try:
             async with asyncio.TaskGroup() as group:
-                for source in self.sources:
+                for source in self.sources if acquire else ():
                     group.create_task(source.run(), name=f"source:{source.name}")
                 for runtime in self.assets.values():
                     if runtime.vibration is not None:

@@ -353,12 +353,11 @@ class Collector:
     def on(self, topic: str) -> list[Received]:
         return [m for m in self.messages if m.topic == topic]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Wait until ``predicate()`` holds; TimeoutError (with context) after ``timeout``."""
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds (callers bound it with ``asyncio.timeout``)."""
+        while not predicate():
+            self._changed.clear()
+            await self._changed.wait()
 
 
 # -- fixtures -----------------------------------------------------------------------------

@@ -8,14 +8,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import msgspec
 import pytest
-from mqtt_broker import Broker, Collector
 
 from isthmus.uns.models import (
     ActiveAlerts,
@@ -29,6 +28,7 @@ from isthmus.uns.models import (
 from isthmus.uns.publisher import Counters, Publisher, backoff_delay
 from isthmus.uns.settings import MqttSettings, OutboxSettings
 from isthmus.uns.topics import AssetPath
+from mqtt_broker import Broker, Collector
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
 
@@ -39,6 +39,12 @@ GATEWAY_PROC = Path(__file__).with_name("uns_gateway_proc.py")
 
 def decode(payload: bytes, model: type[Any]) -> Envelope[Any]:
     return msgspec.json.decode(payload, type=Envelope[model])  # type: ignore[valid-type]
+
+
+async def bounded(step: Awaitable[None], seconds: float = 10.0) -> None:
+    """Every network wait in these tests is bounded."""
+    async with asyncio.timeout(seconds):
+        await step
 
 
 def fast_mqtt(url: str, **kwargs: Any) -> MqttSettings:
@@ -87,10 +93,13 @@ def alert_ids(collector: Collector) -> list[str]:
     return [decode(m.payload, Alert).message_id for m in collector.on(PATH.alerts)]
 
 
-async def test_topics_and_payloads_read_back(mqtt_broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("protocol", "mosquitto_tag"), [("5", "p5"), ("3.1.1", "p2")])
+async def test_topics_and_payloads_read_back(
+    mqtt_broker: Broker, tmp_path: Path, protocol: str, mosquitto_tag: str
+) -> None:
     async with (
         Collector(mqtt_broker.port, "acme/#") as sub,
-        publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db") as pub,
+        publisher(fast_mqtt(mqtt_broker.url, protocol=protocol), tmp_path / "ob.db") as pub,
     ):
         state_id = pub.publish_state(PATH, Pump(speed_rpm=1480.0, iso20816_zone="B"))
         features = VibrationFeatures(
@@ -98,8 +107,8 @@ async def test_topics_and_payloads_read_back(mqtt_broker: Broker, tmp_path: Path
         )
         feat_id = pub.publish_features(PATH, features)
         alert_id = await pub.publish_alert(PATH, alert(1))
-        await pub.wait_drained(10)
-        await sub.wait_for(lambda: len(sub.on(PATH.active_alerts)) == 1)
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: len(sub.on(PATH.active_alerts)) == 1))
 
         state = decode(sub.on(PATH.state)[0].payload, Pump)
         assert state.message_id == state_id
@@ -116,6 +125,8 @@ async def test_topics_and_payloads_read_back(mqtt_broker: Broker, tmp_path: Path
         assert status.payload.state == "online"
         assert pub.counters.get("outbox.acked") == 4
         assert pub.counters.get("outbox.depth") == 0
+    # Mosquitto logs the protocol each client spoke: p5 = MQTT 5, p2 = MQTT 3.1.1.
+    assert f"as gw1 ({mosquitto_tag}," in mqtt_broker.log_text()
 
 
 async def test_retained_state_and_schema_for_late_subscriber(
@@ -127,16 +138,18 @@ async def test_retained_state_and_schema_for_late_subscriber(
         last = pub.publish_state(PATH, Pump(speed_rpm=1490.0, bearing_temperature_c=61.5))
         await pub.publish_alert(PATH, alert(0, "raised"))
         await pub.publish_alert(PATH, alert(0, "cleared"))
-        await pub.wait_drained(10)
+        await bounded(pub.wait_drained(), 10)
 
         expected = {PATH.state, PATH.schema, PATH.active_alerts, STATUS}
         async with Collector(mqtt_broker.port, "acme/#") as late:
-            await late.wait_for(lambda: expected <= {m.topic for m in late.messages})
+            await bounded(late.wait_for(lambda: expected <= {m.topic for m in late.messages}))
             by_topic = {m.topic: m for m in late.messages}
     assert all(by_topic[t].retain for t in expected)
     state = decode(by_topic[PATH.state].payload, Pump)
     assert state.message_id == last and state.payload.speed_rpm == 1490.0
-    assert msgspec.json.decode(by_topic[PATH.schema].payload) == json_schema(Pump)
+    schema = decode(by_topic[PATH.schema].payload, dict)
+    assert schema.payload == json_schema(Pump)
+    assert schema.schema == "https://json-schema.org/draft/2020-12/schema"
     active = decode(by_topic[PATH.active_alerts].payload, ActiveAlerts)
     assert active.payload.alerts == []  # emptied on clear
     assert PATH.alerts not in by_topic  # alerts are events, not retained
@@ -184,18 +197,19 @@ async def test_will_published_when_gateway_is_killed_and_restart_loses_nothing(
                 proc.kill()
             await proc.wait()
         # The broker publishes the will: the gateway is offline (retained).
-        await sub.wait_for(
+        went_offline = sub.wait_for(
             lambda: any(
                 decode(m.payload, GatewayStatus).payload.state == "offline" for m in sub.on(STATUS)
             )
         )
+        await bounded(went_offline)
         # Restart on the same outbox: it replays what was accepted and not acknowledged.
         proc2 = await start(0, 0.0, "second", "--exit-when-drained")
         async with asyncio.timeout(60):
             out, _ = await proc2.communicate()
         assert proc2.returncode == 0, out
         assert b"DRAINED" in out
-        await sub.wait_for(lambda: set(accepted) <= set(alert_ids(sub)), timeout=20)
+        await bounded(sub.wait_for(lambda: set(accepted) <= set(alert_ids(sub))), 20)
     received = first_seen(alert_ids(sub))
     # Every accepted alert arrived, in the order it was accepted.
     assert [i for i in received if i in set(accepted)] == accepted
@@ -221,10 +235,10 @@ async def test_broker_killed_mid_burst_every_alert_arrives_in_order(
                     await asyncio.to_thread(broker.start)
                 sent.append(await pub.publish_alert(PATH, alert(i)))
                 await asyncio.sleep(0.002)
-            await pub.wait_drained(30)
+            await bounded(pub.wait_drained(), 30)
             assert pub.counters.get("mqtt.disconnects") >= 1
             assert pub.counters.get("mqtt.connects") >= 2
-        await sub.wait_for(lambda: set(sent) <= set(alert_ids(sub)), timeout=30)
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))), 30)
     assert first_seen(alert_ids(sub)) == sent
     assert sub.connects >= 2
 
@@ -248,8 +262,8 @@ async def test_tls_with_client_certificate(mqtt_tls_broker: Broker, tmp_path: Pa
         publisher(mqtt, tmp_path / "ob.db") as pub,
     ):
         sent = await pub.publish_alert(PATH, alert(7))
-        await pub.wait_drained(10)
-        await sub.wait_for(lambda: sent in alert_ids(sub))
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: sent in alert_ids(sub)))
 
     # Without a client certificate the broker refuses the TLS handshake.
     no_cert = aiomqtt.TLSParameters(ca_certs=str(tls.ca))
@@ -258,12 +272,21 @@ async def test_tls_with_client_certificate(mqtt_tls_broker: Broker, tmp_path: Pa
             pass
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_wrong_credentials_clear_error_retries_nothing_lost(
-    mqtt_password_broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mqtt_password_broker: Broker,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    protocol: str,
 ) -> None:
     secret = tmp_path / "mqtt-password"
     secret.write_text("wrong\n")
-    mqtt = fast_mqtt(mqtt_password_broker.url, username="gateway", password_file=str(secret))
+    mqtt = fast_mqtt(
+        mqtt_password_broker.url,
+        username="gateway",
+        password_file=str(secret),
+        protocol=protocol,
+    )
     sub_auth = {"username": "gateway", "password": "s3cret"}
     caplog.set_level(logging.ERROR, logger="isthmus.uns")
     async with (
@@ -272,7 +295,7 @@ async def test_wrong_credentials_clear_error_retries_nothing_lost(
     ):
         sent = [await pub.publish_alert(PATH, alert(i)) for i in range(20)]
         async with asyncio.timeout(15):
-            while pub.counters.get("mqtt.auth_failures") < 3:
+            while pub.counters.get("mqtt.auth_failures") < 3:  # noqa: ASYNC110 (a counter)
                 await asyncio.sleep(0.05)
         assert not pub.connected.is_set()
         assert pub.last_error is not None and "refused the credentials" in pub.last_error
@@ -280,8 +303,8 @@ async def test_wrong_credentials_clear_error_retries_nothing_lost(
         assert pub.counters.get("outbox.depth") == 40  # 20 alerts + 20 active-alert lists
         assert alert_ids(sub) == []
         secret.write_text("s3cret\n")  # rotated secret, read at the next attempt
-        await pub.wait_drained(20)
-        await sub.wait_for(lambda: set(sent) <= set(alert_ids(sub)))
+        await bounded(pub.wait_drained(), 20)
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
     assert first_seen(alert_ids(sub)) == sent
 
 
@@ -297,7 +320,7 @@ async def test_status_counters_fed_by_other_areas(mqtt_broker: Broker, tmp_path:
             mqtt, outbox, enterprise="acme", site="plant1", gateway_id="gw1", counters=counters
         ),
     ):
-        await sub.wait_for(lambda: len(sub.on(STATUS)) >= 2)
+        await bounded(sub.wait_for(lambda: len(sub.on(STATUS)) >= 2))
     status = decode(sub.on(STATUS)[1].payload, GatewayStatus).payload
     assert status.state == "online"
     assert status.counters["modbus.timeouts"] == 3
@@ -312,3 +335,63 @@ def test_backoff_is_exponential_jittered_and_capped() -> None:
         delays = [backoff_delay(attempt, 0.5, 30.0) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 100  # jittered, not in lock-step
+
+
+async def test_producers_never_block_while_the_broker_is_away(tmp_path: Path) -> None:
+    from mqtt_broker import free_port
+
+    mqtt = fast_mqtt(f"mqtt://127.0.0.1:{free_port()}")  # nothing listens there
+    async with publisher(mqtt, tmp_path / "ob.db", queue_size=5) as pub:
+        states = [pub.publish_state(PATH, Pump(speed_rpm=float(i))) for i in range(8)]
+        assert states[5:] == [None, None, None]  # in-memory queue full: telemetry dropped
+        assert pub.counters.get("queue.dropped_telemetry") == 3
+        sent = await pub.publish_alert(PATH, alert(1))  # alerts always get in
+        assert sent
+        await bounded(pub.flush())
+        assert pub.counters.get("outbox.depth") == 5 + 2
+        async with asyncio.timeout(10):
+            while pub.counters.get("mqtt.connect_failures") < 2:  # noqa: ASYNC110 (a counter)
+                await asyncio.sleep(0.05)
+        assert not pub.connected.is_set()
+        assert pub.last_error is not None and "cannot connect" in pub.last_error
+
+
+async def test_restarted_gateway_resets_stale_active_alerts(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    mqtt = fast_mqtt(mqtt_broker.url)
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        await pub.publish_alert(PATH, alert(0, "raised"))
+        await bounded(pub.wait_drained())
+
+    async def retained_active() -> list[Alert]:
+        async with Collector(mqtt_broker.port, PATH.active_alerts) as late:
+            await bounded(late.wait_for(lambda: bool(late.messages)))
+            return decode(late.messages[-1].payload, ActiveAlerts).payload.alerts
+
+    assert [a.alert_id for a in await retained_active()] == ["a0"]
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        await pub.publish_active_alerts(PATH)
+        await bounded(pub.wait_drained())
+    assert await retained_active() == []
+
+
+async def test_retained_state_restored_after_broker_restart_without_persistence(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    async with publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db") as pub:
+        pub.publish_schema(PATH, Pump)
+        state_id = pub.publish_state(PATH, Pump(speed_rpm=1490.0))
+        await bounded(pub.wait_drained())
+        mqtt_broker.kill()  # no persistence: every retained message is gone
+        await asyncio.to_thread(mqtt_broker.start)
+        async with asyncio.timeout(10):
+            while pub.counters.get("mqtt.retained_restored") < 2:  # noqa: ASYNC110 (a counter)
+                await asyncio.sleep(0.05)
+        async with Collector(mqtt_broker.port, "acme/#") as late:
+            await bounded(
+                late.wait_for(lambda: {PATH.state, PATH.schema} <= {m.topic for m in late.messages})
+            )
+            state = decode(late.on(PATH.state)[0].payload, Pump)
+        assert state.message_id == state_id  # the same message, not a new reading
+        assert pub.counters.get("mqtt.connects") == 2

@@ -43,7 +43,8 @@ async def main(args: argparse.Namespace) -> None:
             message_id = await pub.publish_alert(PATH, alert)
             say(f"ACCEPTED {message_id}")
             await asyncio.sleep(args.delay)
-        await pub.wait_drained(60)
+        async with asyncio.timeout(60):
+            await pub.wait_drained()
         say("DRAINED")
         if not args.exit_when_drained:
             await asyncio.sleep(3600)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 import msgspec
 
 __all__ = [
+    "JSON_SCHEMA_DIALECT",
     "MODELS",
     "ActiveAlerts",
     "Alert",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 Quality = Literal["good", "uncertain", "bad"]
+
+#: ``schema`` of the envelope around a JSON Schema published on ``.../_schema``.
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 Zone = Literal["A", "B", "C", "D"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -60,12 +64,15 @@ def new_message_id(now_ms: int | None = None) -> str:
     return "".join(reversed(chars))
 
 
-def _measured(unit: str, description: str, **bounds: float) -> msgspec.Meta:
+def _measured(
+    unit: str, description: str, ge: float | None = None, le: float | None = None
+) -> msgspec.Meta:
     return msgspec.Meta(
+        ge=ge,
+        le=le,
         description=description,
         extra_json_schema={"x-unit": unit},
         extra={"unit": unit},
-        **bounds,
     )
 
 
@@ -78,9 +85,7 @@ VelocityMmS = Annotated[
 AccelMs2 = Annotated[float, _measured("m/s^2", "Vibration acceleration RMS", ge=0)]
 Amps = Annotated[float, _measured("A", "Phase current RMS", ge=0)]
 KiloWatts = Annotated[float, _measured("kW", "Active power")]
-Health = Annotated[
-    float, _measured("1", "Health index: 1 healthy, 0 failed", ge=0.0, le=1.0)
-]
+Health = Annotated[float, _measured("1", "Health index: 1 healthy, 0 failed", ge=0.0, le=1.0)]
 ZoneField = Annotated[
     Zone, msgspec.Meta(description="ISO 20816 evaluation zone of the vibration velocity")
 ]
@@ -251,7 +256,7 @@ def wrap(
 def json_schema(model: type[Any]) -> dict[str, Any]:
     """JSON Schema of ``Envelope[model]`` (msgspec-generated) with ``$id`` and version."""
     schema = msgspec.json.schema(Envelope[model])  # type: ignore[valid-type]
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = schema_id(model)
     schema["x-schema-version"] = getattr(model, "SCHEMA_VERSION", 1)
     return schema

@@ -165,14 +165,17 @@ class Outbox:
                 size = len(msg.topic.encode("utf-8")) + len(msg.payload)
                 need_rows = depth + 1 - self.settings.max_messages
                 need_bytes = nbytes + size - self.settings.max_bytes
-                if (need_rows > 0 or need_bytes > 0) and size <= self.settings.max_bytes:
-                    if self.settings.policy == "drop-oldest-telemetry":
-                        freed_rows, freed_bytes = self._drop_oldest(cur, need_rows, need_bytes)
-                        depth -= freed_rows
-                        nbytes -= freed_bytes
-                        changed["dropped_telemetry"] += freed_rows
-                        need_rows -= freed_rows
-                        need_bytes -= freed_bytes
+                if (
+                    (need_rows > 0 or need_bytes > 0)
+                    and size <= self.settings.max_bytes
+                    and self.settings.policy == "drop-oldest-telemetry"
+                ):
+                    freed_rows, freed_bytes = self._drop_oldest(cur, need_rows, need_bytes)
+                    depth -= freed_rows
+                    nbytes -= freed_bytes
+                    changed["dropped_telemetry"] += freed_rows
+                    need_rows -= freed_rows
+                    need_bytes -= freed_bytes
                 if need_rows > 0 or need_bytes > 0:
                     changed["rejected_telemetry" if msg.droppable else "rejected_alerts"] += 1
                     results.append(None)
@@ -204,9 +207,7 @@ class Outbox:
         self._depth, self._bytes = depth, nbytes
         return results
 
-    def _drop_oldest(
-        self, cur: sqlite3.Cursor, need_rows: int, need_bytes: int
-    ) -> tuple[int, int]:
+    def _drop_oldest(self, cur: sqlite3.Cursor, need_rows: int, need_bytes: int) -> tuple[int, int]:
         """Delete the oldest droppable rows until both needs are met (or none are left)."""
         freed_rows = freed_bytes = 0
         last_seq: int | None = None
@@ -254,19 +255,21 @@ class Outbox:
 
     def ack(self, seqs: Iterable[int]) -> int:
         """Delete acknowledged messages; returns how many were still stored."""
-        keys = [(s,) for s in seqs]
+        keys = list(seqs)
         if not keys:
             return 0
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            removed = 0
-            freed = 0
-            for key in keys:
-                row = cur.execute("DELETE FROM outbox WHERE seq = ? RETURNING size", key).fetchone()
-                if row is not None:
-                    removed += 1
-                    freed += int(row[0])
+            removed = freed = 0
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sizes = cur.execute(
+                    f"DELETE FROM outbox WHERE seq IN ({marks}) RETURNING size", chunk
+                ).fetchall()
+                removed += len(sizes)
+                freed += sum(size for (size,) in sizes)
             changed = dict(self.counters)
             changed["acked"] += removed
             self._save_counters(cur, changed)
@@ -278,6 +281,11 @@ class Outbox:
         self._depth -= removed
         self._bytes -= freed
         return removed
+
+    def ack_and_peek(self, seqs: Sequence[int], after_seq: int, limit: int) -> list[StoredMessage]:
+        """:meth:`ack` then :meth:`peek` in one call (one thread hop for the publisher)."""
+        self.ack(seqs)
+        return self.peek(after_seq, limit)
 
     def close(self) -> None:
         """Checkpoint the WAL and close the database."""

@@ -17,6 +17,10 @@ paho does on receipt of the PUBACK (``_handle_pubackcomp``). On any error the co
 is dropped and re-established with jittered exponential backoff; unacknowledged rows are
 published again (at-least-once; consumers dedupe by ``message_id``).
 
+After every (re)connect the last acknowledged retained message of each topic is published
+again, so a broker restarted without persistence still serves the current state, schema
+and active alerts to late subscribers.
+
 The gateway status (``{enterprise}/{site}/_gateway/{id}/status``, retained) is published
 ``online`` with :class:`Counters` on connect and every ``status_interval_s``; the MQTT will
 publishes ``offline`` when the connection dies without a DISCONNECT (e.g. SIGKILL), and a
@@ -43,12 +47,15 @@ from aiomqtt.exceptions import MqttConnectError
 
 from isthmus.errors import ConfigError, SessionError
 from isthmus.uns.models import (
+    JSON_SCHEMA_DIALECT,
     ActiveAlerts,
     Alert,
+    Envelope,
     GatewayStatus,
     Quality,
     VibrationFeatures,
     json_schema,
+    new_message_id,
     wrap,
 )
 from isthmus.uns.outbox import OutboundMessage, Outbox
@@ -150,10 +157,11 @@ class Publisher:
         self._written_total = 0
         self._acked_event = asyncio.Event()
         self._active_alerts: dict[str, dict[str, Alert]] = {}
+        # Last acknowledged retained payload and QoS per topic, restored on reconnect.
+        self._retained: dict[str, tuple[bytes, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiomqtt.Client | None = None
         self._closing = False
-        self._wake_reconnect = asyncio.Event()
         self._since = datetime.now(UTC)
         for name in (
             "mqtt.connects",
@@ -162,6 +170,7 @@ class Publisher:
             "mqtt.disconnects",
             "mqtt.published",
             "mqtt.session_errors",
+            "mqtt.retained_restored",
             "queue.dropped_telemetry",
         ):
             self.counters.set(name, 0)
@@ -169,11 +178,17 @@ class Publisher:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Publisher:
-        self._outbox = await self._db(Outbox, self.outbox_settings)
-        outbox = self._outbox
+        try:
+            outbox = await self._db(Outbox, self.outbox_settings)
+        except BaseException:
+            self._db_thread.shutdown(wait=False)
+            raise
+        self._outbox = outbox
         self.counters.add_source("outbox", outbox.snapshot)
         if outbox.depth:
-            logger.info("outbox %s holds %d messages to replay", self.outbox_settings.path, outbox.depth)
+            logger.info(
+                "outbox %s holds %d messages to replay", self.outbox_settings.path, outbox.depth
+            )
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._writer_loop(), name="uns-outbox-writer"),
@@ -201,7 +216,8 @@ class Publisher:
                 await self.flush()
         if self.connected.is_set():
             with contextlib.suppress(TimeoutError):
-                await self.wait_drained(drain_timeout)
+                async with asyncio.timeout(drain_timeout):
+                    await self.wait_drained()
         self._closing = True
         client = self._client
         if client is not None and self.connected.is_set():
@@ -276,8 +292,8 @@ class Publisher:
         *,
         quality: Quality = "good",
         timestamp: datetime | None = None,
-    ) -> str:
-        """Queue the asset's data product (retained); returns the message id."""
+    ) -> str | None:
+        """Queue the asset's data product (retained); its message id, None if dropped."""
         return self._enqueue_leaf(path, Leaf.STATE, state, quality, timestamp)
 
     def publish_features(
@@ -287,19 +303,32 @@ class Publisher:
         *,
         quality: Quality = "good",
         timestamp: datetime | None = None,
-    ) -> str:
-        """Queue vibration features; returns the message id."""
+    ) -> str | None:
+        """Queue vibration features; their message id, None if dropped (queue full)."""
         return self._enqueue_leaf(path, Leaf.VIBRATION, features, quality, timestamp)
 
     def publish_schema(self, path: AssetPath, model: type[msgspec.Struct]) -> str:
-        """Queue the data product's JSON Schema on ``.../_schema`` (retained)."""
-        schema = json_schema(model)
-        body = self._encoder.encode(schema)
-        message_id = f"schema:{schema['$id']}"
-        self.enqueue(
-            path.schema, body, droppable=False, retain=True, qos=1, message_id=message_id
+        """Queue the data product's JSON Schema on ``.../_schema`` (retained).
+
+        Like every UNS payload it travels in an envelope (id, time, quality); the
+        envelope's ``schema`` names the JSON Schema dialect and ``payload`` is the schema.
+        """
+        envelope: Envelope[dict[str, Any]] = Envelope(
+            message_id=new_message_id(),
+            timestamp=datetime.now(UTC),
+            quality="good",
+            schema=JSON_SCHEMA_DIALECT,
+            payload=json_schema(model),
         )
-        return message_id
+        self.enqueue(
+            path.schema,
+            self._encoder.encode(envelope),
+            droppable=False,
+            retain=True,
+            qos=1,
+            message_id=envelope.message_id,
+        )
+        return envelope.message_id
 
     async def publish_alert(
         self,
@@ -331,8 +360,21 @@ class Publisher:
             active[alert.alert_id] = alert
         else:
             active.pop(alert.alert_id, None)
-        listing = wrap(ActiveAlerts(alerts=list(active.values())), timestamp=envelope.timestamp)
-        await self.publish(
+        await self.publish_active_alerts(path, timestamp=envelope.timestamp)
+        return envelope.message_id
+
+    async def publish_active_alerts(
+        self, path: AssetPath, *, timestamp: datetime | None = None
+    ) -> str:
+        """Publish the asset's active-alert list (retained) as this publisher knows it.
+
+        The list lives in memory, like the rule engine's state: a restarted gateway
+        calls this once per asset at start to replace a stale retained list with an empty
+        one, and the engine raises again whatever still holds.
+        """
+        active = self._active_alerts.get(path.base, {})
+        listing = wrap(ActiveAlerts(alerts=list(active.values())), timestamp=timestamp)
+        seq = await self.publish(
             path.active_alerts,
             self._encoder.encode(listing),
             droppable=False,
@@ -340,7 +382,9 @@ class Publisher:
             qos=self.mqtt.alert_qos,
             message_id=listing.message_id,
         )
-        return envelope.message_id
+        if seq is None:
+            raise SessionError(f"outbox full of alerts: active alerts of {path.base} rejected")
+        return listing.message_id
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed to the outbox."""
@@ -348,15 +392,17 @@ class Publisher:
         async with self._written:
             await self._written.wait_for(lambda: self._written_total >= target)
 
-    async def wait_drained(self, timeout: float) -> None:
-        """Wait until the outbox is empty (everything acknowledged); TimeoutError if not."""
-        async with asyncio.timeout(timeout):
-            await self.flush()
-            while True:
-                self._acked_event.clear()  # before the check, so no ack slips between
-                if self._outbox is None or self._outbox.depth == 0:
-                    return
-                await self._acked_event.wait()
+    async def wait_drained(self) -> None:
+        """Wait until the outbox is empty (everything acknowledged).
+
+        Unbounded while the broker is away: wrap it in ``asyncio.timeout``.
+        """
+        await self.flush()
+        while True:
+            self._acked_event.clear()  # before the check, so no ack slips between
+            if self._outbox is None or self._outbox.depth == 0:
+                return
+            await self._acked_event.wait()
 
     # -- internals: queue and writer ----------------------------------------------------------
 
@@ -387,44 +433,70 @@ class Publisher:
         payload: msgspec.Struct,
         quality: Quality,
         timestamp: datetime | None,
-    ) -> str:
+    ) -> str | None:
         envelope = wrap(payload, quality=quality, timestamp=timestamp)
         policy = LEAF_POLICY[leaf]
-        self.enqueue(
+        queued = self.enqueue(
             path.topic(leaf),
             self._encoder.encode(envelope),
             droppable=policy.droppable,
             retain=policy.retain,
             message_id=envelope.message_id,
         )
-        return envelope.message_id
+        return envelope.message_id if queued else None
 
     async def _writer_loop(self) -> None:
-        assert self._outbox is not None
-        outbox = self._outbox
         while True:
             await self._pending_event.wait()
             self._pending_event.clear()
             while self._pending:
                 batch = [self._pending.popleft() for _ in range(min(len(self._pending), 1024))]
-                try:
-                    seqs = await self._db(outbox.put_many, [m for m, _ in batch])
-                except Exception as exc:
-                    # Disk full, I/O error: the producers awaiting these learn of it.
-                    logger.exception("outbox write failed")
-                    self.counters.incr("outbox.write_errors")
-                    for _, fut in batch:
-                        if fut is not None and not fut.done():
-                            fut.set_exception(SessionError(f"outbox write failed: {exc}"))
-                    seqs = [None] * len(batch)
-                else:
-                    for (_, fut), seq in zip(batch, seqs, strict=True):
-                        if fut is not None and not fut.done():
-                            fut.set_result(seq)
-                    self._new_data.set()
-                async with self._written:
-                    self._written_total += len(batch)
-                    self._written.notify_all()
+                await self._write_batch(batch)
+
+    async def _write_batch(
+        self, batch: list[tuple[OutboundMessage, asyncio.Future[int | None] | None]]
+    ) -> None:
+        assert self._outbox is not None
+        write = asyncio.get_running_loop().run_in_executor(
+            self._db_thread, self._outbox.put_many, [m for m, _ in batch]
+        )
+        try:
+            try:
+                seqs = await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # Closing: the commit is already running on the outbox thread; let it end
+                # so the producers awaiting these messages learn their true fate.
+                seqs = await write
+                self._settle(batch, seqs, None)
+                raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Disk full, I/O error: the producers awaiting these learn of it.
+            logger.exception("outbox write failed")
+            self.counters.incr("outbox.write_errors")
+            self._settle(batch, None, SessionError(f"outbox write failed: {exc}"))
+        else:
+            self._settle(batch, seqs, None)
+            self._new_data.set()
+        finally:
+            async with self._written:
+                self._written_total += len(batch)
+                self._written.notify_all()
+
+    @staticmethod
+    def _settle(
+        batch: list[tuple[OutboundMessage, asyncio.Future[int | None] | None]],
+        seqs: list[int | None] | None,
+        error: Exception | None,
+    ) -> None:
+        for i, (_, fut) in enumerate(batch):
+            if fut is None or fut.done():
+                continue
+            if seqs is not None:
+                fut.set_result(seqs[i])
+            else:
+                fut.set_exception(error or SessionError("outbox write failed"))
 
     def _fail_pending(self, exc: Exception) -> None:
         while self._pending:
@@ -523,16 +595,12 @@ class Publisher:
                 break
             delay = backoff_delay(attempt, self.mqtt.reconnect_min_s, self.mqtt.reconnect_max_s)
             attempt += 1
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake_reconnect.wait()
-            self._wake_reconnect.clear()
+            await asyncio.sleep(delay)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """One connection: status online, then drain, watch and refresh status until error."""
-        await client.publish(
-            self.status_topic, self._status_payload("online"), qos=1, retain=True
-        )
+        await client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
+        await self._restore_retained(client)
         self.connected.set()
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -541,6 +609,25 @@ class Publisher:
                 tasks.create_task(self._status_loop(client), name="uns-status")
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
+
+    async def _restore_retained(self, client: aiomqtt.Client) -> None:
+        """Publish again the last acknowledged retained message of every topic.
+
+        A broker restarted without persistence has lost its retained messages (state,
+        schema, active alerts); a late subscriber must still find them. The outbox then
+        sends whatever is newer, so the last retained value per topic stays the newest.
+        Duplicates carry the same ``message_id``.
+        """
+        if not self._retained:
+            return
+        items = list(self._retained.items())
+        await asyncio.gather(
+            *(
+                client.publish(topic, payload, qos=qos, retain=True, timeout=self.mqtt.timeout_s)
+                for topic, (payload, qos) in items
+            )
+        )
+        self.counters.incr("mqtt.retained_restored", len(items))
 
     @staticmethod
     async def _watch(client: aiomqtt.Client) -> None:
@@ -560,9 +647,14 @@ class Publisher:
         assert self._outbox is not None
         outbox = self._outbox
         last_seq = 0  # a new connection replays everything not yet acknowledged
+        acked: list[int] = []
         while True:
             self._new_data.clear()
-            rows = await self._db(outbox.peek, last_seq, self.mqtt.inflight)
+            rows = await self._db(outbox.ack_and_peek, acked, last_seq, self.mqtt.inflight)
+            if acked:
+                self.counters.incr("mqtt.published", len(acked))
+                self._acked_event.set()
+                acked = []
             if not rows:
                 await self._new_data.wait()
                 continue
@@ -581,18 +673,17 @@ class Publisher:
                 ),
                 return_exceptions=True,
             )
-            acked = 0
-            for result in results:
+            for row, result in zip(rows, results, strict=True):
                 if isinstance(result, BaseException):
-                    break
-                acked += 1
-            if acked:
-                await self._db(outbox.ack, [row.seq for row in rows[:acked]])
-                self.counters.incr("mqtt.published", acked)
-                self._acked_event.set()
-            if acked < len(rows):
-                error = next(r for r in results if isinstance(r, BaseException))
-                if isinstance(error, aiomqtt.MqttError):
-                    raise error
-                raise aiomqtt.MqttError(f"publish failed: {error!r}")
+                    # Delete the acknowledged prefix, then reconnect and replay the rest.
+                    if acked:
+                        await self._db(outbox.ack, acked)
+                        self.counters.incr("mqtt.published", len(acked))
+                        self._acked_event.set()
+                    if isinstance(result, aiomqtt.MqttError):
+                        raise result
+                    raise aiomqtt.MqttError(f"publish failed: {result!r}")
+                acked.append(row.seq)
+                if row.retain:
+                    self._retained[row.topic] = (row.payload, row.qos)
             last_seq = rows[-1].seq

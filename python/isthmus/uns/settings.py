@@ -7,6 +7,24 @@ attempt, so a rotated password is picked up without a restart.
 
 Validation errors are :class:`isthmus.ConfigError` whose message starts with the config
 path at fault, e.g. ``mqtt.url: unsupported scheme 'http' (use mqtt:// or mqtts://)``.
+
+In TOML::
+
+    [mqtt]
+    url = "mqtts://broker.plant.example:8883"
+    protocol = "5"                       # or "3.1.1"
+    client_id = "isthmus-gw1"
+    ca_file = "/etc/isthmus/ca.pem"
+    cert_file = "/etc/isthmus/gw1.pem"   # mutual TLS (with key_file)
+    key_file = "/etc/isthmus/gw1.key"
+    username = "gw1"
+    password_file = "/run/secrets/mqtt"  # or password_env = "ISTHMUS_MQTT_PASSWORD"
+
+    [outbox]
+    path = "/var/lib/isthmus/outbox.sqlite3"
+    max_messages = 100000
+    max_bytes = 67108864
+    policy = "drop-oldest-telemetry"
 """
 
 from __future__ import annotations

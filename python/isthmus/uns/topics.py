@@ -13,7 +13,8 @@ leaf                       retained  QoS    content
 ``.../{asset}/alerts``     no        >= 1   every alert raise and clear, as events
 ``.../{asset}/alerts/      yes       >= 1   the list of alerts active now; an empty list
 active``                                    once the last one clears
-``.../{asset}/_schema``    yes       1      JSON Schema of the ``state`` payload
+``.../{asset}/_schema``    yes       1      JSON Schema of the ``state`` payload (in
+                                            an envelope like every message)
 =========================  ========  =====  =============================================
 
 The gateway's own status is ``{enterprise}/{site}/_gateway/{gateway_id}/status``

@@ -1,8 +1,5 @@
 """Type stubs for the native core ``isthmus._core`` (hand-written; checked by mypy.stubtest)."""
 
-import numpy as np
-import numpy.typing as npt
-
 __version__: str
 
 # ===== decode: Modbus register decoding =====

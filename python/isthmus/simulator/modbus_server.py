@@ -29,8 +29,14 @@ from isthmus.sources.config import WaveformBlock
 _FUNCTION_REGISTER = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
 _BLOCK_ID = {"coil": "c", "discrete": "d", "holding": "h", "input": "i"}
 _STRUCT = {
-    "int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "int64": "q", "uint64": "Q",
-    "float32": "f", "float64": "d",
+    "int16": "h",
+    "uint16": "H",
+    "int32": "i",
+    "uint32": "I",
+    "int64": "q",
+    "uint64": "Q",
+    "float32": "f",
+    "float64": "d",
 }
 
 
@@ -40,7 +46,7 @@ def encode_point(point: Point, value: float | bool) -> list[int]:
     if code in "fd":
         raw: float | int = (float(value) - point.offset) / point.scale
     else:
-        raw = int(round((float(value) - point.offset) / point.scale))
+        raw = round((float(value) - point.offset) / point.scale)
     data = struct.pack(">" + code, raw)
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     return _reorder(words, point.order)
@@ -62,7 +68,7 @@ def encode_samples(samples_g: np.ndarray[Any, Any], block: WaveformBlock) -> np.
     if block.dtype == "int16":
         raw = np.clip(np.rint(counts), -32768, 32767).astype(">i2")
         return raw.view(">u2").astype(np.uint16)
-    words = counts.astype(">f4").view(">u2").reshape(-1, 2).astype(np.uint16)
+    words: np.ndarray[Any, Any] = counts.astype(">f4").view(">u2").reshape(-1, 2).astype(np.uint16)
     if block.order in ("CDAB", "DCBA"):
         words = words[:, ::-1]
     if block.order in ("BADC", "DCBA"):
@@ -74,7 +80,11 @@ class ModbusPumpServer:
     """Serves one pump's vendor map over Modbus TCP on ``host:port``."""
 
     def __init__(
-        self, pump: Pump, vmap: VendorMap, host: str = "127.0.0.1", port: int = 5020,
+        self,
+        pump: Pump,
+        vmap: VendorMap,
+        host: str = "127.0.0.1",
+        port: int = 5020,
         unit_id: int = 1,
     ) -> None:
         self.pump = pump
@@ -105,20 +115,31 @@ class ModbusPumpServer:
             for lo, hi in self.vmap.ranges.get(kind, []):
                 values: Any = [False] * (hi - lo) if bits else [0] * (hi - lo)
                 out.append(
-                    SimData(lo, values=values, datatype=DataType.BITS if bits else DataType.REGISTERS,
-                            readonly=True)
+                    SimData(
+                        lo,
+                        values=values,
+                        datatype=DataType.BITS if bits else DataType.REGISTERS,
+                        readonly=True,
+                    )
                 )
             if not out and bits:
                 # pymodbus needs a bit block per type and cannot mark bits invalid:
                 # park 16 readable zero bits at the top of the address space
-                out.append(SimData(65520, values=[False] * 16, datatype=DataType.BITS, readonly=True))
+                out.append(
+                    SimData(65520, values=[False] * 16, datatype=DataType.BITS, readonly=True)
+                )
             elif not out:
                 out.append(SimData(65535, count=1, datatype=DataType.INVALID))
             return out
 
         device = SimDevice(
             self.unit_id,
-            simdata=(sim_list("coil"), sim_list("discrete"), sim_list("holding"), sim_list("input")),
+            simdata=(
+                sim_list("coil"),
+                sim_list("discrete"),
+                sim_list("holding"),
+                sim_list("input"),
+            ),
             action=self._action,
         )
         self._server = ModbusTcpServer(
@@ -147,8 +168,13 @@ class ModbusPumpServer:
         return pdu
 
     async def _action(
-        self, function_code: int, start_address: int, address: int, count: int,
-        registers: list[int], set_values: Any,
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: Any,
     ) -> Any:
         if self.hang:
             await asyncio.sleep(3600)  # a device that stopped answering
@@ -185,10 +211,12 @@ class ModbusPumpServer:
 
     @staticmethod
     def _set_bit(registers: list[int], index: int, bit: int, on: bool) -> None:
-        registers[index] = (registers[index] | (1 << bit)) if on else (registers[index] & ~(1 << bit))
+        registers[index] = (
+            (registers[index] | (1 << bit)) if on else (registers[index] & ~(1 << bit))
+        )
 
     def fill_waveform(self, block: WaveformBlock, now: float | None = None) -> int:
-        """Write every block completed by wall-clock ``now`` into its slot; returns the last block index.
+        """Write each block completed by wall-clock ``now`` into its slot; returns the last index.
 
         Block ``k`` holds global samples ``k*n .. (k+1)*n`` and lives in slot
         ``k % slots`` with sequence number ``k % 65536``.

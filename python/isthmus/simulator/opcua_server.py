@@ -55,17 +55,26 @@ class OpcUaPumpServer:
         self._server: Any = None
         self._vars: dict[tuple[str, str], Any] = {}
         self._task: asyncio.Task[None] | None = None
+        # (pump, variable) -> OPC UA status code to publish instead of Good
+        # (sensor-failure injection for tests; remove the entry to heal)
+        self.failures: dict[tuple[str, str], int] = {}
 
     async def start(self) -> None:
         """Build the address space and listen."""
-        from asyncua import Server, ua
+        from asyncua import ua
         from asyncua.crypto.permission_rules import User, UserRole
+        from asyncua.server.server import Server
 
         users = self.users
 
         class _Users:
-            def get_user(self, iserver: Any, username: str | None = None,
-                         password: str | None = None, certificate: Any = None) -> Any:
+            def get_user(
+                self,
+                iserver: Any,
+                username: str | None = None,
+                password: str | None = None,
+                certificate: Any = None,
+            ) -> Any:
                 if users is None:
                     return User(role=UserRole.User)
                 if username is not None and users.get(username) == password:
@@ -91,22 +100,26 @@ class OpcUaPumpServer:
         server.set_identity_tokens(tokens)
         ns = await server.register_namespace(NAMESPACE)
         for pump in self.pumps:
-            obj = await server.nodes.objects.add_object(ua.NodeId(pump.name, ns), pump.name)
+            obj = await server.nodes.objects.add_object(f"ns={ns};s={pump.name}", pump.name)
             truth = pump.truth()
             for name, (_unit, value) in CHARLIE_VARIABLES.items():
                 initial = value(truth)
-                vtype = ua.VariantType.Boolean if isinstance(initial, bool) else ua.VariantType.Double
+                vtype = (
+                    ua.VariantType.Boolean if isinstance(initial, bool) else ua.VariantType.Double
+                )
                 var = await obj.add_variable(
-                    ua.NodeId(f"{pump.name}.{name}", ns), name, ua.Variant(initial, vtype)
+                    f"ns={ns};s={pump.name}.{name}", name, ua.Variant(initial, vtype)
                 )
                 self._vars[(pump.name, name)] = var
             wave = await obj.add_variable(
-                ua.NodeId(f"{pump.name}.Waveform", ns), "Waveform",
+                f"ns={ns};s={pump.name}.Waveform",
+                "Waveform",
                 ua.Variant([0.0] * CHARLIE_WAVEFORM_SAMPLES, ua.VariantType.Float),
             )
             self._vars[(pump.name, "Waveform")] = wave
             rate = await obj.add_variable(
-                ua.NodeId(f"{pump.name}.WaveformRate", ns), "WaveformRate",
+                f"ns={ns};s={pump.name}.WaveformRate",
+                "WaveformRate",
                 ua.Variant(pump.sample_rate, ua.VariantType.Double),
             )
             self._vars[(pump.name, "WaveformRate")] = rate
@@ -141,12 +154,13 @@ class OpcUaPumpServer:
 
         for pump in self.pumps:
             truth = pump.truth()
-            stamp = datetime.datetime.fromtimestamp(truth.time, datetime.timezone.utc)
+            stamp = ua.DateTime.fromtimestamp(truth.time, datetime.UTC)
             for name, (_unit, value) in CHARLIE_VARIABLES.items():
                 v = value(truth)
                 vtype = ua.VariantType.Boolean if isinstance(v, bool) else ua.VariantType.Double
+                status = ua.StatusCode(ua.UInt32(self.failures.get((pump.name, name), 0)))
                 await self._vars[(pump.name, name)].write_value(
-                    ua.DataValue(ua.Variant(v, vtype), SourceTimestamp=stamp)
+                    ua.DataValue(ua.Variant(v, vtype), StatusCode=status, SourceTimestamp=stamp)
                 )
 
     async def write_waveforms(self) -> None:
@@ -159,9 +173,11 @@ class OpcUaPumpServer:
             end = int(time.time() * pump.sample_rate)
             start = end - CHARLIE_WAVEFORM_SAMPLES
             samples = pump.waveform(0, start, CHARLIE_WAVEFORM_SAMPLES).astype("float32")
-            stamp = datetime.datetime.fromtimestamp(start / pump.sample_rate, datetime.timezone.utc)
+            stamp = ua.DateTime.fromtimestamp(start / pump.sample_rate, datetime.UTC)
             await self._vars[(pump.name, "Waveform")].write_value(
-                ua.DataValue(ua.Variant(samples.tolist(), ua.VariantType.Float), SourceTimestamp=stamp)
+                ua.DataValue(
+                    ua.Variant(samples.tolist(), ua.VariantType.Float), SourceTimestamp=stamp
+                )
             )
 
 

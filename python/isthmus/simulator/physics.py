@@ -46,7 +46,9 @@ class Bearing:
 
     def _ratio(self) -> float:
         return (
-            self.ball_diameter_mm / self.pitch_diameter_mm * math.cos(math.radians(self.contact_angle_deg))
+            self.ball_diameter_mm
+            / self.pitch_diameter_mm
+            * math.cos(math.radians(self.contact_angle_deg))
         )
 
     @property
@@ -140,7 +142,7 @@ class VibrationModel:
         """Samples ``start .. start + n`` of the global sample index, in g (shape ``(n,)``)."""
         idx = np.arange(start, start + n, dtype=np.int64)
         # Time within a one-hour period keeps float64 phase exact to < 1e-9 rev.
-        period = int(round(3600 * self.sample_rate))
+        period = round(3600 * self.sample_rate)
         t = (idx % period) / self.sample_rate
         x = np.zeros(n)
         w = 2 * math.pi * self.shaft_hz
@@ -167,7 +169,9 @@ class VibrationModel:
         return np.exp(-self.damping * wn * tau) * np.sin(wd * tau)
 
 
-def velocity_rms_mm_s(accel_g: NDArray[np.float64], sample_rate: float, band: tuple[float, float] = (10.0, 1000.0)) -> float:
+def velocity_rms_mm_s(
+    accel_g: NDArray[np.float64], sample_rate: float, band: tuple[float, float] = (10.0, 1000.0)
+) -> float:
     """Velocity RMS (mm/s) in ``band`` Hz from acceleration in g, by integration in frequency."""
     n = accel_g.size
     spec = np.fft.rfft(accel_g - accel_g.mean())

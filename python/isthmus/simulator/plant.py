@@ -150,7 +150,8 @@ class Pump:
         dropped without a reported gap, or reordered.
         """
         if self.waveform_test_pattern:
-            return (np.arange(start, start + n, dtype=np.int64) % 16384) * 0.001
+            ramp = np.arange(start, start + n, dtype=np.int64) % 16384
+            return ramp.astype(np.float64) * 0.001
         return self.vibration[channel].block(start, n)
 
 

@@ -56,10 +56,17 @@ class Simulator:
         charlie: list[Pump] = []
         for seed, cfg in enumerate(pumps):
             if cfg.vendor not in VENDORS:
-                raise ValueError(f"pump {cfg.name!r}: unknown vendor {cfg.vendor!r} (know {VENDORS})")
+                raise ValueError(
+                    f"pump {cfg.name!r}: unknown vendor {cfg.vendor!r} (know {VENDORS})"
+                )
             pump = Pump(
-                cfg.name, cfg.vendor, speed_rpm=cfg.speed_rpm, sample_rate=sample_rate,
-                bearing=bearing, seed=seed, waveform_test_pattern=waveform_test_pattern,
+                cfg.name,
+                cfg.vendor,
+                speed_rpm=cfg.speed_rpm,
+                sample_rate=sample_rate,
+                bearing=bearing,
+                seed=seed,
+                waveform_test_pattern=waveform_test_pattern,
             )
             self.pumps[cfg.name] = pump
             if cfg.vendor in MODBUS_VENDORS:
@@ -75,8 +82,12 @@ class Simulator:
             if opcua_port is None:
                 raise ValueError("OPC UA pumps need opcua_port")
             self.opcua = OpcUaPumpServer(
-                charlie, host, opcua_port, certificate=opcua_certificate,
-                private_key=opcua_private_key, users=opcua_users,
+                charlie,
+                host,
+                opcua_port,
+                certificate=opcua_certificate,
+                private_key=opcua_private_key,
+                users=opcua_users,
                 waveform_interval=opcua_waveform_interval,
             )
         self._tick_task: asyncio.Task[None] | None = None
@@ -126,7 +137,9 @@ class Simulator:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.stop()

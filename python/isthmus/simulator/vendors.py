@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from isthmus.sources.config import PollGroup, TagSpec, WaveformBlock
 from isthmus.simulator.plant import Truth
+from isthmus.sources.config import PollGroup, TagSpec, WaveformBlock
 
 GPM_PER_M3H = 4.402868
 PSI_PER_BAR = 14.503774
@@ -78,23 +78,80 @@ class VendorMap:
 def acme_map() -> VendorMap:
     """Vendor A: fixed-point integers on holding registers, features for vibration."""
     pts = [
-        Point("speed", "holding", 0, "uint16", "rpm", lambda t: t.speed_rpm,
-              description="shaft speed"),
-        Point("temperature", "holding", 1, "int16", "degC", lambda t: t.temperature_c,
-              scale=0.1, description="bearing temperature"),
-        Point("pressure", "holding", 2, "uint16", "bar", lambda t: t.pressure_bar,
-              scale=0.01, description="discharge pressure"),
+        Point(
+            "speed", "holding", 0, "uint16", "rpm", lambda t: t.speed_rpm, description="shaft speed"
+        ),
+        Point(
+            "temperature",
+            "holding",
+            1,
+            "int16",
+            "degC",
+            lambda t: t.temperature_c,
+            scale=0.1,
+            description="bearing temperature",
+        ),
+        Point(
+            "pressure",
+            "holding",
+            2,
+            "uint16",
+            "bar",
+            lambda t: t.pressure_bar,
+            scale=0.01,
+            description="discharge pressure",
+        ),
         Point("flow", "holding", 3, "uint16", "m3/h", lambda t: t.flow_m3h, scale=0.1),
-        Point("running", "holding", 4, "bit", None, lambda t: t.running, bit=0,
-              description="status word bit 0"),
-        Point("alarm", "holding", 4, "bit", None, lambda t: t.alarm, bit=1,
-              description="status word bit 1"),
-        Point("accel_rms", "holding", 10, "uint16", "g", lambda t: t.accel_rms_g,
-              scale=0.001, description="acceleration RMS, last 1 s"),
-        Point("accel_peak", "holding", 11, "uint16", "g", lambda t: t.accel_peak_g,
-              scale=0.001, description="acceleration peak, last 1 s"),
-        Point("velocity_rms", "holding", 12, "uint16", "mm/s", lambda t: t.velocity_rms_mm_s,
-              scale=0.01, description="velocity RMS 10-1000 Hz"),
+        Point(
+            "running",
+            "holding",
+            4,
+            "bit",
+            None,
+            lambda t: t.running,
+            bit=0,
+            description="status word bit 0",
+        ),
+        Point(
+            "alarm",
+            "holding",
+            4,
+            "bit",
+            None,
+            lambda t: t.alarm,
+            bit=1,
+            description="status word bit 1",
+        ),
+        Point(
+            "accel_rms",
+            "holding",
+            10,
+            "uint16",
+            "g",
+            lambda t: t.accel_rms_g,
+            scale=0.001,
+            description="acceleration RMS, last 1 s",
+        ),
+        Point(
+            "accel_peak",
+            "holding",
+            11,
+            "uint16",
+            "g",
+            lambda t: t.accel_peak_g,
+            scale=0.001,
+            description="acceleration peak, last 1 s",
+        ),
+        Point(
+            "velocity_rms",
+            "holding",
+            12,
+            "uint16",
+            "mm/s",
+            lambda t: t.velocity_rms_mm_s,
+            scale=0.01,
+            description="velocity RMS 10-1000 Hz",
+        ),
         Point("run_hours", "holding", 20, "uint32", "h", lambda t: t.run_hours, scale=0.1),
         Point("firmware", "holding", 40, "uint16", None, lambda t: 412),
         Point("run_command", "coil", 0, "bit", None, lambda t: t.running),
@@ -111,21 +168,37 @@ def acme_map() -> VendorMap:
 
 BRAVO_WAVEFORM_BASE = 1000
 BRAVO_SAMPLES = 120
-BRAVO_SLOTS = 16
+BRAVO_SLOTS = 64  # 0.3 s of buffer at 25.6 kHz
 
 
 def bravo_map(sample_rate: float = 25600.0) -> VendorMap:
     """Vendor B: float32 CDAB on input registers, imperial units, raw waveform blocks."""
     pts = [
         Point("speed", "input", 0, "float32", "Hz", lambda t: t.speed_rpm / 60.0, order="CDAB"),
-        Point("temperature", "input", 2, "float32", "degF",
-              lambda t: t.temperature_c * 9.0 / 5.0 + 32.0, order="CDAB"),
-        Point("pressure", "input", 4, "float32", "psi",
-              lambda t: t.pressure_bar * PSI_PER_BAR, order="CDAB"),
-        Point("flow", "input", 6, "float32", "gpm", lambda t: t.flow_m3h * GPM_PER_M3H,
-              order="CDAB"),
-        Point("run_seconds", "input", 8, "uint32", "s", lambda t: t.run_hours * 3600.0,
-              order="CDAB"),
+        Point(
+            "temperature",
+            "input",
+            2,
+            "float32",
+            "degF",
+            lambda t: t.temperature_c * 9.0 / 5.0 + 32.0,
+            order="CDAB",
+        ),
+        Point(
+            "pressure",
+            "input",
+            4,
+            "float32",
+            "psi",
+            lambda t: t.pressure_bar * PSI_PER_BAR,
+            order="CDAB",
+        ),
+        Point(
+            "flow", "input", 6, "float32", "gpm", lambda t: t.flow_m3h * GPM_PER_M3H, order="CDAB"
+        ),
+        Point(
+            "run_seconds", "input", 8, "uint32", "s", lambda t: t.run_hours * 3600.0, order="CDAB"
+        ),
         Point("running", "input", 10, "bit", None, lambda t: t.running, bit=0),
         Point("alarm", "input", 10, "bit", None, lambda t: t.alarm, bit=3),
     ]
@@ -176,8 +249,10 @@ VENDORS = [*MODBUS_VENDORS, "charlie"]
 def describe(vmap: VendorMap) -> str:
     """The register map as a printable table."""
     lines = [f"vendor {vmap.vendor}: {vmap.description}"]
-    lines.append(f"  {'name':<14} {'register':<9} {'addr':>5} {'dtype':<8} {'order':<5} "
-                 f"{'scale':>8} {'unit':<6}")
+    lines.append(
+        f"  {'name':<14} {'register':<9} {'addr':>5} {'dtype':<8} {'order':<5} "
+        f"{'scale':>8} {'unit':<6}"
+    )
     for p in vmap.points:
         dtype = p.dtype if p.bit is None else f"bit {p.bit}"
         lines.append(

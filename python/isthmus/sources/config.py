@@ -32,19 +32,18 @@ MAX_READ_BITS = 2000
 
 # Registers one value occupies, by dtype family.
 _WIDTH = {16: 1, 32: 2, 64: 4}
-_INT8 = re.compile(r"^u?int8(_high|_low)?$")
 
 
 def register_width(dtype: str, length: int | None = None) -> int:
-    """Registers a value of ``dtype`` spans (strings: ``length`` characters, two per register)."""
-    if dtype in ("bit", "bcd16", "float16") or _INT8.match(dtype):
+    """Registers a value of ``dtype`` spans (a string: ``length`` registers, two bytes each)."""
+    if dtype in ("bit", "int8", "uint8", "bcd16", "float16"):
         return 1
     if dtype == "bcd32":
         return 2
     if dtype == "string":
         if length is None or length < 1:
-            raise ValueError("a string tag needs length >= 1 (characters)")
-        return (length + 1) // 2
+            raise ValueError("a string tag needs length >= 1 (registers)")
+        return length
     match = re.fullmatch(r"u?int(16|32|64)|float(32|64)", dtype)
     if match is None:
         raise ValueError(f"unknown dtype {dtype!r}")
@@ -61,6 +60,8 @@ class TagSpec(_Config):
 
     ``value = raw * scale + offset`` in ``unit``. Coils and discrete inputs are
     always dtype ``bit``; on registers ``bit`` picks one bit (0 = LSB) of a word.
+    ``length`` is the register count of a ``string``; ``byte`` (``high``/``low``)
+    the byte an ``int8``/``uint8`` reads.
     """
 
     name: str
@@ -73,20 +74,21 @@ class TagSpec(_Config):
     bit: int | None = None
     length: int | None = None
     unit: str | None = None
+    byte: Literal["high", "low"] | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("tag name must not be empty")
         if self.register in ("coil", "discrete") and self.dtype != "bit":
             raise ValueError(f"tag {self.name!r}: {self.register} tags are dtype 'bit'")
-        if self.dtype == "bit" and self.register in ("holding", "input"):
-            if self.bit is None or not 0 <= self.bit <= 15:
-                raise ValueError(f"tag {self.name!r}: a bit of a register needs bit in 0..15")
+        word_bit = self.dtype == "bit" and self.register in ("holding", "input")
+        if word_bit and (self.bit is None or not 0 <= self.bit <= 15):
+            raise ValueError(f"tag {self.name!r}: a bit of a register needs bit in 0..15")
         try:
             width = register_width(self.dtype, self.length)
         except ValueError as exc:
             raise ValueError(f"tag {self.name!r}: {exc}") from None
-        if not 0 <= self.address or self.address + width > 65536:
+        if not self.address >= 0 or self.address + width > 65536:
             raise ValueError(f"tag {self.name!r}: address {self.address} outside 0..65535")
         if not math.isfinite(self.scale) or not math.isfinite(self.offset):
             raise ValueError(f"tag {self.name!r}: scale and offset must be finite")
@@ -112,6 +114,7 @@ class TagSpec(_Config):
             bit=self.bit,
             length=self.length,
             unit=self.unit,
+            byte=self.byte,
         )
 
 
@@ -163,8 +166,9 @@ class WaveformBlock(_Config):
             raise ValueError(f"{where}: sample_rate must be > 0 Hz")
         if self.samples < 1:
             raise ValueError(f"{where}: samples must be >= 1")
-        if self.slots < 1:
-            raise ValueError(f"{where}: slots must be >= 1")
+        if self.slots < 1 or 65536 % self.slots:
+            # block k lives in slot k % slots and its 16-bit counter is k % 65536
+            raise ValueError(f"{where}: slots must be a power of two (1, 2, 4, ... 65536)")
         if self.stride is not None and self.stride < self.block_registers:
             raise ValueError(f"{where}: stride {self.stride} < block size {self.block_registers}")
         end = max(self.address, self.sequence_address + 1) + self.slot_stride * (self.slots - 1)
@@ -235,7 +239,9 @@ class ModbusDevice(_Config):
                     f"{where}: waveform {block.name!r} needs {block.block_registers} registers "
                     f"in one read, more than max_read_registers={self.max_read_registers}"
                 )
-        names = [t.name for g in self.poll_groups for t in g.tags] + [w.name for w in self.waveforms]
+        names = [t.name for g in self.poll_groups for t in g.tags] + [
+            w.name for w in self.waveforms
+        ]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"{where}: duplicate tag names {dupes}")
@@ -301,11 +307,19 @@ class OpcUaEndpoint(_Config):
             raise ValueError(f"{where}: mode {self.mode!r} needs security Basic256Sha256")
         if self.security != "None":
             if self.mode == "None":
-                raise ValueError(f"{where}: security {self.security} needs mode Sign or SignAndEncrypt")
+                raise ValueError(
+                    f"{where}: security {self.security} needs mode Sign or SignAndEncrypt"
+                )
             if not (self.certificate and self.private_key):
-                raise ValueError(f"{where}: security {self.security} needs certificate and private_key")
-        if self.username is not None and (self.password_env is None) == (self.password_file is None):
-            raise ValueError(f"{where}: user {self.username!r} needs one of password_env, password_file")
+                raise ValueError(
+                    f"{where}: security {self.security} needs certificate and private_key"
+                )
+        if self.username is not None and (self.password_env is None) == (
+            self.password_file is None
+        ):
+            raise ValueError(
+                f"{where}: user {self.username!r} needs one of password_env, password_file"
+            )
         if self.username is None and (self.password_env or self.password_file):
             raise ValueError(f"{where}: a password source without username")
         for field in ("timeout", "publishing_interval", "keepalive_interval"):

@@ -51,8 +51,11 @@ log = logging.getLogger(__name__)
 # concern the whole device.
 _TAG_EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value"}
 _DEVICE_EXCEPTIONS = {
-    4: "server device failure", 5: "acknowledge", 6: "server device busy",
-    10: "gateway path unavailable", 11: "gateway target failed to respond",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target failed to respond",
 }
 REPROBE_INTERVAL = 60.0  # s between re-reads of a rejected tag
 TIMEOUTS_BEFORE_RECONNECT = 2
@@ -76,7 +79,9 @@ class ReadRequest:
     def describe(self) -> dict[str, Any]:
         """Plain-data view for ``isthmus check``."""
         out: dict[str, Any] = {
-            "register": self.register, "start": self.start, "count": self.count,
+            "register": self.register,
+            "start": self.start,
+            "count": self.count,
             "tags": [t.name for t in self.tags],
         }
         if self.rejected:
@@ -85,7 +90,10 @@ class ReadRequest:
 
 
 def plan_reads(
-    tags: Sequence[TagSpec], max_gap: int = 8, max_registers: int = 125, max_bits: int = 2000,
+    tags: Sequence[TagSpec],
+    max_gap: int = 8,
+    max_registers: int = 125,
+    max_bits: int = 2000,
 ) -> list[ReadRequest]:
     """Merge ``tags`` (one register type) into the fewest reads.
 
@@ -143,15 +151,24 @@ class DevicePlan:
         return {
             "device": self.device.name,
             "groups": [
-                {"name": g.group.name, "interval": g.group.interval,
-                 "requests": [r.describe() for r in g.requests]}
+                {
+                    "name": g.group.name,
+                    "interval": g.group.interval,
+                    "requests": [r.describe() for r in g.requests],
+                }
                 for g in self.groups
             ],
             "waveforms": [
-                {"name": w.name, "channel": w.channel, "register": w.register,
-                 "slots": w.slots, "samples": w.samples, "dtype": w.dtype,
-                 "sample_rate": w.sample_rate,
-                 "reads_per_second": w.sample_rate / w.samples}
+                {
+                    "name": w.name,
+                    "channel": w.channel,
+                    "register": w.register,
+                    "slots": w.slots,
+                    "samples": w.samples,
+                    "dtype": w.dtype,
+                    "sample_rate": w.sample_rate,
+                    "reads_per_second": w.sample_rate / w.samples,
+                }
                 for w in self.device.waveforms
             ],
         }
@@ -164,7 +181,9 @@ def plan_device(device: ModbusDevice) -> DevicePlan:
         requests: list[ReadRequest] = []
         for kind in ("coil", "discrete", "holding", "input"):
             tags = [t for t in group.tags if t.register == kind]
-            requests += plan_reads(tags, device.max_gap, device.max_read_registers, device.max_read_bits)
+            requests += plan_reads(
+                tags, device.max_gap, device.max_read_registers, device.max_read_bits
+            )
         groups.append(GroupPlan(group, requests))
     return DevicePlan(device, groups)
 
@@ -199,11 +218,18 @@ class DeviceStats:
     def snapshot(self) -> dict[str, Any]:
         """Plain-data view for metrics."""
         return {
-            "requests": self.requests, "errors": self.errors, "timeouts": self.timeouts,
-            "reconnects": self.reconnects, "connected": self.connected,
-            "last_good_read": self.last_good_read, "overruns": self.overruns,
-            "blocks": self.blocks, "samples": self.samples, "gap_samples": self.gap_samples,
-            "latency_p50_ms": self.latency_ms(50), "latency_p95_ms": self.latency_ms(95),
+            "requests": self.requests,
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "reconnects": self.reconnects,
+            "connected": self.connected,
+            "last_good_read": self.last_good_read,
+            "overruns": self.overruns,
+            "blocks": self.blocks,
+            "samples": self.samples,
+            "gap_samples": self.gap_samples,
+            "latency_p50_ms": self.latency_ms(50),
+            "latency_p95_ms": self.latency_ms(95),
             "latency_p99_ms": self.latency_ms(99),
         }
 
@@ -241,6 +267,14 @@ class RateLimiter:
 ValuesCallback = Callable[[list[TagValue]], None]
 
 
+def _ignore(values: list[TagValue]) -> None:
+    """The default ``on_values``: values are dropped (rings still fill)."""
+
+
+# (channel, samples (channels x n, float32), gap samples before them)
+BlockCallback = Callable[[str, "np.ndarray[Any, Any]", int], None]
+
+
 class ModbusSession:
     """Reads one device until closed; values go to ``on_values``, waveforms to ``rings``.
 
@@ -251,7 +285,9 @@ class ModbusSession:
             print(session.stats.snapshot(), session.rings["de_accel"].written)
 
     ``ring_seconds`` sizes each waveform ring. ``on_values`` is called with the
-    values of one read (GOOD or BAD, never silently dropped).
+    values of one read (GOOD or BAD, never silently dropped); ``on_block``, if
+    given, with every waveform block pushed into a ring (channel, samples,
+    gap samples before them).
     """
 
     def __init__(
@@ -259,25 +295,26 @@ class ModbusSession:
         device: ModbusDevice,
         on_values: ValuesCallback | None = None,
         ring_seconds: float = 10.0,
+        on_block: BlockCallback | None = None,
     ) -> None:
         self.device = device
+        self.on_block = on_block
         self.plan = plan_device(device)
         self.stats = DeviceStats()
-        self.on_values: ValuesCallback = on_values or (lambda values: None)
+        self.on_values: ValuesCallback = on_values if on_values is not None else _ignore
         self.rings: dict[str, Any] = {}
         if device.waveforms:
             import isthmus
 
             for block in device.waveforms:
                 capacity = max(int(block.sample_rate * ring_seconds), block.samples * block.slots)
-                self.rings[block.channel] = isthmus.SampleRing(  # type: ignore[attr-defined]
-                    1, capacity, block.sample_rate
-                )
+                self.rings[block.channel] = isthmus.SampleRing(1, capacity, block.sample_rate)
         self._limiter = RateLimiter(device.max_requests_per_second)
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._consecutive_timeouts = 0
         self._streams: dict[str, _BlockStream] = {}
+        self.last_error: str | None = None
         # loops also stop on this flag: a cancellation lost inside pymodbus
         # (see cancel_and_wait) must not keep a TaskGroup child alive
         self._closing = False
@@ -289,7 +326,9 @@ class ModbusSession:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -306,6 +345,7 @@ class ModbusSession:
         """Connect, read, and reconnect with backoff, forever."""
         backoff = self.device.backoff_initial
         while not self._closing:
+            reason = "connection closed"
             try:
                 await self._connect()
                 backoff = self.device.backoff_initial
@@ -318,7 +358,10 @@ class ModbusSession:
                 reason = "; ".join(str(e) or type(e).__name__ for e in group_exc.exceptions)
                 log.warning("modbus %s: connection lost: %s", self.device.name, reason)
             self._drop()
-            self._report_all_bad("not connected")
+            if self._closing:
+                break
+            self.last_error = reason
+            self._report_all_bad(f"not connected ({reason})")
             self.stats.reconnects += 1
             # full jitter: spread reconnects of many gateways over the whole window
             await asyncio.sleep(random.uniform(0.5 * backoff, backoff))
@@ -331,8 +374,11 @@ class ModbusSession:
         # reconnect_delay=0: pymodbus must not reconnect on its own; retries=0:
         # our own timeout governs each request.
         client = AsyncModbusTcpClient(
-            self.device.host, port=self.device.port, timeout=self.device.request_timeout,
-            retries=0, reconnect_delay=0,
+            self.device.host,
+            port=self.device.port,
+            timeout=self.device.request_timeout,
+            retries=0,
+            reconnect_delay=0,
         )
         try:
             async with asyncio.timeout(self.device.connect_timeout):
@@ -431,8 +477,9 @@ class ModbusSession:
                 return [self._bad(t, str(exc)) for t in req.tags], 1
             if len(req.tags) == 1:
                 if req.rejected is None:
-                    log.warning("modbus %s: tag %s rejected: %s", self.device.name,
-                                req.tags[0].name, exc)
+                    log.warning(
+                        "modbus %s: tag %s rejected: %s", self.device.name, req.tags[0].name, exc
+                    )
                 req.rejected = str(exc)
                 req.next_probe = time.monotonic() + REPROBE_INTERVAL
                 return [self._bad(req.tags[0], req.rejected)], 1
@@ -458,8 +505,13 @@ class ModbusSession:
         source = self.device.name
         if req.register in ("coil", "discrete"):
             return [
-                TagValue(source=source, tag=t.name, value=bool(data[t.address - req.start]),
-                         unit=t.unit, gateway_time=now)
+                TagValue(
+                    source=source,
+                    tag=t.name,
+                    value=bool(data[t.address - req.start]),
+                    unit=t.unit,
+                    gateway_time=now,
+                )
                 for t in req.tags
             ]
         if req._decoder is None:
@@ -471,8 +523,13 @@ class ModbusSession:
         except DecodeError:
             return [self._decode_one(t, req, data, now) for t in req.tags]
         return [
-            TagValue(source=source, tag=t.name, value=_plain(decoded[t.name]), unit=t.unit,
-                     gateway_time=now)
+            TagValue(
+                source=source,
+                tag=t.name,
+                value=_plain(decoded[t.name]),
+                unit=t.unit,
+                gateway_time=now,
+            )
             for t in req.tags
         ]
 
@@ -483,12 +540,23 @@ class ModbusSession:
             value = isthmus.DecodePlan([tag.to_tag()]).decode(data, base=req.start)[tag.name]  # type: ignore[attr-defined]
         except DecodeError as exc:
             return self._bad(tag, f"decode: {exc}")
-        return TagValue(source=self.device.name, tag=tag.name, value=_plain(value), unit=tag.unit,
-                        gateway_time=now)
+        return TagValue(
+            source=self.device.name,
+            tag=tag.name,
+            value=_plain(value),
+            unit=tag.unit,
+            gateway_time=now,
+        )
 
     def _bad(self, tag: TagSpec, reason: str) -> TagValue:
-        return TagValue(source=self.device.name, tag=tag.name, value=None, unit=tag.unit,
-                        quality=Quality.BAD, reason=reason)
+        return TagValue(
+            source=self.device.name,
+            tag=tag.name,
+            value=None,
+            unit=tag.unit,
+            quality=Quality.BAD,
+            reason=reason,
+        )
 
     def _report_all_bad(self, reason: str) -> None:
         for plan in self.plan.groups:
@@ -526,58 +594,110 @@ def _plain(value: Any) -> float | int | bool | str:
 
 
 class _BlockStream:
-    """State of one waveform stream (see :class:`WaveformBlock` for the device layout)."""
+    """State of one waveform stream (see :class:`WaveformBlock` for the device layout).
+
+    ``expected`` is the sequence number of the next block we want; only its
+    low 16 bits must match the device's counter (block ``k`` sits in slot
+    ``k % slots``, so ``slots`` divides 65536). Reading its slot gives:
+
+    * the expected number: push the samples, move on;
+    * a number one or more laps older: not written yet, wait;
+    * a newer number: the device overwrote what we wanted (we fell behind or
+      were disconnected). We find the newest block (binary search over the
+      slot counters), continue from there and declare the skipped blocks a gap.
+    """
 
     def __init__(self, session: ModbusSession, block: WaveformBlock) -> None:
         self.s = session
         self.block = block
         self.ring = session.rings[block.channel]
         self.period = block.samples / block.sample_rate  # s per block
-        self.expected: int | None = None  # unwrapped sequence number of the next block
+        self.expected: int | None = None
         self.pending_gap = 0  # samples lost since the last push
-        self.last_push: float | None = None  # monotonic time of the last good block
+        self.last_push: float | None = None  # loop time of the last good block
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        if self.expected is None or self.last_push is None:
-            await self._resync()
-        elif loop.time() - self.last_push > self.period * self.block.slots:
-            # after a reconnect: the slots may have moved on
-            await self._resync()
         stale_since: float | None = None
         while not self.s._closing:
-            assert self.expected is not None
-            seq, samples = await self._read_slot(self.expected)
-            d = (seq - self.expected) & 0xFFFF
-            if d == 0 and samples is not None:
-                self._push(samples)
-                stale_since = None
-                continue  # more may be ready
-            if 0 < d < 0x8000:
-                # overwritten before we got to it: we fell behind, or the device moved on
-                await self._resync()
-                stale_since = None
+            if self.expected is None:
+                # first contact: start at the newest block, nothing to catch up
+                self.expected = await self._find_newest()
                 continue
-            # the slot still holds an older lap's block: not ready yet
+            seq, samples = await self._read_slot(self.expected % self.block.slots, self.expected)
+            d = (seq - self.expected) & 0xFFFF
+            if d == 0:
+                if samples is not None:
+                    self._push(samples)
+                    stale_since = None
+                continue  # pushed (more may be ready), or a torn read to retry
+            if d < 0x8000:
+                # overwritten by a newer lap: we fell behind (or were away). Skip
+                # to the newest block: anything older may be overwritten while
+                # we read it, and chasing the writer would thrash.
+                newest = await self._find_newest()
+                target = (newest - self.expected) & 0xFFFF
+                if d >= target or target >= 0x8000:  # the block in hand is as new: keep it
+                    target = d
+                since = loop.time() - (self.last_push or loop.time())
+                jump = _unwrap(target, since / self.period)
+                self.pending_gap += jump * self.block.samples
+                self.expected += jump
+                stale_since = None
+                if d == target and samples is not None:
+                    self._push(samples)
+                continue
             now = loop.time()
             stale_since = stale_since or now
             if now - stale_since > max(1.0, 4 * self.period * self.block.slots):
-                await self._resync()  # the device's counter restarted or stalled
+                # an older lap for too long: the device's counter restarted;
+                # adopt its numbering and size the gap by the clock
+                since = now - (self.last_push or now)
+                self.pending_gap += max(0, round(since / self.period) - 1) * self.block.samples
+                self.expected += d - 0x10000
                 stale_since = None
+                if samples is not None:
+                    self._push(samples)
                 continue
-            await asyncio.sleep(self.period / 2)
+            await asyncio.sleep(self.period / 2)  # not written yet
 
-    async def _read_slot(self, seq: int) -> tuple[int, np.ndarray[Any, Any] | None]:
-        """Read the slot of block ``seq``: (sequence number found, samples or None)."""
+    async def _find_newest(self) -> int:
+        """Sequence number of the newest block, by binary search over the slot counters.
+
+        Slot 0 holds block ``k0`` (a multiple of ``slots``); slot ``i`` holds
+        ``k0 + i`` if it was written in the same lap and ``k0 + i - slots`` if
+        not, so the newest block is in the last slot of the current lap:
+        ``1 + log2(slots)`` one-register reads.
+        """
         b = self.block
-        base = (seq % b.slots) * b.slot_stride
+
+        async def seq_of(slot: int) -> int:
+            regs = await self.s._read(b.register, b.sequence_address + slot * b.slot_stride, 1)
+            return int(regs[0])
+
+        k0 = await seq_of(0)
+        lo, hi = 0, b.slots - 1  # slot lo is in the current lap
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if (await seq_of(mid) - k0) & 0xFFFF == mid:
+                lo = mid
+            else:
+                hi = mid - 1
+        return (k0 + lo) & 0xFFFF
+
+    async def _read_slot(
+        self, slot: int, want: int | None
+    ) -> tuple[int, np.ndarray[Any, Any] | None]:
+        """Read one slot: (sequence number found, samples or None if the read tore)."""
+        b = self.block
+        base = slot * b.slot_stride
         if b.sequence_address == b.address - 1:
             regs = await self.s._read(b.register, b.sequence_address + base, 1 + b.block_registers)
             return regs[0], self._samples(regs[1:])
         # separate counter register: read it around the samples (a seqlock)
         before = (await self.s._read(b.register, b.sequence_address + base, 1))[0]
-        if (before - seq) & 0xFFFF:
-            return before, None
+        if want is not None and (before - want) & 0xFFFF >= 0x8000:
+            return before, None  # an older lap: not written yet, no need for the samples
         regs = await self.s._read(b.register, b.address + base, b.block_registers)
         after = (await self.s._read(b.register, b.sequence_address + base, 1))[0]
         return (after, self._samples(regs)) if after == before else (after, None)
@@ -592,7 +712,14 @@ class _BlockStream:
         return np.asarray(values, dtype=np.float32).reshape(1, -1)
 
     def _push(self, samples: np.ndarray[Any, Any]) -> None:
-        self.ring.push(samples, gap=self.pending_gap)
+        if self.ring.written == 0:
+            # Modbus carries no timestamps: anchor the ring's time base on the
+            # arrival of the first block (its first sample one block earlier)
+            self.ring.push(samples, t0=time.time() - self.period, gap=self.pending_gap)
+        else:
+            self.ring.push(samples, gap=self.pending_gap)
+        if self.s.on_block is not None:
+            self.s.on_block(self.block.channel, samples, self.pending_gap)
         st = self.s.stats
         st.blocks += 1
         st.samples += samples.shape[1]
@@ -602,41 +729,13 @@ class _BlockStream:
         assert self.expected is not None
         self.expected += 1
 
-    async def _resync(self) -> None:
-        """Find the newest block from the slots' counters and continue from the oldest safe one."""
-        b = self.block
-        seqs = []
-        for slot in range(b.slots):
-            regs = await self.s._read(b.register, b.sequence_address + slot * b.slot_stride, 1)
-            seqs.append(regs[0])
-        # the newest block is the slot whose successor does not continue the count
-        newest_slot = next(
-            (i for i in range(b.slots) if seqs[(i + 1) % b.slots] != (seqs[i] + 1) & 0xFFFF),
-            b.slots - 1,
-        )
-        newest = seqs[newest_slot]
-        # start a few blocks back so we catch up from the buffer, but not so far
-        # that the device overwrites them while we read
-        back = min(b.slots - 1, b.slots // 2)
-        if self.expected is None:
-            self.expected = newest  # first sync: start at the newest block, no gap
-            return
-        loop = asyncio.get_running_loop()
-        since = loop.time() - (self.last_push or loop.time())
-        delta16 = ((newest - back) - self.expected) & 0xFFFF
-        if delta16 < 0x8000:
-            jump = _unwrap(delta16, since / self.period - back)
-            self.expected += delta16
-        else:
-            # the device's counter went backwards (it restarted): estimate from the clock
-            jump = max(0, round(since / self.period) - back)
-            self.expected += delta16 - 0x10000
-        # only the low 16 bits of expected must match the device's counter
-        self.pending_gap += jump * b.samples
-
 
 def _unwrap(delta16: int, estimate: float) -> int:
-    """The whole-number jump congruent to ``delta16`` mod 65536 closest to ``estimate`` (>= 0)."""
+    """The jump congruent to ``delta16`` mod 65536 closest to ``estimate`` blocks (never < delta16).
+
+    A 16-bit counter wraps every 65536 blocks (5 minutes at 25.6 kHz with
+    120-sample blocks); after a longer outage the clock says how many laps.
+    """
     laps = round((estimate - delta16) / 65536)
     return delta16 + max(0, laps) * 65536
 
@@ -644,8 +743,12 @@ def _unwrap(delta16: int, estimate: float) -> int:
 class ModbusSources:
     """Several devices, one session each (a dead device cannot stall the others)."""
 
-    def __init__(self, devices: Sequence[ModbusDevice], on_values: ValuesCallback | None = None,
-                 ring_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        devices: Sequence[ModbusDevice],
+        on_values: ValuesCallback | None = None,
+        ring_seconds: float = 10.0,
+    ) -> None:
         self.sessions = {d.name: ModbusSession(d, on_values, ring_seconds) for d in devices}
         if len(self.sessions) != len(devices):
             raise SessionError("two Modbus devices share a name")
@@ -656,7 +759,9 @@ class ModbusSources:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         for session in self.sessions.values():

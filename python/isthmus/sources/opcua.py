@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from isthmus.sources.config import OpcUaEndpoint, OpcUaNode
-from isthmus.sources.modbus import cancel_and_wait
+from isthmus.sources.modbus import BlockCallback, _ignore, cancel_and_wait
 from isthmus.sources.values import Quality, TagValue
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,15 @@ class OpcUaSession:
     """Subscribes to one endpoint until closed (an async context manager)."""
 
     def __init__(
-        self, endpoint: OpcUaEndpoint, on_values: ValuesCallback | None = None,
+        self,
+        endpoint: OpcUaEndpoint,
+        on_values: ValuesCallback | None = None,
         ring_seconds: float = 10.0,
+        on_block: BlockCallback | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self.on_values: ValuesCallback = on_values or (lambda values: None)
+        self.on_block = on_block
+        self.on_values: ValuesCallback = on_values if on_values is not None else _ignore
         self.stats = OpcUaStats()
         self.rings: dict[str, Any] = {}
         self._ring_end: dict[str, float] = {}  # Unix s just after the last sample pushed
@@ -85,20 +89,24 @@ class OpcUaSession:
                 import isthmus
 
                 assert node.sample_rate is not None
-                self.rings[node.name] = isthmus.SampleRing(  # type: ignore[attr-defined]
+                self.rings[node.name] = isthmus.SampleRing(
                     1, int(node.sample_rate * ring_seconds), node.sample_rate
                 )
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._lost = asyncio.Event()
         self._by_node: dict[Any, OpcUaNode] = {}
+        self.last_error: str | None = None
+        self.security_policy_uri: str | None = None  # of the current session
 
     async def __aenter__(self) -> OpcUaSession:
         self._task = asyncio.create_task(self.run(), name=f"opcua:{self.endpoint.name}")
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -116,19 +124,22 @@ class OpcUaSession:
         backoff = self.endpoint.backoff_initial
         while not self._closing:
             client = None
+            reason = "connection lost"
             try:
                 client = await self._connect()
                 backoff = self.endpoint.backoff_initial
                 await self._subscribe(client)
                 await self._lost.wait()
             except (OSError, TimeoutError, ConnectionError) as exc:
-                log.warning("opcua %s: %s", self.endpoint.name, exc or type(exc).__name__)
+                reason = str(exc) or type(exc).__name__
+                log.warning("opcua %s: %s", self.endpoint.name, reason)
             except Exception as exc:  # asyncua raises UaError subclasses for refusals
-                from asyncua import ua
+                from asyncua.ua.uaerrors import UaError
 
-                if not isinstance(exc, ua.UaError):
+                if not isinstance(exc, UaError):
                     raise
-                log.warning("opcua %s: %s", self.endpoint.name, exc)
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("opcua %s: %s", self.endpoint.name, reason)
             finally:
                 self.stats.connected = False
                 if client is not None:
@@ -137,23 +148,31 @@ class OpcUaSession:
                             await client.disconnect()
             if self._closing:
                 break
-            self._report_all_bad("not connected")
+            self.last_error = reason
+            self._report_all_bad(f"not connected ({reason})")
             await asyncio.sleep(random.uniform(0.5 * backoff, backoff))
             backoff = min(backoff * 2, self.endpoint.backoff_max)
 
     async def _connect(self) -> Any:
-        from asyncua import Client, ua
+        from asyncua import ua
+        from asyncua.client.client import Client
         from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
         ep = self.endpoint
         client = Client(ep.url, timeout=ep.timeout, watchdog_intervall=ep.keepalive_interval)
         if ep.security == "Basic256Sha256":
             assert ep.certificate and ep.private_key
-            mode = (ua.MessageSecurityMode.Sign if ep.mode == "Sign"
-                    else ua.MessageSecurityMode.SignAndEncrypt)
+            mode = (
+                ua.MessageSecurityMode.Sign
+                if ep.mode == "Sign"
+                else ua.MessageSecurityMode.SignAndEncrypt
+            )
             await client.set_security(
-                SecurityPolicyBasic256Sha256, ep.certificate, ep.private_key,
-                server_certificate=ep.server_certificate, mode=mode,
+                SecurityPolicyBasic256Sha256,
+                ep.certificate,
+                ep.private_key,
+                server_certificate=ep.server_certificate,
+                mode=mode,
             )
         if ep.username is not None:
             client.set_user(ep.username)
@@ -172,6 +191,7 @@ class OpcUaSession:
             await client.connect()
         self.stats.sessions += 1
         self.stats.connected = True
+        self.security_policy_uri = client.security_policy.URI
         return client
 
     async def _subscribe(self, client: Any) -> None:
@@ -219,10 +239,20 @@ class OpcUaSession:
             value = None
         elif isinstance(value, np.generic):
             value = value.item()
-        self.on_values([
-            TagValue(source=self.endpoint.name, tag=cfg.name, value=value, unit=cfg.unit,
-                     quality=quality, reason=reason, source_time=source_time, gateway_time=now)
-        ])
+        self.on_values(
+            [
+                TagValue(
+                    source=self.endpoint.name,
+                    tag=cfg.name,
+                    value=value,
+                    unit=cfg.unit,
+                    quality=quality,
+                    reason=reason,
+                    source_time=source_time,
+                    gateway_time=now,
+                )
+            ]
+        )
 
     def _push_waveform(self, cfg: OpcUaNode, value: Any, t0: float) -> None:
         assert cfg.sample_rate is not None
@@ -246,13 +276,21 @@ class OpcUaSession:
             ring.push(samples, t0=t0)
         else:
             ring.push(samples, gap=gap)
+        if self.on_block is not None:
+            self.on_block(cfg.name, samples, gap)
         self.stats.snapshots += 1
         self.stats.gap_samples += gap
         self._ring_end[cfg.name] = t0 + samples.shape[1] / rate
 
     def _bad(self, cfg: OpcUaNode, reason: str) -> TagValue:
-        return TagValue(source=self.endpoint.name, tag=cfg.name, value=None, unit=cfg.unit,
-                        quality=Quality.BAD, reason=reason)
+        return TagValue(
+            source=self.endpoint.name,
+            tag=cfg.name,
+            value=None,
+            unit=cfg.unit,
+            quality=Quality.BAD,
+            reason=reason,
+        )
 
     def _report_all_bad(self, reason: str) -> None:
         values = [self._bad(n, reason) for n in self.endpoint.nodes if not n.waveform]

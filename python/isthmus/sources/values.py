@@ -43,7 +43,9 @@ class TagValue(msgspec.Struct, frozen=True, kw_only=True):
 
 def bad(source: str, tag: str, reason: str, unit: str | None = None) -> TagValue:
     """A BAD value without a reading, saying why."""
-    return TagValue(source=source, tag=tag, value=None, unit=unit, quality=Quality.BAD, reason=reason)
+    return TagValue(
+        source=source, tag=tag, value=None, unit=unit, quality=Quality.BAD, reason=reason
+    )
 
 
 __all__ = ["Quality", "TagValue", "bad"]

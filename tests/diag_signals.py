@@ -38,14 +38,14 @@ def impacts(
     when = period * np.arange(int(seconds * fault_hz))
     when = when + rng.normal(0.0, slip_jitter * period, when.size)
     for tk in when:
-        k = int(round(tk * fs))
+        k = round(float(tk) * fs)
         if k < 0 or k >= n:
             continue
         amp = 1.0 + modulation_depth * np.cos(2 * np.pi * modulation_hz * tk)
         m = min(ring_len, n - k)
         x[k : k + m] += amp * ring[:m]
     x += noise_rms * rng.standard_normal(n)
-    for h, a in ((1, 0.3), (2, 0.1), (3, 0.05)):
+    for h, a in ((1, 0.03), (2, 0.01), (3, 0.005)):
         x += a * np.sin(2 * np.pi * h * shaft_hz * t + h)
     return x
 
@@ -58,6 +58,6 @@ def healthy(
     n = int(fs * seconds)
     t = np.arange(n) / fs
     x = 0.5 * rng.standard_normal(n)
-    for h, a in ((1, 0.3), (2, 0.1), (3, 0.05)):
+    for h, a in ((1, 0.03), (2, 0.01), (3, 0.005)):
         x += a * np.sin(2 * np.pi * h * shaft_hz * t + h)
     return x

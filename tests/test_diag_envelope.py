@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from diag_signals import ORDERS, healthy, impacts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import isthmus
+from diag_signals import ORDERS, healthy, impacts
 
 FS = 12000.0
 RPM = 1800.0

@@ -116,7 +116,7 @@ def bearing_columns(score: list[float], harmonics: list[float], kurt: float = 3.
         "inner_race_harmonics": np.zeros(n),
         "ball_score_db": nan,
         "ball_harmonics": nan,
-        "band_kurtosis": np.full(n, kurt),
+        "fault": np.full(n, 1.0 if kurt >= 0.5 else 0.0),
         "peak1_hz": np.full(n, 107.4),
         "peak1_db": np.full(n, 25.0),
     }
@@ -135,7 +135,7 @@ def test_bearing_rule_needs_score_and_two_harmonics() -> None:
     assert ev[0].first_time == 1002.0
 
 
-def test_bearing_rule_gate_blocks_non_impulsive_bands() -> None:
+def test_bearing_rule_raises_only_on_the_analyzers_verdict() -> None:
     e = isthmus.RuleEngine("pump")
     e.add_bearing("bearing", k_db=10.0)
     ev = e.evaluate(times(6), bearing_columns([15] * 6, [3] * 6, kurt=0.1))
@@ -157,8 +157,10 @@ def test_errors_name_the_rule_or_feature() -> None:
         e.evaluate(times(2), {"x": np.zeros(3)})
     with pytest.raises(isthmus.DiagnosticsError, match="increasing"):
         e.evaluate(np.array([2.0, 1.0]), {"x": np.zeros(2)})
-    with pytest.raises(isthmus.DiagnosticsError, match="float64"):
-        e.evaluate(times(2), {"x": np.zeros(2, dtype=np.int32)})
+    with pytest.raises(isthmus.DiagnosticsError, match="1-D numeric"):
+        e.evaluate(times(2), {"x": np.zeros((2, 2))})
+    # integer columns are fine
+    assert e.evaluate(times(2, t0=5000.0), {"x": np.zeros(2, dtype=np.int8)}) == []
 
 
 def test_nan_frames_neither_raise_nor_reset() -> None:

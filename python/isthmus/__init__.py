@@ -29,6 +29,7 @@ from isthmus._core import RingRead, RingReader, SampleRing
 # --- spectral features (isthmus._core, spectrum) ---
 
 # --- diagnostics (isthmus._core, diagnostics) ---
+# isort: split
 from isthmus._core import (
     Alert,
     Decimator,

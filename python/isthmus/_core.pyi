@@ -310,7 +310,7 @@ class RingRead:
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====
 
-from typing import Self, final
+from typing import Any, Self, final  # noqa: E402 (this area's section keeps its imports)
 
 def bearing_frequencies(
     balls: int, ball_diameter: float, pitch_diameter: float, contact_angle_deg: float = 0.0
@@ -384,9 +384,10 @@ class EnvelopeAnalyzer:
     Each fault series (outer race: BPFO; inner race: BPFI with shaft sidebands; ball: BSF or
     2 x BSF with FTF sidebands) scores the mean over its first three harmonics of peak (within
     +/-``tolerance`` for slip) over the median of the surrounding bins, in dB. A fault is
-    declared when a series reaches ``fault_threshold_db`` with ``min_harmonics`` harmonics above
-    ``harmonic_threshold_db`` and the band's squared envelope has kurtosis excess of at least
-    ``min_band_kurtosis`` (impacts, not stationary noise).
+    declared when a series has ``min_harmonics`` harmonics above ``harmonic_threshold_db`` and
+    either reaches ``fault_threshold_db`` in an impulsive band (squared-envelope kurtosis excess
+    at least ``min_band_kurtosis``: impacts, not stationary noise) or reaches
+    ``strong_fault_db`` on its own.
 
     ``bearing`` is a catalogue name; or give ``orders={"bpfo", "bpfi", "bsf", "ftf"}``.
     ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it.
@@ -410,6 +411,7 @@ class EnvelopeAnalyzer:
         fault_threshold_db: float = 10.0,
         min_harmonics: int = 2,
         min_band_kurtosis: float = 0.5,
+        strong_fault_db: float = 15.0,
     ) -> Self: ...
     def feed(
         self, samples_in: npt.NDArray[np.float64], rpm: float | None = None
@@ -544,7 +546,7 @@ class RuleEngine:
         min_harmonics: int = 2,
         faults: list[str] = ...,
         gate_feature: str | None = ...,
-        gate_min: float = 0.5,
+        gate_min: float = 1.0,
         severity: str = "warning",
         raise_frames: int = 2,
         raise_seconds: float = 0.0,
@@ -553,13 +555,15 @@ class RuleEngine:
     ) -> None:
         """Raise when a fault series (columns ``<fault>_score_db``, ``<fault>_harmonics``,
         ``<fault>_hz`` as :meth:`EnvelopeAnalyzer.feed` gives) scores >= k_db with at least
-        ``min_harmonics``; clear below ``clear_db`` (default k_db - 3). Frames whose
-        ``gate_feature`` is below ``gate_min`` count as clear."""
+        ``min_harmonics``; clear below ``clear_db`` (default k_db - 3). The alert is raised only
+        on frames whose ``gate_feature`` reaches ``gate_min`` (default: the analyzer's own
+        ``fault`` verdict); clearing follows the scores."""
     def evaluate(
-        self, times: npt.NDArray[np.float64], features: dict[str, npt.NDArray[np.float64]]
+        self, times: npt.NDArray[np.float64], features: dict[str, npt.NDArray[Any]]
     ) -> list[Alert]:
-        """Evaluate frames at ``times`` (s, increasing across calls) with float64 feature
-        columns of the same length; returns the raised/cleared events in order."""
+        """Evaluate frames at ``times`` (s, increasing across calls) with numeric feature
+        columns of the same length (e.g. the dict :meth:`EnvelopeAnalyzer.feed` returns);
+        returns the raised/cleared events in order."""
     def active(self) -> list[Alert]:
         """The alerts currently raised."""
 

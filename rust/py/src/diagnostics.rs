@@ -228,7 +228,7 @@ impl EnvelopeAnalyzer {
         sample_rate, rpm, bearing = None, *, orders = None, band = None, frame = 0,
         average = 32, reselect_every = 4, hysteresis = 0.25, harmonics = 5, tolerance = 0.02,
         harmonic_threshold_db = 6.0, fault_threshold_db = 10.0, min_harmonics = 2,
-        min_band_kurtosis = 0.5
+        min_band_kurtosis = 0.5, strong_fault_db = 15.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -247,6 +247,7 @@ impl EnvelopeAnalyzer {
         fault_threshold_db: f64,
         min_harmonics: usize,
         min_band_kurtosis: f64,
+        strong_fault_db: f64,
     ) -> PyResult<Self> {
         let fault_orders = match (bearing, orders) {
             (Some(_), Some(_)) => {
@@ -301,6 +302,7 @@ impl EnvelopeAnalyzer {
         cfg.fault_threshold_db = fault_threshold_db;
         cfg.min_harmonics = min_harmonics;
         cfg.min_band_kurtosis = min_band_kurtosis;
+        cfg.strong_fault_db = strong_fault_db;
         Ok(Self {
             inner: core::EnvelopeAnalyzer::new(cfg).map_err(to_py)?,
         })
@@ -705,7 +707,7 @@ impl RuleEngine {
     #[pyo3(signature = (
         name, *, k_db = 10.0, clear_db = None, min_harmonics = 2,
         faults = vec!["outer_race".to_string(), "inner_race".to_string(), "ball".to_string()],
-        gate_feature = Some("band_kurtosis".to_string()), gate_min = 0.5,
+        gate_feature = Some("fault".to_string()), gate_min = 1.0,
         severity = "warning", raise_frames = 2, raise_seconds = 0.0, clear_frames = 2,
         clear_seconds = 0.0
     ))]
@@ -751,14 +753,20 @@ impl RuleEngine {
         features: &Bound<'_, PyDict>,
     ) -> PyResult<Vec<Alert>> {
         let t = samples(&times);
+        let np = py.import("numpy")?;
         let mut owned: Vec<(String, Vec<f64>)> = Vec::with_capacity(features.len());
         for (k, v) in features.iter() {
             let name: String = k.extract()?;
-            let arr: PyReadonlyArray1<'_, f64> = v.extract().map_err(|_| {
+            let bad = || {
                 errors::DiagnosticsError::new_err(format!(
-                    "feature {name:?} must be a 1-D float64 array"
+                    "feature {name:?} must be a 1-D numeric array"
                 ))
-            })?;
+            };
+            // any integer or float column (e.g. the analyzer's int8 `fault`) as float64
+            let as_f64 = np
+                .call_method1("asarray", (v, "float64"))
+                .map_err(|_| bad())?;
+            let arr: PyReadonlyArray1<'_, f64> = as_f64.extract().map_err(|_| bad())?;
             owned.push((name, samples(&arr)));
         }
         let cols: Vec<(&str, &[f64])> = owned

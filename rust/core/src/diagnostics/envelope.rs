@@ -52,9 +52,12 @@ pub struct EnvelopeConfig {
     /// A series is a fault when its score reaches this (dB) with at least `min_harmonics`.
     pub fault_threshold_db: f64,
     pub min_harmonics: usize,
-    /// Kurtosis excess (0 = Gaussian) of the squared envelope the band must show: a localized
-    /// fault produces impacts, so a non-impulsive band cannot carry a bearing diagnosis.
+    /// Kurtosis excess (0 = Gaussian) of the squared envelope that marks the band as
+    /// impulsive. A localized fault produces impacts; a series between `fault_threshold_db`
+    /// and `strong_fault_db` only counts when the band is impulsive too (two independent
+    /// signs of a fault), while a series at `strong_fault_db` stands on its own.
     pub min_band_kurtosis: f64,
+    pub strong_fault_db: f64,
 }
 
 impl EnvelopeConfig {
@@ -74,6 +77,7 @@ impl EnvelopeConfig {
             fault_threshold_db: 10.0,
             min_harmonics: 2,
             min_band_kurtosis: 0.5,
+            strong_fault_db: 15.0,
         }
     }
 }
@@ -676,9 +680,9 @@ impl EnvelopeAnalyzer {
         let winner = series
             .iter()
             .filter(|s| {
-                impulsive
-                    && s.score_db >= self.cfg.fault_threshold_db
-                    && s.harmonics >= self.cfg.min_harmonics
+                s.harmonics >= self.cfg.min_harmonics
+                    && ((impulsive && s.score_db >= self.cfg.fault_threshold_db)
+                        || s.score_db >= self.cfg.strong_fault_db)
             })
             .max_by(|a, b| a.score_db.total_cmp(&b.score_db));
         let (fault, score_db, frequency_hz, harmonics) = match winner {

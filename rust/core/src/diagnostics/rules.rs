@@ -30,8 +30,9 @@ pub enum Condition {
     ZoneChange { feature: String, raise_zone: u8 },
     /// Raise when any of the fault series (`<fault>_score_db`, `<fault>_harmonics`,
     /// `<fault>_hz` columns) scores at least `raise_db` with `min_harmonics`;
-    /// clear when none is above `clear_db`. With a `gate` (feature, minimum), frames where
-    /// the gate feature is below its minimum (e.g. a non-impulsive band) count as clear.
+    /// clear when none is above `clear_db`. With a `gate` (feature, minimum), the alert is
+    /// only raised on frames where the gate feature reaches its minimum (e.g. the envelope
+    /// analyzer's own `fault` verdict); clearing follows the scores alone (hysteresis).
     BearingFault {
         faults: Vec<String>,
         raise_db: f64,
@@ -481,7 +482,7 @@ fn observe(
                 .collect();
             let (verdict, value, evidence) = match best {
                 Some((f, s, h)) => (
-                    if !gate_open {
+                    if !gate_open && !st.active {
                         Some(false)
                     } else if s >= *raise_db {
                         Some(true)

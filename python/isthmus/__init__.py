@@ -23,6 +23,8 @@ __version__: str = _core.__version__
 # --- register decoding (isthmus._core, decode) ---
 from isthmus._core import DecodePlan, Tag, decode_array, encode_array
 
+# isort: split
+
 # --- sample rings (isthmus._core, ring) ---
 from isthmus._core import RingRead, RingReader, SampleRing
 

@@ -1,13 +1,16 @@
 """Type stubs for the native core ``isthmus._core`` (hand-written; checked by mypy.stubtest)."""
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, final
+
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
 # ===== decode: Modbus register decoding =====
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, final
-
-_Registers = Sequence[int] | npt.NDArray[np.integer] | bytes | bytearray
+_Registers = Sequence[int] | npt.NDArray[np.integer] | bytes | bytearray | memoryview
 _Value = int | float | str | bool
 
 @final
@@ -81,6 +84,7 @@ class Tag:
     def width(self) -> int:
         """Registers the tag occupies."""
     def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class DecodePlan:
@@ -104,7 +108,8 @@ class DecodePlan:
         """Decodes one register block into ``{tag name: value}`` in plan order.
 
         ``registers`` is a list/tuple of ints, an ``array.array``, a 1-D numpy
-        integer array (uint16 is used without copying) or ``bytes`` in wire
+        integer array (any integer dtype; uint16 is used without copying) or a
+        bytes-like object (``bytes``, ``bytearray``, ``memoryview``) in wire
         order (big-endian per register, even length). ``base`` is the address of
         ``registers[0]`` (default ``start``).
 
@@ -163,8 +168,6 @@ def encode_array(values: npt.ArrayLike, dtype: str, order: str = "ABCD") -> npt.
 # ===== end decode =====
 
 # ===== ring: multi-channel sample rings =====
-
-from typing import final
 
 @final
 class SampleRing:

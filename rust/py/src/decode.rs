@@ -2,8 +2,9 @@
 //! `encode_array`.
 //!
 //! Register input is accepted as a list/tuple of ints, `array.array`, a numpy
-//! integer array (uint16 zero-copy) or `bytes`/`bytearray` in wire order
-//! (big-endian per register). Values outside 0..=65535 raise `DecodeError`.
+//! integer array (uint16 zero-copy) or a bytes-like object (`bytes`,
+//! `bytearray`, `memoryview`) in wire order (big-endian per register). Values
+//! outside 0..=65535 raise `DecodeError`.
 
 use isthmus_core::decode as core;
 use numpy::{
@@ -32,6 +33,12 @@ fn tag_error(e: impl std::fmt::Display) -> PyErr {
 
 fn decode_error(e: impl std::fmt::Display) -> PyErr {
     errors::DecodeError::new_err(e.to_string())
+}
+
+/// rust-numpy refuses to share an array another Rust borrow is writing to; say so
+/// instead of panicking.
+fn busy(e: numpy::BorrowError) -> PyErr {
+    decode_error(format!("array is being written elsewhere: {e}"))
 }
 
 /// An int argument; ints too large for i64 saturate so that range checks
@@ -133,6 +140,23 @@ impl Tag {
         other.cast::<Tag>().is_ok_and(|o| o.get().spec == self.spec)
     }
 
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        // Only fields compared exactly (not the floats, where 0.0 == -0.0).
+        let s = &self.spec;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            s.name(),
+            s.address(),
+            s.dtype(),
+            s.order(),
+            s.bit(),
+            s.length(),
+        )
+            .hash(&mut h);
+        h.finish()
+    }
+
     fn __repr__(&self) -> String {
         let s = &self.spec;
         let mut out = format!(
@@ -213,6 +237,37 @@ fn register_value(index: usize, item: &Bound<'_, PyAny>) -> PyResult<u16> {
     }
 }
 
+/// A list of ints (what pymodbus hands over), on the hot path of `plan.decode`:
+/// borrowed items and one C call per register instead of PyO3's owned
+/// iteration; anything unusual falls back to [`register_value`] for the message.
+fn list_registers(list: &Bound<'_, PyList>) -> PyResult<Vec<u16>> {
+    let py = list.py();
+    let n = list.len();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: `list` is a live list we hold; PyList_GetItem bounds-checks and
+        // returns a borrowed reference (NULL with IndexError if the list shrank),
+        // which is used only for the PyLong_AsLongLong call right after.
+        let value = unsafe {
+            let item = pyo3::ffi::PyList_GetItem(list.as_ptr(), i as pyo3::ffi::Py_ssize_t);
+            if item.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            pyo3::ffi::PyLong_AsLongLong(item)
+        };
+        if value == -1 && PyErr::take(py).is_some() || !(0..=65535).contains(&value) {
+            return Err(match list.get_item(i) {
+                Ok(item) => register_value(i, &item)
+                    .err()
+                    .unwrap_or_else(|| decode_error(format!("register {i} is not usable"))),
+                Err(e) => e,
+            });
+        }
+        out.push(value as u16);
+    }
+    Ok(out)
+}
+
 /// Any numpy integer array as contiguous uint16, after checking the range.
 fn checked_u16_array<'py>(
     arr: &Bound<'py, PyUntypedArray>,
@@ -260,11 +315,7 @@ fn registers<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Registers<'py>> {
         return Ok(Registers::Owned(wire_to_values(&b.to_vec())?));
     }
     if let Ok(list) = obj.cast::<PyList>() {
-        let mut out = Vec::with_capacity(list.len());
-        for (i, item) in list.iter().enumerate() {
-            out.push(register_value(i, &item)?);
-        }
-        return Ok(Registers::Owned(out));
+        return Ok(Registers::Owned(list_registers(list)?));
     }
     if let Ok(tuple) = obj.cast::<PyTuple>() {
         let mut out = Vec::with_capacity(tuple.len());
@@ -274,7 +325,7 @@ fn registers<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Registers<'py>> {
         return Ok(Registers::Owned(out));
     }
     if let Ok(arr) = obj.cast::<PyArray1<u16>>() {
-        let ro = arr.readonly();
+        let ro = arr.try_readonly().map_err(busy)?;
         if ro.is_contiguous() {
             return Ok(Registers::Borrowed(ro));
         }
@@ -283,11 +334,16 @@ fn registers<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Registers<'py>> {
     if let Ok(arr) = obj.cast::<PyUntypedArray>() {
         let converted = checked_u16_array(arr, 1)?;
         let arr = converted.cast::<PyArray1<u16>>()?;
-        return Ok(Registers::Borrowed(arr.readonly()));
+        return Ok(Registers::Borrowed(arr.try_readonly().map_err(busy)?));
     }
     if let Ok(buf) = PyBuffer::<u16>::get(obj) {
         // array.array("H") and other native uint16 buffers.
         return Ok(Registers::Owned(buf.to_vec(obj.py())?));
+    }
+    if let Ok(buf) = PyBuffer::<u8>::get(obj) {
+        // Other bytes-like objects (memoryview, array("B")) are wire bytes, as
+        // `bytes` is; iterating them would wrongly make every byte a register.
+        return Ok(Registers::Owned(wire_to_values(&buf.to_vec(obj.py())?)?));
     }
     let iter = obj.try_iter().map_err(|_| {
         decode_error(format!(
@@ -366,7 +422,9 @@ fn encode_value(value: &Bound<'_, PyAny>) -> Option<core::EncodeValue> {
         return Some(E::Int(i));
     }
     if value.is_instance_of::<PyInt>() {
-        return Some(E::Float(f64::INFINITY)); // beyond i128: out of every range
+        // Beyond i128: as a float it is still out of every integer range.
+        let x = value.extract::<f64>().unwrap_or(f64::INFINITY);
+        return Some(E::Float(x));
     }
     value.extract::<f64>().ok().map(E::Float)
 }
@@ -378,6 +436,9 @@ pub struct DecodePlan {
     tags: Vec<Py<Tag>>,
     /// Tag names interned once, so decoding builds its dict without new keys.
     names: Vec<Py<PyString>>,
+    /// `{name: None}` in plan order: copying it gives a dict already sized for
+    /// every tag, so filling it in never resizes.
+    template: Py<PyDict>,
 }
 
 #[pymethods]
@@ -400,15 +461,20 @@ impl DecodePlan {
         }
         let specs = handles.iter().map(|t| t.get().spec.clone()).collect();
         let plan = core::Plan::new(specs).map_err(tag_error)?;
-        let names = plan
+        let names: Vec<Py<PyString>> = plan
             .tags()
             .iter()
             .map(|t| PyString::intern(py, t.name()).unbind())
             .collect();
+        let template = PyDict::new(py);
+        for name in &names {
+            template.set_item(name.bind(py), py.None())?;
+        }
         Ok(DecodePlan {
             plan,
             tags: handles,
             names,
+            template: template.unbind(),
         })
     }
 
@@ -460,7 +526,7 @@ impl DecodePlan {
                 &owned
             }
         };
-        let dict = PyDict::new(py);
+        let dict = self.template.bind(py).copy()?;
         let mut failure = None;
         self.plan
             .decode_each(values, base, |i, value| {
@@ -496,12 +562,14 @@ impl DecodePlan {
                 converted.cast::<PyArray2<u16>>()?
             }
         };
-        let ro: PyReadonlyArray2<'_, u16> = array.readonly();
+        let ro: PyReadonlyArray2<'_, u16> = array.try_readonly().map_err(busy)?;
         let columns = ro.shape()[1];
         let owned;
+        // Row-major data is used in place; Fortran order or strided views are copied
+        // (as_slice alone would also hand out a Fortran-ordered buffer).
         let data: &[u16] = match ro.as_slice() {
-            Ok(s) => s,
-            Err(_) => {
+            Ok(s) if ro.is_c_contiguous() => s,
+            _ => {
                 owned = ro.as_array().iter().copied().collect::<Vec<u16>>();
                 &owned
             }
@@ -617,17 +685,26 @@ fn encode_array<'py>(
     let contiguous = numpy.call_method1("ascontiguousarray", (arr, numpy.getattr(target)?))?;
     let result = match kind {
         'i' => {
-            let a = contiguous.cast::<PyArray1<i64>>()?.readonly();
+            let a = contiguous
+                .cast::<PyArray1<i64>>()?
+                .try_readonly()
+                .map_err(busy)?;
             let s = a.as_slice()?;
             py.detach(|| core::encode_array(core::Numbers::I64(s), dtype, order))
         }
         'u' => {
-            let a = contiguous.cast::<PyArray1<u64>>()?.readonly();
+            let a = contiguous
+                .cast::<PyArray1<u64>>()?
+                .try_readonly()
+                .map_err(busy)?;
             let s = a.as_slice()?;
             py.detach(|| core::encode_array(core::Numbers::U64(s), dtype, order))
         }
         _ => {
-            let a = contiguous.cast::<PyArray1<f64>>()?.readonly();
+            let a = contiguous
+                .cast::<PyArray1<f64>>()?
+                .try_readonly()
+                .map_err(busy)?;
             let s = a.as_slice()?;
             py.detach(|| core::encode_array(core::Numbers::F64(s), dtype, order))
         }

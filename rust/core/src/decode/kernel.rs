@@ -159,7 +159,24 @@ impl Rows for Strided<'_> {
 /// native type when unscaled, f64 when scaled. `bit` gives booleans; `string`
 /// is not handled here. A bad BCD value gives `Err((index, raw))`.
 pub(crate) fn column<R: Rows>(layout: &Layout, rows: &R) -> Result<Column, (usize, u64)> {
-    let o = layout.order;
+    // One monomorphized loop per order, so the swaps are compile-time constants
+    // and the single-register loops vectorize.
+    match (layout.order.word_swap, layout.order.byte_swap) {
+        (false, false) => column_in::<R, false, false>(layout, rows),
+        (true, false) => column_in::<R, true, false>(layout, rows),
+        (false, true) => column_in::<R, false, true>(layout, rows),
+        (true, true) => column_in::<R, true, true>(layout, rows),
+    }
+}
+
+fn column_in<R: Rows, const WORD_SWAP: bool, const BYTE_SWAP: bool>(
+    layout: &Layout,
+    rows: &R,
+) -> Result<Column, (usize, u64)> {
+    let o = Order {
+        word_swap: WORD_SWAP,
+        byte_swap: BYTE_SWAP,
+    };
     let (scale, offset) = (layout.scale, layout.offset);
     let scaled = layout.is_scaled();
     macro_rules! numeric {

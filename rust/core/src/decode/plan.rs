@@ -28,6 +28,19 @@ pub enum EncodeValue {
     Str(String),
 }
 
+impl std::fmt::Display for EncodeValue {
+    /// Python-like spelling, for error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EncodeValue::Bool(true) => f.write_str("True"),
+            EncodeValue::Bool(false) => f.write_str("False"),
+            EncodeValue::Int(i) => write!(f, "{i}"),
+            EncodeValue::Float(x) => write!(f, "{x:?}"),
+            EncodeValue::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
 /// One tag's values over many frames (or one block of same-typed values):
 /// the dtype's native type when unscaled, `F64` when scaled.
 #[derive(Clone, Debug, PartialEq)]
@@ -321,7 +334,7 @@ fn encode_value(t: &TagSpec, value: &EncodeValue, regs: &mut [u16]) -> Result<()
     // The raw integer for integer and BCD types, range-checked.
     let int = |min: i128, max: i128| -> Result<i128, EncodeError> {
         let raw = if l.is_scaled() {
-            let x = number(value).ok_or_else(|| fail(format!("{value:?} is not a number")))?;
+            let x = number(value).ok_or_else(|| fail(format!("{value} is not a number")))?;
             let r = ((x - l.offset) / l.scale).round();
             if !r.is_finite() {
                 return Err(fail(format!("{x} scales to a non-finite raw value")));
@@ -336,10 +349,13 @@ fn encode_value(t: &TagSpec, value: &EncodeValue, regs: &mut [u16]) -> Result<()
             match value {
                 EncodeValue::Int(i) => *i,
                 EncodeValue::Bool(b) => i128::from(*b),
-                EncodeValue::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e38 => {
+                EncodeValue::Float(f) if f.is_finite() && f.fract() == 0.0 => {
+                    if *f < min as f64 || *f > max as f64 {
+                        return Err(fail(format!("{value} is outside {min}..={max}")));
+                    }
                     *f as i128
                 }
-                _ => return Err(fail(format!("{value:?} is not an integer"))),
+                _ => return Err(fail(format!("{value} is not an integer"))),
             }
         };
         if raw < min || raw > max {
@@ -348,7 +364,7 @@ fn encode_value(t: &TagSpec, value: &EncodeValue, regs: &mut [u16]) -> Result<()
         Ok(raw)
     };
     let float = || -> Result<f64, EncodeError> {
-        let x = number(value).ok_or_else(|| fail(format!("{value:?} is not a number")))?;
+        let x = number(value).ok_or_else(|| fail(format!("{value} is not a number")))?;
         Ok((x - l.offset) / l.scale)
     };
     let write1 = |regs: &mut [u16], v: u16| regs[0] = swap(v, o);
@@ -358,7 +374,7 @@ fn encode_value(t: &TagSpec, value: &EncodeValue, regs: &mut [u16]) -> Result<()
                 EncodeValue::Bool(b) => *b,
                 EncodeValue::Int(0) => false,
                 EncodeValue::Int(1) => true,
-                _ => return Err(fail(format!("{value:?} is not a bool (or 0/1)"))),
+                _ => return Err(fail(format!("{value} is not a bool (or 0/1)"))),
             };
             let reg = swap(regs[0], o) & !(1 << l.bit) | (u16::from(on) << l.bit);
             write1(regs, reg);
@@ -415,7 +431,7 @@ fn encode_value(t: &TagSpec, value: &EncodeValue, regs: &mut [u16]) -> Result<()
         Dtype::Float64 => put(regs, split::<4>(float()?.to_bits(), o)),
         Dtype::String => {
             let EncodeValue::Str(s) = value else {
-                return Err(fail(format!("{value:?} is not a string")));
+                return Err(fail(format!("{value} is not a string")));
             };
             let bytes = s.as_bytes();
             if bytes.len() > 2 * regs.len() {

@@ -631,3 +631,90 @@ fn encode_array_inverts_decode_array() {
         Err(ArrayError::OddCount { got: 3 })
     ));
 }
+
+/// A small deterministic generator, so the randomized test needs no crate.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[test]
+fn random_plans_and_registers_never_panic() {
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let orders = ["ABCD", "CDAB", "BADC", "DCBA", "XYZW"];
+    let bytes = [None, Some("high"), Some("low"), Some("mid")];
+    let mut decoded = 0;
+    for round in 0..3000 {
+        let mut tags = Vec::new();
+        for i in 0..rng.below(6) {
+            let dtype = Dtype::ALL[rng.below(15) as usize].name();
+            let params = TagParams {
+                order: Some(orders[rng.below(5) as usize]),
+                scale: Some([1.0, 0.5, -3.0, 0.0][rng.below(4) as usize]),
+                offset: Some([0.0, 1.5][rng.below(2) as usize]),
+                bit: (rng.below(2) == 0).then(|| rng.below(20) as i64 - 2),
+                length: (rng.below(2) == 0).then(|| rng.below(10) as i64 - 1),
+                byte: bytes[rng.below(4) as usize],
+                unit: None,
+            };
+            let address = rng.below(70_000) as i64 % [40, 70_000][rng.below(2) as usize];
+            if let Ok(t) = TagSpec::new(&format!("t{i}"), address, dtype, params) {
+                tags.push(t);
+            }
+        }
+        let Ok(plan) = Plan::new(tags) else { continue };
+        let regs: Vec<u16> = (0..rng.below(60)).map(|_| rng.next() as u16).collect();
+        let base = (rng.below(3) == 0).then(|| rng.below(80) as i64 - 10);
+        if plan.decode(&regs, base).is_ok() {
+            decoded += 1;
+        }
+        let columns = 1 + rng.below(50) as usize;
+        let frames: Vec<u16> = (0..columns * 3).map(|_| rng.next() as u16).collect();
+        if let Ok(cols) = plan.decode_many(&frames, columns, base) {
+            assert!(cols.iter().all(|c| c.len() == 3), "round {round}");
+        }
+        let values: Vec<Option<EncodeValue>> = plan
+            .tags()
+            .iter()
+            .map(|_| match rng.below(5) {
+                0 => Some(EncodeValue::Int(rng.next() as i64 as i128)),
+                1 => Some(EncodeValue::Float(f64::from_bits(rng.next()))),
+                2 => Some(EncodeValue::Bool(rng.below(2) == 1)),
+                3 => Some(EncodeValue::Str("ab".into())),
+                _ => None,
+            })
+            .collect();
+        if let Ok(encoded) = plan.encode(&values) {
+            assert_eq!(encoded.len(), plan.count());
+        }
+        let dtype = Dtype::ALL[rng.below(15) as usize];
+        let wire: Vec<u8> = regs
+            .iter()
+            .flat_map(|r| r.to_be_bytes())
+            .take(rng.below(200) as usize)
+            .collect();
+        let _ = decode_array(
+            RegisterBlock::Values(&regs),
+            dtype,
+            Order::ALL[rng.below(4) as usize],
+            1.0,
+            0.0,
+        );
+        let _ = decode_array(RegisterBlock::Wire(&wire), dtype, Order::DCBA, 0.5, 1.0);
+        let floats: Vec<f64> = regs.iter().map(|&r| f64::from(r) - 30_000.0).collect();
+        let _ = encode_array(Numbers::F64(&floats), dtype, Order::CDAB);
+    }
+    assert!(
+        decoded > 100,
+        "the generator should produce decodable cases too ({decoded})"
+    );
+}

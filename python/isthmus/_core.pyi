@@ -313,7 +313,7 @@ class RingRead:
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====
 
-from typing import Any, Self, final  # noqa: E402 (this area's section keeps its imports)
+from typing import Self  # noqa: E402 (Any, final: imported at the top)
 
 def bearing_frequencies(
     balls: int, ball_diameter: float, pitch_diameter: float, contact_angle_deg: float = 0.0

@@ -36,6 +36,12 @@ BASE = "acme/plant1/utilities/cooling"
 PSI_PER_BAR = 14.503774
 
 
+async def within(collector: Any, predicate: Any, seconds: float) -> None:
+    """Wait (at most ``seconds``) until what the collector received satisfies ``predicate``."""
+    async with asyncio.timeout(seconds):
+        await collector.wait_for(predicate)
+
+
 def _gateway(ports: dict[str, int], broker: Broker, tmp_path: Path) -> Any:
     from isthmus.gateway.demo import demo_config
     from isthmus.gateway.metrics import Metrics
@@ -72,12 +78,13 @@ async def test_both_vendors_arrive_as_the_same_data_product_in_the_same_units(
         collect(mqtt_broker.port, f"{BASE}/#") as collector,
         running(_gateway(ports, mqtt_broker, tmp_path)),
     ):
-        await collector.wait_for(
+        await within(
+            collector,
             lambda: all(
                 _complete(_states(collector, a), (*PROCESS_FIELDS, "vibration_velocity_rms_mm_s"))
                 for a in ("P-101", "P-102")
             ),
-            timeout=30,
+            30,
         )
     products = {}
     for asset in ("P-101", "P-102"):
@@ -87,7 +94,7 @@ async def test_both_vendors_arrive_as_the_same_data_product_in_the_same_units(
         # One schema for both vendors, announced (retained) on _schema.
         assert state["schema"] == "urn:isthmus:uns:Pump:v1"
         assert state["quality"] == "good"
-        schema = json.loads(collector.on(f"{BASE}/{asset}/_schema")[-1].payload)
+        schema = json.loads(collector.on(f"{BASE}/{asset}/_schema")[-1].payload)["payload"]
         assert schema["$id"] == "urn:isthmus:uns:Pump:v1"
     assert products["P-101"]["payload"].keys() == products["P-102"]["payload"].keys()
     # Values against the truth, within each vendor's register resolution:
@@ -134,7 +141,7 @@ async def test_outer_race_fault_raises_one_bearing_alert_with_bpfo_and_clears_on
         assert bearing_alerts(collector) == []
         sim.inject("P-102", "outer_race", 1.0)
         bpfo = sim.truth("P-102").fault_frequencies_hz["bpfo"]
-        await collector.wait_for(lambda: len(bearing_alerts(collector)) >= 1, timeout=30)
+        await within(collector, lambda: len(bearing_alerts(collector)) >= 1, 30)
         await asyncio.sleep(8.0)  # a steady fault: still exactly one raise
         raised = bearing_alerts(collector)
         assert [a["state"] for a in raised] == ["raised"]
@@ -147,7 +154,7 @@ async def test_outer_race_fault_raises_one_bearing_alert_with_bpfo_and_clears_on
         assert [a["alert_id"] for a in active["payload"]["alerts"]] == ["P-102.bearing"]
 
         sim.pumps["P-102"].clear_faults()
-        await collector.wait_for(lambda: len(bearing_alerts(collector)) >= 2, timeout=40)
+        await within(collector, lambda: len(bearing_alerts(collector)) >= 2, 40)
         await asyncio.sleep(5.0)
         assert [a["state"] for a in bearing_alerts(collector)] == ["raised", "cleared"]
         active = json.loads(collector.on(f"{alerts_topic}/active")[-1].payload)
@@ -170,7 +177,7 @@ async def test_iso_zone_follows_the_vibration_level(mqtt_broker: Broker, tmp_pat
         running(_gateway(ports, mqtt_broker, tmp_path)),
     ):
         for asset in ("P-101", "P-102"):
-            await collector.wait_for(lambda a=asset: bool(zones(collector, a)), timeout=30)
+            await within(collector, lambda a=asset: bool(zones(collector, a)), 30)
         healthy = {a: zones(collector, a)[-1][1] for a in ("P-101", "P-102")}
         assert set(healthy.values()) <= {"A", "B"}, healthy
         # Imbalance at full severity: 0.55 g at 1x, some 12-20 mm/s: zone D on both pumps,
@@ -178,17 +185,15 @@ async def test_iso_zone_follows_the_vibration_level(mqtt_broker: Broker, tmp_pat
         for asset in ("P-101", "P-102"):
             sim.inject(asset, "imbalance", 1.0)
         for asset in ("P-101", "P-102"):
-            await collector.wait_for(lambda a=asset: zones(collector, a)[-1][1] == "D", timeout=30)
+            await within(collector, lambda a=asset: zones(collector, a)[-1][1] == "D", 30)
         for asset in ("P-101", "P-102"):
             sim.pumps[asset].clear_faults()
         for asset in ("P-101", "P-102"):
-            await collector.wait_for(
-                lambda a=asset: zones(collector, a)[-1][1] == healthy[a], timeout=30
-            )
+            await within(collector, lambda a=asset: zones(collector, a)[-1][1] == healthy[a], 30)
         # The zone rule raised once (at D) and clears once, after its persistence.
         for asset in ("P-101", "P-102"):
-            await collector.wait_for(
-                lambda a=asset: zone_alerts(collector, a)[-1:] == ["cleared"], timeout=30
+            await within(
+                collector, lambda a=asset: zone_alerts(collector, a)[-1:] == ["cleared"], 30
             )
         await asyncio.sleep(2.0)
     # Every published (velocity, zone) pair agrees with the standard's table.
@@ -265,7 +270,7 @@ async def test_sigterm_flushes_the_outbox_and_a_restart_resumes(
                 "run", str(config), "--metrics-port", str(metrics_port), cwd=tmp_path
             )
             try:
-                await collector.wait_for(lambda: bool(collector.on(f"{BASE}/P-101/state")), 30)
+                await within(collector, lambda: bool(collector.on(f"{BASE}/P-101/state")), 30)
                 text = await _read_metrics(metrics_port)
                 for name in (
                     "isthmus_values_total",
@@ -299,11 +304,11 @@ async def test_sigterm_flushes_the_outbox_and_a_restart_resumes(
                         ids.add(with_id.get("message_id", ""))
                     return ids
 
-                await collector.wait_for(lambda: wanted <= delivered(), timeout=30)
+                await within(collector, lambda: wanted <= delivered(), 30)
                 before = len(collector.on(f"{BASE}/P-101/state"))
                 sim.tick()
-                await collector.wait_for(
-                    lambda: len(collector.on(f"{BASE}/P-101/state")) > before, timeout=30
+                await within(
+                    collector, lambda: len(collector.on(f"{BASE}/P-101/state")) > before, 30
                 )
             finally:
                 code, _out, err = await asyncio.to_thread(terminate, proc)

@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 BASE = "acme/plant1/utilities/cooling"
 PSI_PER_BAR = 14.503774
+STATUS = "acme/plant1/_gateway/gw-under-test/status"
 
 
 async def within(collector: Any, predicate: Any, seconds: float) -> None:
@@ -219,6 +220,7 @@ url = "{mqtt}"
 client_id = "gw-under-test"
 reconnect_min_s = 0.2
 reconnect_max_s = 1.0
+status_interval_s = 1.0
 
 [outbox]
 path = "{outbox}"
@@ -310,14 +312,27 @@ async def test_sigterm_flushes_the_outbox_and_a_restart_resumes(
                 await within(
                     collector, lambda: len(collector.on(f"{BASE}/P-101/state")) > before, 30
                 )
+                # The retained status refreshes every second with the gateway's counters.
+                await within(collector, lambda: _status_counts_values(collector), 15)
             finally:
                 code, _out, err = await asyncio.to_thread(terminate, proc)
             assert code == 0, err[-3000:]
             assert outbox_rows(outbox) == [], "SIGTERM with a live broker leaves the outbox empty"
-            status = json.loads(
-                collector.on("acme/plant1/_gateway/gw-under-test/status")[-1].payload
-            )
-            assert status["payload"]["state"] == "offline"
+            statuses = [json.loads(m.payload)["payload"] for m in collector.on(STATUS)]
+            assert statuses[-1]["state"] == "offline"
+            # While online, the status carries the gateway's own counters (as in /metrics).
+            online = [s["counters"] for s in statuses if s["state"] == "online"]
+            values = [c.get("gateway.isthmus_values_total{source=p101}", 0) for c in online]
+            assert max(values) > 0
+            assert any(k.startswith("gateway.isthmus_poll_latency_us") for c in online for k in c)
+
+
+def _status_counts_values(collector: Any) -> bool:
+    for m in collector.on(STATUS):
+        counters = json.loads(m.payload)["payload"].get("counters", {})
+        if counters.get("gateway.isthmus_values_total{source=p101}", 0) > 0:
+            return True
+    return False
 
 
 async def test_a_broken_configuration_fails_fast_and_starts_nothing(tmp_path: Path) -> None:

@@ -307,6 +307,13 @@ class Source:
         return out
 
 
+async def cancel_and_wait(task: Any) -> None:
+    """Cancel a session task and wait until it really ended (pymodbus can swallow a cancel)."""
+    from isthmus.sources.modbus import cancel_and_wait as sessions_cancel_and_wait
+
+    await sessions_cancel_and_wait(task)
+
+
 def open_sources(sources: SourcesConfig, on_values: Callable[[list[Any]], None]) -> list[Source]:
     """One session per Modbus device and OPC UA endpoint (not started)."""
     out: list[Source] = []

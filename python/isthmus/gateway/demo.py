@@ -198,14 +198,17 @@ BEARING_CLEAR_DB = 6.0
 
 
 def _simulator_main(
-    pumps: list[tuple[str, str, float, int]], sample_rate: float, conn: Any
+    pumps: list[tuple[str, str, float, int]], sample_rate: float, conn: Any, log_path: str
 ) -> None:
     """Child process: serve the pumps until told to stop; obey inject/clear commands."""
     import signal as signals
 
+    from isthmus.gateway import logs
     from isthmus.simulator import PumpConfig, Simulator
 
     signals.signal(signals.SIGINT, signals.SIG_IGN)  # the parent decides when we stop
+    # The servers' complaints (a client hanging up mid-request) go to the log, not the view.
+    logs.setup("WARNING", "kv", open(log_path, "a"))  # noqa: SIM115 (lives as long as we do)
 
     async def serve() -> None:
         sim = Simulator(
@@ -239,13 +242,17 @@ class SimulatorProcess:
     switch faults at run time and return the ground-truth fault frequencies (Hz).
     """
 
-    def __init__(self, pumps: list[tuple[str, str, float, int]], sample_rate: float) -> None:
+    def __init__(
+        self, pumps: list[tuple[str, str, float, int]], sample_rate: float, log_path: Path
+    ) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self.process = context.Process(
-            target=_simulator_main, args=(pumps, sample_rate, child), name="isthmus-simulator"
+            target=_simulator_main,
+            args=(pumps, sample_rate, child, str(log_path)),
+            name="isthmus-simulator",
         )
 
     async def _call(self, *command: Any) -> Any:
@@ -396,6 +403,7 @@ async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         sim = SimulatorProcess(
             [(name, vendor, rpm, ports[name]) for name, vendor, rpm in DEMO_PUMPS],
             args.sample_rate,
+            workdir / "simulator.log",
         )
         sink: ConsoleSink | UnsSink
         if config.mqtt is not None:

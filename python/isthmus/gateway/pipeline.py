@@ -217,6 +217,7 @@ class Gateway:
         self.metrics.add_source(self._live_figures)
         self.started = time.time()
         self.stopping = False
+        self._source_tasks: list[asyncio.Task[None]] = []
 
     # --- the value stream -------------------------------------------------------------------
 
@@ -266,7 +267,9 @@ class Gateway:
         try:
             async with asyncio.TaskGroup() as group:
                 for source in self.sources if acquire else ():
-                    group.create_task(source.run(), name=f"source:{source.name}")
+                    self._source_tasks.append(
+                        group.create_task(source.run(), name=f"source:{source.name}")
+                    )
                 for runtime in self.assets.values():
                     if runtime.vibration is not None:
                         group.create_task(self._dsp(runtime), name=f"dsp:{runtime.name}")
@@ -291,7 +294,9 @@ class Gateway:
     async def _stop_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
         log.info("gateway stopping")
-        # Sessions stop reading first (flag + dropped connection), then every task ends.
+        # Sessions stop reading first (no request left in flight), then drop their
+        # connections; then every other task ends.
+        await asyncio.gather(*(contracts.cancel_and_wait(t) for t in self._source_tasks))
         await asyncio.gather(*(source.close() for source in self.sources), return_exceptions=True)
         raise _Stop
 

@@ -362,9 +362,49 @@ def test_check_cli_lists_every_error_and_fails(tmp_path: Path) -> None:
         assert expected in result.stderr, result.stderr
 
 
-def test_check_cli_summarises_a_valid_file() -> None:
+def test_check_cli_summarises_a_valid_file_with_its_request_plans() -> None:
     result = _isthmus("check", str(EXAMPLES / "simulator-pumps.toml"))
     assert result.returncode == 0, result.stderr
-    assert "configuration OK" in result.stdout
-    assert "acme/" in result.stdout
-    assert "request plan" in result.stdout
+    out = result.stdout
+    assert "configuration OK: gateway 'edge-01'" in out
+    assert "P-102 (Pump) -> acme/plant1/utilities/cooling/P-102" in out
+    # acme's five process tags (a status bit among them) coalesce into one read over a
+    # gap; bravo's CDAB floats and its status word into another; the waveform is streamed.
+    assert "read holding 0..12 (13 registers): speed, temperature, pressure, running, " in out
+    assert "read input 0..10 (11 registers): speed, temperature, pressure, running" in out
+    assert "waveform 'vibration' (de_accel): 64 slots x 120 int16 samples" in out
+    assert out.count("request plan: 1 reads per round") == 2
+    assert "opcua p103: opc.tcp://127.0.0.1:4840/isthmus/" in out
+    assert "bearing_temperature_c <- p102.temperature [degF]" in out
+
+
+def test_simulator_example_matches_the_simulator_register_maps() -> None:
+    from isthmus.simulator.vendors import acme_map, bravo_map
+
+    config = load_config(EXAMPLES / "simulator-pumps.toml")
+    devices = {d.name: d for d in config.sources.modbus}
+    for device, vmap in (("p101", acme_map()), ("p102", bravo_map(25600.0))):
+        points = {p.name: p for p in vmap.points}
+        for tag in devices[device].poll_groups[0].tags:
+            point = points[tag.name]
+            assert (tag.register, tag.address, tag.dtype, tag.order, tag.bit, tag.unit) == (
+                point.register,
+                point.address,
+                point.dtype,
+                point.order,
+                point.bit,
+                point.unit,
+            ), tag.name
+            assert tag.scale == pytest.approx(point.scale)
+        assert devices[device].waveforms == vmap.waveforms
+
+
+def test_building_the_cli_imports_no_protocol_library() -> None:
+    code = (
+        "import sys; from isthmus.cli import build_parser; build_parser(); "
+        "heavy = [m for m in ('pymodbus', 'asyncua', 'aiomqtt', 'prometheus_client', 'scipy') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

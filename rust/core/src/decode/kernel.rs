@@ -97,8 +97,8 @@ impl ToF64 for f16 {
 
 /// One value of N registers per item, from some arrangement of registers.
 pub(crate) trait Rows {
-    /// Maps every value's registers (in wire order) through `f`.
-    fn map<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, f: F) -> Vec<T>;
+    /// Appends every value's registers (in wire order), mapped through `f`, to `out`.
+    fn extend<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, out: &mut Vec<T>, f: F);
 }
 
 /// Consecutive values in a slice of register values.
@@ -106,11 +106,12 @@ pub(crate) struct Packed<'a>(pub &'a [u16]);
 
 impl Rows for Packed<'_> {
     #[inline]
-    fn map<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, mut f: F) -> Vec<T> {
-        self.0
-            .chunks_exact(N)
-            .map(|c| f(std::array::from_fn(|i| c[i])))
-            .collect()
+    fn extend<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, out: &mut Vec<T>, mut f: F) {
+        out.extend(
+            self.0
+                .chunks_exact(N)
+                .map(|c| f(std::array::from_fn(|i| c[i]))),
+        );
     }
 }
 
@@ -119,15 +120,12 @@ pub(crate) struct Wire<'a>(pub &'a [u8]);
 
 impl Rows for Wire<'_> {
     #[inline]
-    fn map<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, mut f: F) -> Vec<T> {
-        self.0
-            .chunks_exact(2 * N)
-            .map(|c| {
-                f(std::array::from_fn(|i| {
-                    u16::from_be_bytes([c[2 * i], c[2 * i + 1]])
-                }))
-            })
-            .collect()
+    fn extend<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, out: &mut Vec<T>, mut f: F) {
+        out.extend(self.0.chunks_exact(2 * N).map(|c| {
+            f(std::array::from_fn(|i| {
+                u16::from_be_bytes([c[2 * i], c[2 * i + 1]])
+            }))
+        }));
     }
 }
 
@@ -150,29 +148,64 @@ impl Strided<'_> {
 
 impl Rows for Strided<'_> {
     #[inline]
-    fn map<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, mut f: F) -> Vec<T> {
-        self.slices(N).map(|row| f(take::<N>(row))).collect()
+    fn extend<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, out: &mut Vec<T>, mut f: F) {
+        out.extend(self.slices(N).map(|row| f(take::<N>(row))));
     }
 }
 
-/// Decodes every value of `rows` as `layout` into one typed column: the
-/// native type when unscaled, f64 when scaled. `bit` gives booleans; `string`
-/// is not handled here. A bad BCD value gives `Err((index, raw))`.
+/// An empty column of the type `layout` decodes to: the dtype's native type
+/// when unscaled, f64 when scaled; `bit` gives booleans, `string` strings.
+pub(crate) fn empty_column(layout: &Layout) -> Column {
+    if layout.is_scaled() && layout.dtype.is_numeric() {
+        return Column::F64(Vec::new());
+    }
+    match layout.dtype {
+        Dtype::Bit => Column::Bool(Vec::new()),
+        Dtype::Int8 => Column::I8(Vec::new()),
+        Dtype::Uint8 => Column::U8(Vec::new()),
+        Dtype::Int16 => Column::I16(Vec::new()),
+        Dtype::Uint16 | Dtype::Bcd16 => Column::U16(Vec::new()),
+        Dtype::Int32 => Column::I32(Vec::new()),
+        Dtype::Uint32 | Dtype::Bcd32 => Column::U32(Vec::new()),
+        Dtype::Int64 => Column::I64(Vec::new()),
+        Dtype::Uint64 => Column::U64(Vec::new()),
+        Dtype::Float16 => Column::F16(Vec::new()),
+        Dtype::Float32 => Column::F32(Vec::new()),
+        Dtype::Float64 => Column::F64(Vec::new()),
+        Dtype::String => Column::Str(Vec::new()),
+    }
+}
+
+/// Decodes every value of `rows` as `layout` into a new column (see
+/// [`empty_column`]). A bad BCD value gives `Err((index, raw))`.
 pub(crate) fn column<R: Rows>(layout: &Layout, rows: &R) -> Result<Column, (usize, u64)> {
+    let mut out = empty_column(layout);
+    column_into(layout, rows, &mut out)?;
+    Ok(out)
+}
+
+/// Appends every value of `rows` to `out`, which must come from
+/// [`empty_column`] for the same layout. `string` is not handled here.
+pub(crate) fn column_into<R: Rows>(
+    layout: &Layout,
+    rows: &R,
+    out: &mut Column,
+) -> Result<(), (usize, u64)> {
     // One monomorphized loop per order, so the swaps are compile-time constants
     // and the single-register loops vectorize.
     match (layout.order.word_swap, layout.order.byte_swap) {
-        (false, false) => column_in::<R, false, false>(layout, rows),
-        (true, false) => column_in::<R, true, false>(layout, rows),
-        (false, true) => column_in::<R, false, true>(layout, rows),
-        (true, true) => column_in::<R, true, true>(layout, rows),
+        (false, false) => column_in::<R, false, false>(layout, rows, out),
+        (true, false) => column_in::<R, true, false>(layout, rows, out),
+        (false, true) => column_in::<R, false, true>(layout, rows, out),
+        (true, true) => column_in::<R, true, true>(layout, rows, out),
     }
 }
 
 fn column_in<R: Rows, const WORD_SWAP: bool, const BYTE_SWAP: bool>(
     layout: &Layout,
     rows: &R,
-) -> Result<Column, (usize, u64)> {
+    out: &mut Column,
+) -> Result<(), (usize, u64)> {
     let o = Order {
         word_swap: WORD_SWAP,
         byte_swap: BYTE_SWAP,
@@ -181,10 +214,12 @@ fn column_in<R: Rows, const WORD_SWAP: bool, const BYTE_SWAP: bool>(
     let scaled = layout.is_scaled();
     macro_rules! numeric {
         ($n:literal, $variant:ident, |$w:ident| $e:expr) => {
-            if scaled {
-                Column::F64(rows.map::<$n, f64, _>(|$w| ToF64::to_f64($e) * scale + offset))
-            } else {
-                Column::$variant(rows.map::<$n, _, _>(|$w| $e))
+            match out {
+                Column::F64(v) if scaled => {
+                    rows.extend::<$n, f64, _>(v, |$w| ToF64::to_f64($e) * scale + offset)
+                }
+                Column::$variant(v) if !scaled => rows.extend::<$n, _, _>(v, |$w| $e),
+                _ => {} // not reached: `out` comes from empty_column(layout)
             }
         };
     }
@@ -198,10 +233,12 @@ fn column_in<R: Rows, const WORD_SWAP: bool, const BYTE_SWAP: bool>(
         index += 1;
         v
     };
-    let col = match layout.dtype {
+    match layout.dtype {
         Dtype::Bit => {
-            let bit = layout.bit;
-            Column::Bool(rows.map::<1, _, _>(|w| (swap(w[0], o) >> bit) & 1 == 1))
+            if let Column::Bool(v) = out {
+                let bit = layout.bit;
+                rows.extend::<1, _, _>(v, |w| (swap(w[0], o) >> bit) & 1 == 1);
+            }
         }
         Dtype::Int8 => numeric!(1, I8, |w| byte_of(swap(w[0], o), layout.byte) as i8),
         Dtype::Uint8 => numeric!(1, U8, |w| byte_of(swap(w[0], o), layout.byte)),
@@ -216,11 +253,11 @@ fn column_in<R: Rows, const WORD_SWAP: bool, const BYTE_SWAP: bool>(
         Dtype::Float64 => numeric!(4, F64, |w| f64::from_bits(join(w, o))),
         Dtype::Bcd16 => numeric!(1, U16, |w| bcd(u64::from(swap(w[0], o)), 4) as u16),
         Dtype::Bcd32 => numeric!(2, U32, |w| bcd(join(w, o), 8) as u32),
-        Dtype::String => Column::Str(Vec::new()),
-    };
+        Dtype::String => {}
+    }
     match bad {
         Some(b) => Err(b),
-        None => Ok(col),
+        None => Ok(()),
     }
 }
 

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use half::f16;
 
 use super::error::{DecodeError, EncodeError, TagError};
-use super::kernel::{bcd_decode, bcd_encode, byte_of, column, join, split, swap, take, Strided};
+use super::kernel::{
+    bcd_decode, bcd_encode, byte_of, column_into, empty_column, join, split, swap, take, Strided,
+};
 use super::types::{ByteHalf, Dtype, Layout, TagSpec};
 
 /// One decoded value.
@@ -81,6 +83,18 @@ impl Column {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Reserves room for `additional` more values.
+    pub fn reserve(&mut self, additional: usize) {
+        macro_rules! all {
+            ($($v:ident),*) => {
+                match self {
+                    $(Column::$v(a) => a.reserve(additional),)*
+                }
+            };
+        }
+        all!(Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, F32, F64, Str)
     }
 }
 
@@ -210,28 +224,43 @@ impl Plan {
         base: Option<i64>,
     ) -> Result<Vec<Column>, DecodeError> {
         let shift = self.locate(columns, base)?;
-        self.tags
+        let total_rows = frames.len().checked_div(columns).unwrap_or(0);
+        let mut out: Vec<Column> = self
+            .tags
             .iter()
             .map(|t| {
+                let mut c = empty_column(&t.layout);
+                c.reserve(total_rows);
+                c
+            })
+            .collect();
+        // Rows are taken in blocks that stay in cache while every tag reads
+        // them; one pass per tag over a large matrix would stream it from
+        // memory once per tag.
+        const BLOCK_BYTES: usize = 128 * 1024;
+        let rows_per_block = (BLOCK_BYTES / 2 / columns.max(1)).max(1);
+        let whole = &frames[..total_rows * columns];
+        for (b, block) in whole.chunks((rows_per_block * columns).max(1)).enumerate() {
+            for (t, column) in self.tags.iter().zip(out.iter_mut()) {
                 let rows = Strided {
-                    frames,
+                    frames: block,
                     stride: columns,
                     column: shift + usize::from(t.address() - self.start),
                 };
-                if t.dtype() == Dtype::String {
-                    let strings = rows
-                        .slices(t.width())
-                        .map(decode_string_of(&t.layout))
-                        .collect();
-                    return Ok(Column::Str(strings));
+                if let Column::Str(strings) = column {
+                    strings.extend(rows.slices(t.width()).map(decode_string_of(&t.layout)));
+                    continue;
                 }
-                column(&t.layout, &rows).map_err(|(row, raw)| DecodeError::InvalidBcd {
-                    tag: t.name().to_owned(),
-                    raw,
-                    frame: format!(" in frame {row}"),
-                })
-            })
-            .collect()
+                column_into(&t.layout, &rows, column).map_err(|(row, raw)| {
+                    DecodeError::InvalidBcd {
+                        tag: t.name().to_owned(),
+                        raw,
+                        frame: format!(" in frame {}", b * rows_per_block + row),
+                    }
+                })?;
+            }
+        }
+        Ok(out)
     }
 
     /// Encodes one value per tag (in plan order) into `count` registers from

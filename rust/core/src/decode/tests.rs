@@ -718,3 +718,42 @@ fn random_plans_and_registers_never_panic() {
         "the generator should produce decodable cases too ({decoded})"
     );
 }
+
+#[test]
+fn decode_many_in_blocks_matches_row_by_row() {
+    // Enough rows to span several cache blocks, and a bad BCD in a late row.
+    let plan = Plan::new(vec![
+        tag("a", 0, "int16"),
+        tag_with(
+            "s",
+            1,
+            "string",
+            TagParams {
+                length: Some(1),
+                ..Default::default()
+            },
+        ),
+        tag("m", 2, "bcd16"),
+    ])
+    .unwrap();
+    let rows = 30_000;
+    let mut frames = Vec::with_capacity(rows * 3);
+    for r in 0..rows {
+        frames.extend([r as u16, 0x4142, 0x0042]);
+    }
+    let cols = plan.decode_many(&frames, 3, None).unwrap();
+    let Column::I16(a) = &cols[0] else {
+        panic!("int16 column")
+    };
+    assert_eq!(a.len(), rows);
+    assert!(a.iter().enumerate().all(|(r, &v)| v == r as u16 as i16));
+    assert_eq!(cols[1], Column::Str(vec!["AB".to_owned(); rows]));
+    assert_eq!(cols[2], Column::U16(vec![42; rows]));
+    frames[3 * 25_000 + 2] = 0x00A0;
+    let err = plan.decode_many(&frames, 3, None).unwrap_err();
+    assert!(err.to_string().contains("frame 25000"), "{err}");
+    assert_eq!(
+        plan.decode_many(&[], 3, None).unwrap()[1],
+        Column::Str(vec![])
+    );
+}

@@ -309,6 +309,179 @@ class RingRead:
 
 # ===== spectrum: streaming spectral features =====
 
+from typing import final
+
+@final
+class FeatureFrames:
+    """Features of the frames completed by one :meth:`SpectrumAnalyzer.feed` call.
+
+    Columnar numpy arrays, one row per frame (``n_frames = len(frames)``, possibly 0).
+    Per-channel features are ``(n_frames, channels)`` float64 arrays; a frame with a NaN or
+    infinite sample in a channel has ``valid`` False there and NaN features. Statistics
+    other than ``mean`` are of the detrended frame. Amplitudes are in the signal's units
+    (e.g. g), frequencies in Hz.
+    """
+
+    def __len__(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def start_index(self) -> npt.NDArray[np.int64]:
+        """Stream index of each frame's first sample, (n_frames,)."""
+    @property
+    def start_time(self) -> npt.NDArray[np.float64]:
+        """Time of each frame's first sample, ``t0 + start_index / sample_rate`` (s),
+        (n_frames,)."""
+    @property
+    def valid(self) -> npt.NDArray[np.bool_]:
+        """False where the channel's frame held a NaN or infinity, (n_frames, channels)."""
+    @property
+    def mean(self) -> npt.NDArray[np.float64]:
+        """Mean of the raw samples, (n_frames, channels)."""
+    @property
+    def rms(self) -> npt.NDArray[np.float64]:
+        """RMS after detrending (includes DC when ``detrend="none"``), (n_frames, channels)."""
+    @property
+    def peak(self) -> npt.NDArray[np.float64]:
+        """Largest absolute detrended sample, (n_frames, channels)."""
+    @property
+    def peak_to_peak(self) -> npt.NDArray[np.float64]:
+        """Max minus min of the detrended frame, (n_frames, channels)."""
+    @property
+    def crest_factor(self) -> npt.NDArray[np.float64]:
+        """``peak / rms`` (NaN for a silent frame), (n_frames, channels)."""
+    @property
+    def std(self) -> npt.NDArray[np.float64]:
+        """Population standard deviation (ddof=0), (n_frames, channels)."""
+    @property
+    def skewness(self) -> npt.NDArray[np.float64]:
+        """Skewness as ``scipy.stats.skew`` (biased), (n_frames, channels)."""
+    @property
+    def kurtosis(self) -> npt.NDArray[np.float64]:
+        """Pearson kurtosis (3 for a normal signal), (n_frames, channels)."""
+    @property
+    def band_rms(self) -> npt.NDArray[np.float64]:
+        """RMS in each configured band from the windowed spectrum, energy-corrected
+        (Parseval), (n_frames, channels, n_bands)."""
+    @property
+    def peak_freqs(self) -> npt.NDArray[np.float64]:
+        """Top spectral peaks (Hz), largest first, interpolated between bins with the
+        window's exact response; NaN when fewer local maxima exist, (n_frames, channels, peaks)."""
+    @property
+    def peak_amps(self) -> npt.NDArray[np.float64]:
+        """Amplitude (0-peak) of the sine each peak stands for, (n_frames, channels, peaks)."""
+    @property
+    def dominant_freq(self) -> npt.NDArray[np.float64]:
+        """Frequency of the largest peak (Hz), (n_frames, channels)."""
+    @property
+    def centroid(self) -> npt.NDArray[np.float64]:
+        """Power-weighted mean frequency of the one-sided spectrum (Hz), (n_frames, channels)."""
+    @property
+    def velocity_rms_mm_s(self) -> npt.NDArray[np.float64] | None:
+        """Velocity RMS (mm/s) over ``velocity_band``, the input taken as acceleration in
+        ``accel_units``; None unless the analyzer has a velocity band, (n_frames, channels)."""
+
+@final
+class SpectrumAnalyzer:
+    """Streaming spectral features of a multi-channel signal sampled at ``sample_rate`` Hz.
+
+    Samples are framed (``frame`` samples, a new frame every ``hop``), detrended
+    (``"mean"``/``"constant"``, ``"linear"`` or ``"none"``/False, as scipy), windowed
+    (periodic ``"hann"``, ``"hamming"``, ``"blackman"``, ``"flattop"`` or ``"rectangular"``)
+    and transformed once per frame. Results do not depend on how the stream is chunked.
+    ``bands`` are ``(lo_hz, hi_hz)`` pairs within 0..Nyquist; bin k belongs to a band when
+    ``lo <= f_k < hi`` (the Nyquist bin when ``hi`` is Nyquist). ``hop`` defaults to
+    ``frame // 2``. ``velocity_band`` adds a per-frame velocity RMS column (mm/s) for
+    acceleration input in ``accel_units`` (``"g"`` or ``"m/s2"``). ``t0`` is the Unix time of
+    sample 0. Bad parameters raise :class:`isthmus.SignalError`.
+    """
+
+    def __new__(
+        cls,
+        sample_rate: float,
+        frame: int = 4096,
+        hop: int | None = None,
+        window: str = "hann",
+        channels: int = 1,
+        bands: list[tuple[float, float]] | tuple[tuple[float, float], ...] | None = None,
+        peaks: int = 5,
+        average: int = 1,
+        detrend: str | bool | None = None,
+        velocity_band: tuple[float, float] | None = None,
+        accel_units: str = "g",
+        t0: float = 0.0,
+    ) -> SpectrumAnalyzer: ...
+    def feed(self, samples: npt.ArrayLike) -> FeatureFrames:
+        """Feed ``(n,)`` (one channel) or ``(channels, n)`` samples of any int or float dtype;
+        return the features of the frames this block completes (possibly none). The GIL is
+        released while frames are analysed. A wrong shape raises :class:`isthmus.SignalError`."""
+    def spectrum(self) -> npt.NDArray[np.float64]:
+        """Latest valid one-sided amplitude spectrum, (channels, bins): a sine of amplitude A
+        on a bin reads A. NaN rows for channels without a valid frame yet."""
+    def psd(self, scaling: str = "density") -> npt.NDArray[np.float64]:
+        """Welch average of the last ``average`` valid frames, (channels, bins), as
+        ``scipy.signal.welch``: ``"density"`` in units^2/Hz or ``"spectrum"`` in units^2.
+        Raises :class:`isthmus.SignalError` before the first frame."""
+    def frequencies(self) -> npt.NDArray[np.float64]:
+        """Frequency of each bin (Hz), (bins,)."""
+    def reset(self) -> None:
+        """Forget buffered samples, spectra and counters (the configuration stays)."""
+    @property
+    def sample_rate(self) -> float: ...
+    @property
+    def frame(self) -> int: ...
+    @property
+    def hop(self) -> int: ...
+    @property
+    def window(self) -> str: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def bands(self) -> list[tuple[float, float]]: ...
+    @property
+    def peaks(self) -> int: ...
+    @property
+    def average(self) -> int: ...
+    @property
+    def detrend(self) -> str: ...
+    @property
+    def velocity_band(self) -> tuple[float, float] | None: ...
+    @property
+    def accel_units(self) -> str: ...
+    @property
+    def bins(self) -> int:
+        """One-sided bins per spectrum, ``frame // 2 + 1``."""
+    @property
+    def frames(self) -> int:
+        """Frames completed so far (each covers every channel)."""
+    @property
+    def invalid_frames(self) -> int:
+        """Channel frames marked invalid (NaN or infinity) so far, summed over channels."""
+    @property
+    def invalid_frames_by_channel(self) -> list[int]:
+        """Invalid frames per channel."""
+    @property
+    def samples(self) -> int:
+        """Samples fed so far per channel."""
+    @property
+    def coherent_gain(self) -> float:
+        """Window coherent gain ``sum(w) / frame`` (0.5 for hann)."""
+    @property
+    def enbw_hz(self) -> float:
+        """Equivalent noise bandwidth of one bin (Hz)."""
+
+def velocity_rms(
+    accel: npt.ArrayLike,
+    sample_rate: float,
+    band: tuple[float, float] = ...,
+    units: str = "g",
+) -> float:
+    """Velocity RMS (mm/s) of a 1-D acceleration record (``units`` ``"g"`` or ``"m/s2"``) over
+    ``band`` (Hz, default ``(10.0, 1000.0)``), by integration in the frequency domain (each
+    component divided by 2*pi*f): the broadband severity measure of ISO 20816. Raises
+    :class:`isthmus.SignalError` for NaN/inf samples, a band outside (0, Nyquist] or one
+    without a bin."""
+
 # ===== end spectrum =====
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====

@@ -4,7 +4,7 @@ use isthmus_core::spectrum::{
     self as core, AccelUnits, AnalyzerConfig, Detrend, FeatureBatch, PsdScaling,
     SpectrumAnalyzer as CoreAnalyzer, SpectrumError, WindowKind,
 };
-use numpy::ndarray::{ArrayView1, ArrayView2, ArrayView3};
+use numpy::ndarray::{ArrayView1, ArrayView2, ArrayView3, ArrayViewD, Ix1, Ix2};
 use numpy::{
     Element, PyArray1, PyArray2, PyArray3, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
     PyUntypedArray, PyUntypedArrayMethods, ToPyArray,
@@ -112,25 +112,55 @@ fn feed_typed<T>(
 where
     T: Element + Copy + Into<f64> + Sync,
 {
-    let typed = array.cast::<PyArrayDyn<T>>()?;
+    // SAFETY: the caller checked that the dtype is exactly T (kind, size, native order).
+    let typed = unsafe { array.cast_unchecked::<PyArrayDyn<T>>() };
+    // Releasing the GIL costs more than a small block that completes no frame.
+    let heavy = analyzer.frames_completed_by(samples) > 0 || samples >= DETACH_SAMPLES;
+    if !heavy && typed.is_c_contiguous() {
+        // SAFETY: the GIL stays held for the whole call, so no Python code can write to the
+        // array meanwhile; the slice does not outlive this block.
+        let data = unsafe { typed.as_slice() }?;
+        return analyzer.feed(data, samples, out).map_err(signal_error);
+    }
     let readonly = typed.try_readonly()?;
     let copied: Vec<T>;
+    // Zero-copy only for C order (as_slice would also accept Fortran order, whose memory
+    // order interleaves the channels); otherwise copy in logical order, channel after channel.
     let data: &[T] = match readonly.as_slice() {
-        Ok(slice) => slice,
-        Err(_) => {
-            // Non-contiguous view: logical (C) order is channel after channel.
-            copied = readonly.as_array().iter().copied().collect();
+        Ok(slice) if typed.is_c_contiguous() => slice,
+        _ => {
+            copied = copy_in_c_order(readonly.as_array());
             &copied
         }
     };
-    // Releasing the GIL costs more than a small block that completes no frame.
-    let heavy = analyzer.frames_completed_by(samples) > 0 || data.len() >= DETACH_SAMPLES;
     let result = if heavy {
         py.detach(|| analyzer.feed(data, samples, out))
     } else {
         analyzer.feed(data, samples, out)
     };
     result.map_err(signal_error)
+}
+
+/// The elements of a 1-D or 2-D view in logical (C) order. Static dimensions keep the
+/// iteration fast (a dynamic-dimension iterator costs tens of ns per element).
+fn copy_in_c_order<T: Copy>(view: ArrayViewD<'_, T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(view.len());
+    match view.ndim() {
+        1 => {
+            if let Ok(v) = view.into_dimensionality::<Ix1>() {
+                out.extend(v.iter().copied());
+            }
+        }
+        2 => {
+            if let Ok(v) = view.into_dimensionality::<Ix2>() {
+                for row in v.rows() {
+                    out.extend(row.iter().copied());
+                }
+            }
+        }
+        _ => out.extend(view.iter().copied()),
+    }
+    out
 }
 
 /// Streaming spectral features of a multi-channel vibration signal (see `_core.pyi`).
@@ -215,20 +245,26 @@ impl PySpectrumAnalyzer {
         let n = block_length(array.shape(), self.inner.config().channels)?;
         let mut out = self.inner.empty_batch();
         let dtype = array.dtype();
-        macro_rules! dispatch {
-            ($($t:ty),*) => {
-                $(if dtype.is_equiv_to(&numpy::dtype::<$t>(py)) {
-                    feed_typed::<$t>(py, &mut self.inner, &array, n, &mut out)?;
-                } else)* {
-                    let np = py.import("numpy")?;
-                    let as_f64 = np
-                        .call_method1("asarray", (&array, np.getattr("float64")?))?
-                        .cast_into::<PyUntypedArray>()?;
-                    feed_typed::<f64>(py, &mut self.inner, &as_f64, n, &mut out)?;
-                }
-            };
+        let native = dtype.is_native_byteorder().unwrap_or(true);
+        let inner = &mut self.inner;
+        match (native, dtype.kind(), dtype.itemsize()) {
+            (true, b'f', 8) => feed_typed::<f64>(py, inner, &array, n, &mut out)?,
+            (true, b'f', 4) => feed_typed::<f32>(py, inner, &array, n, &mut out)?,
+            (true, b'i', 2) => feed_typed::<i16>(py, inner, &array, n, &mut out)?,
+            (true, b'i', 4) => feed_typed::<i32>(py, inner, &array, n, &mut out)?,
+            (true, b'u', 2) => feed_typed::<u16>(py, inner, &array, n, &mut out)?,
+            (true, b'u', 4) => feed_typed::<u32>(py, inner, &array, n, &mut out)?,
+            (_, b'i', 1) => feed_typed::<i8>(py, inner, &array, n, &mut out)?,
+            (_, b'u', 1) => feed_typed::<u8>(py, inner, &array, n, &mut out)?,
+            _ => {
+                // int64, uint64, float16, bool, byte-swapped: convert once to float64.
+                let np = py.import("numpy")?;
+                let as_f64 = np
+                    .call_method1("asarray", (&array, np.getattr("float64")?))?
+                    .cast_into::<PyUntypedArray>()?;
+                feed_typed::<f64>(py, inner, &as_f64, n, &mut out)?;
+            }
         }
-        dispatch!(f64, f32, i16, i32, u16, u32, i8, u8);
         if out.is_empty() {
             return Ok(self.empty.clone_ref(py));
         }
@@ -510,7 +546,8 @@ impl FeatureFrames {
         if !self.batch.has_velocity {
             return Ok(None);
         }
-        self.per_channel(py, &self.batch.velocity_rms_mm_s).map(Some)
+        self.per_channel(py, &self.batch.velocity_rms_mm_s)
+            .map(Some)
     }
 
     #[getter]

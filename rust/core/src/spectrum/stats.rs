@@ -123,15 +123,6 @@ fn linear_slope(x: &[f64]) -> f64 {
     (combine(acc) + tail) / stt
 }
 
-/// Running sums of one pass over the detrended frame.
-#[derive(Clone, Copy)]
-struct Moments {
-    /// sum y^2, sum d^2, sum d^3, sum d^4 (d = y - mean(y)), max y, min y.
-    s: [[f64; LANES]; 4],
-    hi: [f64; LANES],
-    lo: [f64; LANES],
-}
-
 super::simd::multiversion!(
     /// Statistics of `x` (which must be finite, with `mean` from [`finite_mean`]), and the
     /// detrended, windowed frame written into `windowed` (same length as `x` and `window`).
@@ -161,16 +152,16 @@ fn frame_stats_and_window_impl(
     } else {
         0.0
     };
-    // y = x - trend; d = y - mean(y): mean(y) is 0 after mean or linear detrending and the
-    // raw mean without, so the moments are exact central moments in every mode.
-    let removed_mean = if detrend == Detrend::None { 0.0 } else { mean };
-    let y_mean = mean - removed_mean;
+    // d = x - mean - slope t is the deviation from the fitted trend (slope 0 unless linear);
+    // the detrended signal is y = d + offset, with offset = 0 after mean or linear
+    // detrending and the mean without. Moments of d are exact central moments of y.
+    let offset = if detrend == Detrend::None { mean } else { 0.0 };
 
-    let mut m = Moments {
-        s: [[0.0; LANES]; 4],
-        hi: [f64::NEG_INFINITY; LANES],
-        lo: [f64::INFINITY; LANES],
-    };
+    let mut s2 = [0.0f64; LANES];
+    let mut s3 = [0.0f64; LANES];
+    let mut s4 = [0.0f64; LANES];
+    let mut hi = [f64::NEG_INFINITY; LANES];
+    let mut lo = [f64::INFINITY; LANES];
     let mut t = [0.0f64; LANES];
     for (l, tl) in t.iter_mut().enumerate() {
         *tl = l as f64 - centre;
@@ -181,40 +172,43 @@ fn frame_stats_and_window_impl(
         .zip(window[..body].chunks_exact(LANES))
         .zip(windowed[..body].chunks_exact_mut(LANES))
     {
+        let mut d = [0.0f64; LANES];
         for l in 0..LANES {
-            let y = xc[l] - removed_mean - slope * t[l];
-            oc[l] = y * wc[l];
-            let d = y - y_mean;
-            let d2 = d * d;
-            m.s[0][l] += y * y;
-            m.s[1][l] += d2;
-            m.s[2][l] += d2 * d;
-            m.s[3][l] += d2 * d2;
-            m.hi[l] = if y > m.hi[l] { y } else { m.hi[l] };
-            m.lo[l] = if y < m.lo[l] { y } else { m.lo[l] };
+            d[l] = xc[l] - mean - slope * t[l];
+        }
+        for l in 0..LANES {
+            oc[l] = (d[l] + offset) * wc[l];
+        }
+        for l in 0..LANES {
+            let d2 = d[l] * d[l];
+            s2[l] += d2;
+            s3[l] += d2 * d[l];
+            s4[l] += d2 * d2;
+        }
+        for l in 0..LANES {
+            hi[l] = if d[l] > hi[l] { d[l] } else { hi[l] };
+            lo[l] = if d[l] < lo[l] { d[l] } else { lo[l] };
             t[l] += LANES as f64;
         }
     }
     for i in body..n {
         let l = i - body;
-        let y = x[i] - removed_mean - slope * t[l];
-        windowed[i] = y * window[i];
-        let d = y - y_mean;
+        let d = x[i] - mean - slope * t[l];
+        windowed[i] = (d + offset) * window[i];
         let d2 = d * d;
-        m.s[0][l] += y * y;
-        m.s[1][l] += d2;
-        m.s[2][l] += d2 * d;
-        m.s[3][l] += d2 * d2;
-        m.hi[l] = m.hi[l].max(y);
-        m.lo[l] = m.lo[l].min(y);
+        s2[l] += d2;
+        s3[l] += d2 * d;
+        s4[l] += d2 * d2;
+        hi[l] = hi[l].max(d);
+        lo[l] = lo[l].min(d);
     }
-    let mean_square = combine(m.s[0]) / len;
-    let m2 = combine(m.s[1]) / len;
-    let m3 = combine(m.s[2]) / len;
-    let m4 = combine(m.s[3]) / len;
-    let max = m.hi.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let min = m.lo.iter().copied().fold(f64::INFINITY, f64::min);
-    let rms = mean_square.sqrt();
+    let m2 = combine(s2) / len;
+    let m3 = combine(s3) / len;
+    let m4 = combine(s4) / len;
+    let max = hi.iter().copied().fold(f64::NEG_INFINITY, f64::max) + offset;
+    let min = lo.iter().copied().fold(f64::INFINITY, f64::min) + offset;
+    // mean(y^2) = m2 + offset^2 (the DC stays in the RMS when nothing is removed).
+    let rms = (m2 + offset * offset).sqrt();
     let peak = max.abs().max(min.abs());
     // Moments of a (numerically) constant frame are undefined, as in scipy.stats.
     let constant = m2 <= (f64::EPSILON * mean.abs()).powi(2);
@@ -225,7 +219,11 @@ fn frame_stats_and_window_impl(
         peak_to_peak: max - min,
         crest_factor: if rms > 0.0 { peak / rms } else { f64::NAN },
         std: m2.sqrt(),
-        skewness: if constant { f64::NAN } else { m3 / m2.powf(1.5) },
+        skewness: if constant {
+            f64::NAN
+        } else {
+            m3 / m2.powf(1.5)
+        },
         kurtosis: if constant { f64::NAN } else { m4 / (m2 * m2) },
     }
 }

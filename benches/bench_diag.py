@@ -36,14 +36,14 @@ def signal() -> np.ndarray:
 X = signal()
 
 
-def isthmus_pipeline(x: np.ndarray) -> tuple[str, int]:
+def isthmus_pipeline(x: np.ndarray, chunk: int = CHUNK) -> tuple[str, int]:
     analyzer = isthmus.EnvelopeAnalyzer(FS, RPM, "6205")
     engine = isthmus.RuleEngine("bench")
     engine.add_bearing("bearing")
     engine.add_baseline("kurt", "band_kurtosis", learn_frames=4)
     alerts = 0
-    for i in range(0, x.size, CHUNK):
-        cols = analyzer.feed(x[i : i + CHUNK])
+    for i in range(0, x.size, chunk):
+        cols = analyzer.feed(x[i : i + chunk])
         if cols["start_index"].size:
             times = (cols["start_index"] + analyzer.frame) / FS
             alerts += len(engine.evaluate(times, cols))
@@ -158,10 +158,11 @@ def _share(fn: Any, report: Any, name: str) -> None:
 def test_isthmus_envelope_and_rules(benchmark: Any, report: Any) -> None:
     benchmark.group = "diag: envelope + rules, 1 ch 25.6 kHz"
     benchmark.extra_info["role"] = "isthmus"
-    benchmark.extra_info["target"] = ">=3"
+    benchmark.extra_info["target"] = ">=2"
     fault, alerts = benchmark(isthmus_pipeline, X)
     assert fault == "outer_race" and alerts == 1
     _share(isthmus_pipeline, report, "isthmus envelope+rules")
+    _share(lambda x: isthmus_pipeline(x, 256), report, "isthmus envelope+rules, 256-sample chunks")
 
 
 def test_numpy_scipy_envelope_and_rules(benchmark: Any, report: Any) -> None:

@@ -15,6 +15,7 @@ def impacts(
     *,
     fs: float = 12000.0,
     seconds: float = 10.0,
+    amplitude: float = 2.0,
     resonance_hz: float = 3300.0,
     damping: float = 0.05,
     modulation_hz: float = 0.0,
@@ -24,7 +25,8 @@ def impacts(
     shaft_hz: float = 30.0,
     seed: int = 0,
 ) -> npt.NDArray[np.float64]:
-    """Impacts at ``fault_hz`` (random +/- jitter: rolling elements slip) each ringing a
+    """Impacts of peak ``amplitude`` (g) at ``fault_hz`` (random +/- jitter: rolling elements
+    slip) each ringing a
     structural resonance, amplitude-modulated at ``modulation_hz`` (load zone passing), plus
     Gaussian noise and shaft-speed harmonics like any rotating machine shows."""
     rng = np.random.default_rng(seed)
@@ -41,7 +43,7 @@ def impacts(
         k = round(float(tk) * fs)
         if k < 0 or k >= n:
             continue
-        amp = 1.0 + modulation_depth * np.cos(2 * np.pi * modulation_hz * tk)
+        amp = amplitude * (1.0 + modulation_depth * np.cos(2 * np.pi * modulation_hz * tk))
         m = min(ring_len, n - k)
         x[k : k + m] += amp * ring[:m]
     x += noise_rms * rng.standard_normal(n)

@@ -99,6 +99,16 @@ def test_missing_rpm_still_reports_severity(
     assert doc["iso20816"]["zone"] in "ABCD"
 
 
+def test_short_record_says_why_there_is_no_diagnosis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "short.npz"
+    np.savez(path, de=np.random.default_rng(0).normal(size=3000), sample_rate=FS, rpm=RPM)
+    doc = run_json(capsys, str(path))
+    assert doc["diagnosis"]["fault"] == "none"
+    assert "shorter than one analysis frame" in doc["diagnosis"]["reason"]
+
+
 def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "rec.npz"
     np.savez(path, de=np.zeros(100))

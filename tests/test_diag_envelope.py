@@ -142,3 +142,23 @@ def test_custom_orders_and_bad_input() -> None:
         isthmus.EnvelopeAnalyzer(FS, RPM, "6205", frame=1000)
     with pytest.raises(isthmus.SignalError, match="NaN"):
         a.feed(np.array([0.0, np.nan]))
+
+
+def test_modulated_noise_without_impacts_is_not_a_fault() -> None:
+    """Cyclostationary but not impulsive: noise whose level swings at BPFO."""
+    rng = np.random.default_rng(2)
+    t = np.arange(int(FS * 10)) / FS
+    x = rng.standard_normal(t.size) * (1 + 0.5 * np.cos(2 * np.pi * ORDERS["bpfo"] * SHAFT * t))
+    assert diagnose(x)["fault"] == "none"
+
+
+def test_moderate_series_needs_an_impulsive_band() -> None:
+    """Weak impacts: a clear BPFO series (10-20 dB) in a barely impulsive band is only
+    claimed when the impulsiveness requirement is lowered, never on periodicity alone."""
+    x = impacts(ORDERS["bpfo"] * SHAFT, fs=FS, amplitude=1.0, seed=11)
+    d = diagnose(x)
+    assert 10.0 <= d["series"]["outer_race"]["score_db"] < 20.0
+    assert d["band_kurtosis"] < 0.5
+    assert d["fault"] == "none"
+    assert diagnose(x, min_band_kurtosis=0.2)["fault"] == "outer_race"
+    assert diagnose(x, strong_fault_db=15.0)["fault"] == "outer_race"

@@ -587,7 +587,7 @@ class EnvelopeAnalyzer:
         fault_threshold_db: float = 10.0,
         min_harmonics: int = 2,
         min_band_kurtosis: float = 0.5,
-        strong_fault_db: float = 15.0,
+        strong_fault_db: float = 20.0,
     ) -> Self: ...
     def feed(
         self, samples_in: npt.NDArray[np.float64], rpm: float | None = None

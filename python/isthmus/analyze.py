@@ -264,6 +264,11 @@ def _pipeline(
         events = engine.evaluate(times, cols)
         alerts = [a.to_dict() for a in events]
     diagnosis = analyzer.diagnose()
+    if n_frames == 0:
+        diagnosis["reason"] = (
+            f"record shorter than one analysis frame ({analyzer.frame} samples "
+            f"= {analyzer.frame / fs:.2f} s)"
+        )
     shaft = rec.rpm / 60.0
     o = analyzer.orders
     report["bearing"] = {
@@ -375,7 +380,10 @@ def plot_report(x: Array, fs: float, report: dict[str, Any], envelope: Envelope,
     freqs, amps = envelope
     d = report["diagnosis"]
     axes[2].plot(freqs, amps, lw=0.7)
+    band = d["band_hz"]
     limit = 6 * report["bearing"]["fault_frequencies_hz"]["bpfi"]
+    if band[0] is not None and band[1] is not None:
+        limit = min(limit, band[1] - band[0])  # the squared envelope holds nothing beyond
     axes[2].set_xlim(0, limit)
     colors = {"bpfo": "tab:red", "bpfi": "tab:green", "bsf": "tab:purple"}
     for key, color in colors.items():

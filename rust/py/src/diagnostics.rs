@@ -228,7 +228,7 @@ impl EnvelopeAnalyzer {
         sample_rate, rpm, bearing = None, *, orders = None, band = None, frame = 0,
         average = 32, reselect_every = 4, hysteresis = 0.25, harmonics = 5, tolerance = 0.02,
         harmonic_threshold_db = 6.0, fault_threshold_db = 10.0, min_harmonics = 2,
-        min_band_kurtosis = 0.5, strong_fault_db = 15.0
+        min_band_kurtosis = 0.5, strong_fault_db = 20.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(

@@ -28,7 +28,7 @@ from proto_support import SimulatorProcess, free_port
 
 WARMUP_S = 0.5
 MEASURE_S = 1.5
-LADDER_HZ = [25600.0, 51200.0, 102400.0]
+LADDER_HZ = [25600.0, 38400.0, 51200.0, 76800.0, 102400.0]
 
 
 def acquire(sample_rate: float, seconds: float = MEASURE_S) -> dict[str, float]:

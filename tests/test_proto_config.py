@@ -193,3 +193,16 @@ def test_tag_values_encode_to_json() -> None:
     }
     b = bad("P-101", "bogus", "illegal data address (exception code 2)")
     assert (b.quality, b.value, b.good) == (Quality.BAD, None, False)
+
+
+def test_decoder_rules_apply_at_config_time() -> None:
+    data = tomllib.loads(EXAMPLE)
+    data["modbus"][0]["poll_groups"][0]["tags"][2]["scale"] = 2.0  # a scaled bit
+    with pytest.raises(
+        ConfigError, match=r"^sources\.modbus\[0\]\.poll_groups\[0\]\.tags\[2\]: .*running"
+    ):
+        parse(SourcesConfig, data, "sources")
+    data = tomllib.loads(EXAMPLE)
+    data["modbus"][0]["poll_groups"][0]["tags"][0]["byte"] = "low"  # byte on a uint16
+    with pytest.raises(ConfigError, match=r"tags\[0\]: .*speed"):
+        parse(SourcesConfig, data, "sources")

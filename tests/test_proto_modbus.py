@@ -328,3 +328,21 @@ async def test_reconnects_back_off_exponentially() -> None:
     assert values.latest["x"].quality is Quality.BAD
     assert "not connected" in (values.latest["x"].reason or "")
     assert session.stats.requests == 0  # nothing was ever sent
+
+
+async def test_rejected_waveform_does_not_stop_the_polls(plant: Simulator) -> None:
+    from isthmus.sources.config import WaveformBlock
+
+    wrong = WaveformBlock(
+        name="vib", channel="x", sample_rate=25600.0, address=101, sequence_address=100, samples=120
+    )  # acme has no waveform buffer
+    vmap = plant.maps["P-101"]
+    dev = device(plant, "P-101", poll_groups=[vmap.poll_group(0.1)], waveforms=[wrong])
+    values = Collector()
+    async with ModbusSession(dev, values) as session:
+        assert await wait_for(lambda: "waveform vib" in (session.last_error or ""), 10)
+        rounds = len(values.history["speed"])
+        assert await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)
+    assert "illegal data address" in (session.last_error or "")
+    assert session.stats.reconnects == 0 and session.stats.blocks == 0
+    assert all(v.good for v in values.history["speed"])

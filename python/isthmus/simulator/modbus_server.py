@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import math
-import struct
 from typing import Any
 
 import numpy as np
@@ -28,52 +28,32 @@ from isthmus.sources.config import WaveformBlock
 
 _FUNCTION_REGISTER = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
 _BLOCK_ID = {"coil": "c", "discrete": "d", "holding": "h", "input": "i"}
-_STRUCT = {
-    "int16": "h",
-    "uint16": "H",
-    "int32": "i",
-    "uint32": "I",
-    "int64": "q",
-    "uint64": "Q",
-    "float32": "f",
-    "float64": "d",
-}
+
+
+@functools.cache
+def _plan(point: Point) -> Any:
+    import isthmus
+
+    return isthmus.DecodePlan([point.tag().to_tag()])
 
 
 def encode_point(point: Point, value: float | bool) -> list[int]:
-    """Registers holding ``value`` as ``point`` says (the inverse of the decoder)."""
-    code = _STRUCT[point.dtype]
-    if code in "fd":
-        raw: float | int = (float(value) - point.offset) / point.scale
-    else:
-        raw = round((float(value) - point.offset) / point.scale)
-    data = struct.pack(">" + code, raw)
-    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-    return _reorder(words, point.order)
-
-
-def _reorder(words: list[int], order: str) -> list[int]:
-    # ABCD: big-endian words, most significant first; CDAB: words swapped;
-    # BADC: bytes swapped in each word; DCBA: both (little-endian).
-    if order in ("CDAB", "DCBA"):
-        words = words[::-1]
-    if order in ("BADC", "DCBA"):
-        words = [((w & 0xFF) << 8) | (w >> 8) for w in words]
-    return words
+    """Registers holding ``value`` as ``point`` says (:meth:`isthmus.DecodePlan.encode`)."""
+    if not point.dtype.startswith("float") and point.scale == 1 and point.offset == 0:
+        value = round(value)  # an unscaled integer register holds whole units
+    words = _plan(point).encode({point.name: value})
+    return [int(w) for w in words]
 
 
 def encode_samples(samples_g: np.ndarray[Any, Any], block: WaveformBlock) -> np.ndarray[Any, Any]:
     """Waveform samples in engineering units -> uint16 registers of one slot."""
+    import isthmus
+
     counts = samples_g / block.scale
     if block.dtype == "int16":
-        raw = np.clip(np.rint(counts), -32768, 32767).astype(">i2")
-        return raw.view(">u2").astype(np.uint16)
-    words: np.ndarray[Any, Any] = counts.astype(">f4").view(">u2").reshape(-1, 2).astype(np.uint16)
-    if block.order in ("CDAB", "DCBA"):
-        words = words[:, ::-1]
-    if block.order in ("BADC", "DCBA"):
-        words = ((words & 0xFF) << 8) | (words >> 8)
-    return words.reshape(-1)
+        counts = np.clip(np.rint(counts), -32768, 32767)  # a real ADC saturates
+    words: np.ndarray[Any, Any] = isthmus.encode_array(counts, block.dtype, order=block.order)
+    return words
 
 
 class ModbusPumpServer:

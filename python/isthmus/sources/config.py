@@ -92,6 +92,8 @@ class TagSpec(_Config):
             raise ValueError(f"tag {self.name!r}: address {self.address} outside 0..65535")
         if not math.isfinite(self.scale) or not math.isfinite(self.offset):
             raise ValueError(f"tag {self.name!r}: scale and offset must be finite")
+        if self.register in ("holding", "input"):
+            self.to_tag()  # and the decoder's own rules (TagError is a ValueError)
 
     @property
     def width(self) -> int:
@@ -104,7 +106,7 @@ class TagSpec(_Config):
         """The :class:`isthmus.Tag` that decodes this tag's registers."""
         import isthmus
 
-        return isthmus.Tag(  # type: ignore[attr-defined]
+        return isthmus.Tag(
             self.name,
             self.address,
             self.dtype,

@@ -346,9 +346,9 @@ class ModbusSession:
         backoff = self.device.backoff_initial
         while not self._closing:
             reason = "connection closed"
+            good_before = self.stats.last_good_read
             try:
                 await self._connect()
-                backoff = self.device.backoff_initial
                 async with asyncio.TaskGroup() as tasks:
                     for group in self.plan.groups:
                         tasks.create_task(self._poll(group), name=f"poll:{group.group.name}")
@@ -360,6 +360,9 @@ class ModbusSession:
             self._drop()
             if self._closing:
                 break
+            if self.stats.last_good_read != good_before:
+                # the device did answer this time: start the backoff over
+                backoff = self.device.backoff_initial
             self.last_error = reason
             self._report_all_bad(f"not connected ({reason})")
             self.stats.reconnects += 1
@@ -517,7 +520,7 @@ class ModbusSession:
         if req._decoder is None:
             import isthmus
 
-            req._decoder = isthmus.DecodePlan([t.to_tag() for t in req.tags])  # type: ignore[attr-defined]
+            req._decoder = isthmus.DecodePlan([t.to_tag() for t in req.tags])
         try:
             decoded = req._decoder.decode(data, base=req.start)
         except DecodeError:
@@ -537,7 +540,7 @@ class ModbusSession:
         import isthmus
 
         try:
-            value = isthmus.DecodePlan([tag.to_tag()]).decode(data, base=req.start)[tag.name]  # type: ignore[attr-defined]
+            value = isthmus.DecodePlan([tag.to_tag()]).decode(data, base=req.start)[tag.name]
         except DecodeError as exc:
             return self._bad(tag, f"decode: {exc}")
         return TagValue(
@@ -617,6 +620,21 @@ class _BlockStream:
         self.last_push: float | None = None  # loop time of the last good block
 
     async def run(self) -> None:
+        while not self.s._closing:
+            try:
+                await self._follow()
+            except TimeoutError:
+                continue  # one slow answer; _read drops the connection if they persist
+            except _Rejected as exc:
+                # the device refuses the waveform registers: a configuration
+                # error, not a reason to stop the poll groups
+                log.error(
+                    "modbus %s: waveform %s rejected: %s", self.s.device.name, self.block.name, exc
+                )
+                self.s.last_error = f"waveform {self.block.name}: {exc}"
+                await asyncio.sleep(REPROBE_INTERVAL)
+
+    async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
         stale_since: float | None = None
         while not self.s._closing:
@@ -706,7 +724,7 @@ class _BlockStream:
         import isthmus
 
         b = self.block
-        values = isthmus.decode_array(  # type: ignore[attr-defined]
+        values = isthmus.decode_array(
             np.asarray(regs, dtype=np.uint16), b.dtype, order=b.order, scale=b.scale
         )
         return np.asarray(values, dtype=np.float32).reshape(1, -1)

@@ -29,6 +29,7 @@ from isthmus._core import DecodePlan, Tag, decode_array, encode_array
 from isthmus._core import RingRead, RingReader, SampleRing
 
 # --- spectral features (isthmus._core, spectrum) ---
+# isort: split
 from isthmus._core import FeatureFrames as FeatureFrames
 from isthmus._core import SpectrumAnalyzer as SpectrumAnalyzer
 from isthmus._core import velocity_rms as velocity_rms

@@ -309,8 +309,6 @@ class RingRead:
 
 # ===== spectrum: streaming spectral features =====
 
-from typing import final
-
 @final
 class FeatureFrames:
     """Features of the frames completed by one :meth:`SpectrumAnalyzer.feed` call.

@@ -73,8 +73,11 @@ async def running(gateway: Any, stop_timeout: float = 20.0) -> AsyncIterator[Any
         yield gateway
     finally:
         stop.set()
-        async with asyncio.timeout(stop_timeout):
-            await task
+        # asyncio.wait, not asyncio.timeout: a gateway that ignored cancellation would
+        # hold a timeout forever; this bound holds whatever the gateway does.
+        done, _ = await asyncio.wait({task}, timeout=stop_timeout)
+        assert done, f"the gateway did not stop within {stop_timeout} s"
+        task.result()
 
 
 async def wait_until(predicate: Callable[[], bool], limit_s: float, what: str) -> None:

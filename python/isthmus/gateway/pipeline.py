@@ -26,7 +26,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -44,8 +44,11 @@ MessageKind = Literal["product", "features", "alert", "status"]
 MAX_SILENCE_S = 60.0
 # How often the product task looks for changes (s).
 PRODUCT_PERIOD_S = 0.25
-# Bound on handing queued messages to the sink at shutdown (s).
+# Bounds of the shutdown steps (s): hand queued messages to the sink, stop the
+# sessions, flush the outbox to the broker and close it.
 DRAIN_S = 5.0
+SOURCES_STOP_S = 10.0
+SINK_CLOSE_S = 20.0
 # Model field -> rule feature, for assets whose vibration comes from a tag.
 TAG_FEATURES = {"vibration_velocity_rms_mm_s": "velocity_rms"}
 
@@ -282,7 +285,7 @@ class Gateway:
         finally:
             self.stopping = True
             await self._drain()
-            await self.sink.close()
+            await _bounded("closing the sink (outbox flush)", self.sink.close(), SINK_CLOSE_S)
             log.info(
                 "gateway stopped",
                 extra={
@@ -296,8 +299,17 @@ class Gateway:
         log.info("gateway stopping")
         # Sessions stop reading first (no request left in flight), then drop their
         # connections; then every other task ends.
-        await asyncio.gather(*(contracts.cancel_and_wait(t) for t in self._source_tasks))
-        await asyncio.gather(*(source.close() for source in self.sources), return_exceptions=True)
+        await _bounded(
+            "stopping the sources",
+            asyncio.gather(*(contracts.cancel_and_wait(t) for t in self._source_tasks)),
+            SOURCES_STOP_S,
+        )
+        await _bounded(
+            "closing the source connections",
+            asyncio.gather(*(source.close() for source in self.sources), return_exceptions=True),
+            SOURCES_STOP_S,
+        )
+        log.info("sources stopped")
         raise _Stop
 
     async def _dsp(self, runtime: AssetRuntime) -> None:
@@ -517,6 +529,22 @@ class Gateway:
         for source in self.sources:
             figures.extend(source.figures())
         return figures
+
+
+async def _bounded(what: str, step: Awaitable[Any], seconds: float) -> None:
+    """Await a shutdown step for at most ``seconds``; a step that hangs is logged and left.
+
+    ``asyncio.wait`` rather than ``asyncio.timeout``: a timeout cancels the waiter and
+    then waits for the step to honour the cancellation, which a library stuck in a
+    cancellation-swallowing call never does; shutdown must finish regardless.
+    """
+    task = asyncio.ensure_future(step)
+    done, _pending = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        log.error(f"{what} did not finish within {seconds:g} s; shutting down anyway")
+    elif not task.cancelled() and task.exception() is not None:
+        log.error(f"{what} failed", exc_info=task.exception())
 
 
 class _Stop(Exception):

@@ -167,8 +167,10 @@ class Broker:
         persistence: bool = False,
         tls: TlsFiles | None = None,
         password_file: Path | None = None,
+        acl: str | None = None,
     ) -> None:
         self.workdir = workdir
+        self.acl = acl  # text of a mosquitto acl_file (topic rules)
         self.port = free_port()
         self.tls = tls
         self.persistence = persistence
@@ -223,6 +225,10 @@ class Broker:
             lines += [f"password_file {self.password_file}", "allow_anonymous false"]
         else:
             lines.append("allow_anonymous true")
+        if self.acl is not None:
+            acl_file = self.workdir / "acl"
+            acl_file.write_text(self.acl)
+            lines.append(f"acl_file {acl_file}")
         self.config.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 10.0) -> None:

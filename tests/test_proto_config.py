@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from isthmus.errors import ConfigError
-from isthmus.sources.config import ModbusDevice, SourcesConfig, TagSpec, WaveformBlock, parse
+from isthmus.sources.config import (
+    ModbusDevice,
+    PollGroup,
+    SourcesConfig,
+    TagSpec,
+    WaveformBlock,
+    parse,
+)
 
 EXAMPLE = """
 [[modbus]]
@@ -146,8 +153,25 @@ def test_waveform_must_fit_one_read() -> None:
         samples=63,
         dtype="float32",
     )
-    with pytest.raises(ValueError, match="needs 126 registers in one read"):
+    with pytest.raises(ValueError, match="needs 127 registers in one read"):
         ModbusDevice(name="d", host="h", waveforms=[big])
+    # 125 samples fit a read alone, but not with the counter register read along
+    full = WaveformBlock(
+        name="w", channel="c", sample_rate=1000, address=1, sequence_address=0, samples=125
+    )
+    with pytest.raises(ValueError, match="needs 126 registers in one read"):
+        ModbusDevice(name="d", host="h", waveforms=[full])
+    apart = WaveformBlock(
+        name="w", channel="c", sample_rate=1000, address=1, sequence_address=200, samples=125
+    )
+    ModbusDevice(name="d", host="h", waveforms=[apart])  # counter read on its own
+
+
+def test_tag_wider_than_one_read_is_a_config_error() -> None:
+    wide = TagSpec(name="label", address=0, dtype="string", length=126)
+    group = PollGroup(name="g", interval=1.0, tags=[wide])
+    with pytest.raises(ValueError, match="'label' spans 126 registers"):
+        ModbusDevice(name="d", host="h", poll_groups=[group])
     with pytest.raises(ValueError, match="sequence register inside"):
         WaveformBlock(
             name="w", channel="c", sample_rate=1000, address=0, sequence_address=5, samples=10

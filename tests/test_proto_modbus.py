@@ -162,8 +162,9 @@ async def test_rejected_tag_is_isolated_and_the_others_keep_flowing(plant: Simul
         assert len(alone) == 1 and alone[0].rejected
         before = len(server.log)
         rounds = len(values.history["speed"])
-        await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)
+        assert await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)
         new = list(server.log)[before:]
+        assert new, "the healthy tags must have been read again"
         # later rounds read only the healthy blocks: no more failing requests
         assert all(not (start <= 30 < start + count) for _, start, count in new)
         assert session.stats.errors >= 1
@@ -330,7 +331,9 @@ async def test_reconnects_back_off_exponentially() -> None:
     assert session.stats.requests == 0  # nothing was ever sent
 
 
-async def test_rejected_waveform_does_not_stop_the_polls(plant: Simulator) -> None:
+async def test_rejected_waveform_does_not_stop_the_polls(
+    plant: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
     from isthmus.sources.config import WaveformBlock
 
     wrong = WaveformBlock(
@@ -339,10 +342,38 @@ async def test_rejected_waveform_does_not_stop_the_polls(plant: Simulator) -> No
     vmap = plant.maps["P-101"]
     dev = device(plant, "P-101", poll_groups=[vmap.poll_group(0.1)], waveforms=[wrong])
     values = Collector()
-    async with ModbusSession(dev, values) as session:
+    session = ModbusSession(dev, values)
+    # the default 50 requests/s cannot carry 25.6 kHz in 120-sample blocks: said up front
+    assert "needs 213 requests/s" in caplog.text
+    async with session:
         assert await wait_for(lambda: "waveform vib" in (session.last_error or ""), 10)
         rounds = len(values.history["speed"])
         assert await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)
     assert "illegal data address" in (session.last_error or "")
     assert session.stats.reconnects == 0 and session.stats.blocks == 0
     assert all(v.good for v in values.history["speed"])
+
+
+async def test_a_failing_consumer_does_not_end_the_session(
+    plant: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception out of on_values is logged and the device reconnects; reading goes on."""
+    vmap = plant.maps["P-101"]
+    batches: list[list[TagValue]] = []
+
+    def flaky(values: list[TagValue]) -> None:
+        batches.append(values)
+        if len(batches) == 1:
+            raise RuntimeError("consumer bug")
+
+    dev = device(
+        plant,
+        "P-101",
+        poll_groups=[vmap.poll_group(0.1)],
+        backoff_initial=0.1,
+        backoff_max=0.2,
+    )
+    async with ModbusSession(dev, flaky) as session:
+        assert await wait_for(lambda: sum(v.good for b in batches[1:] for v in b) >= 20, 10)
+    assert session.stats.reconnects >= 1
+    assert "consumer bug" in caplog.text and "session failed" in caplog.text

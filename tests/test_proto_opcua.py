@@ -144,6 +144,23 @@ async def test_user_password_from_env_and_file(
             assert "BadUserAccessDenied" in (refused.last_error or "")
 
 
+@pytest.mark.asyncio(loop_scope="function")
+async def test_unreadable_password_file_is_reported_and_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A missing secret is a logged, named error; the session keeps retrying (no server)."""
+    missing = tmp_path / "no-such-password"
+    ep = endpoint(free_port(), nodes(), username="operator", password_file=str(missing))
+    latest = Latest()
+    async with OpcUaSession(ep, latest) as session:
+        assert await wait_for(
+            lambda: session.stats.sessions == 0 and caplog.text.count("session failed") >= 2, 10
+        )
+        assert session._task is not None and not session._task.done()
+    assert str(missing) in (session.last_error or "")
+    assert latest["ShaftSpeed"].quality is Quality.BAD
+
+
 async def test_basic256sha256_sign_and_encrypt(tmp_path: Path) -> None:
     from asyncua.crypto.cert_gen import setup_self_signed_certificate
     from cryptography.x509.oid import ExtendedKeyUsageOID

@@ -69,7 +69,7 @@ async def test_modbus_server_restart_resumes_with_the_gap_reported() -> None:
             )
             await asyncio.sleep(0.5)
             n_before = len(blocks)
-            sim.start()
+            await asyncio.to_thread(sim.start)  # the session keeps running meanwhile
             outage = time.monotonic() - killed_at
             assert await wait_for(lambda: len(blocks) > n_before + 50, 20)
             assert await wait_for(lambda: values[-1].good, 5)
@@ -137,7 +137,7 @@ async def test_opcua_server_restart_recreates_session_and_subscriptions(tmp_path
                 lambda: any((v.reason or "").startswith("not connected") for v in values), 15
             )
             restarted = time.time()
-            sim.start()
+            await asyncio.to_thread(sim.start)
             fresh = lambda: [  # noqa: E731
                 v
                 for v in values

@@ -16,6 +16,7 @@ import aiomqtt
 import msgspec
 import pytest
 
+from isthmus.errors import ConfigError
 from isthmus.uns.models import (
     ActiveAlerts,
     Alert,
@@ -124,6 +125,7 @@ async def test_topics_and_payloads_read_back(
         status = decode(sub.on(STATUS)[0].payload, GatewayStatus)
         assert status.payload.state == "online"
         assert pub.counters.get("outbox.acked") == 4
+        assert pub.counters.get("mqtt.publish_refused") == 0
         assert pub.counters.get("outbox.depth") == 0
     # Mosquitto logs the protocol each client spoke: p5 = MQTT 5, p2 = MQTT 3.1.1.
     assert f"as gw1 ({mosquitto_tag}," in mqtt_broker.log_text()
@@ -205,8 +207,14 @@ async def test_will_published_when_gateway_is_killed_and_restart_loses_nothing(
         await bounded(went_offline)
         # Restart on the same outbox: it replays what was accepted and not acknowledged.
         proc2 = await start(0, 0.0, "second", "--exit-when-drained")
-        async with asyncio.timeout(60):
-            out, _ = await proc2.communicate()
+        try:
+            async with asyncio.timeout(60):
+                out, _ = await proc2.communicate()
+        finally:  # never leave a gateway process behind, even when this step fails
+            if proc2.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc2.kill()
+                await proc2.wait()
         assert proc2.returncode == 0, out
         assert b"DRAINED" in out
         await bounded(sub.wait_for(lambda: set(accepted) <= set(alert_ids(sub))), 20)
@@ -395,3 +403,41 @@ async def test_retained_state_restored_after_broker_restart_without_persistence(
             state = decode(late.on(PATH.state)[0].payload, Pump)
         assert state.message_id == state_id  # the same message, not a new reading
         assert pub.counters.get("mqtt.connects") == 2
+
+
+async def test_unpublishable_topic_is_refused_before_the_outbox(tmp_path: Path) -> None:
+    """A wildcard topic would fail at every drain and stall the outbox behind it forever."""
+    from mqtt_broker import free_port
+
+    mqtt = fast_mqtt(f"mqtt://127.0.0.1:{free_port()}")  # no broker needed
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        for topic in ("acme/+/state", "acme/#", "", "acme/\x00"):
+            with pytest.raises(ConfigError, match="topic"):
+                pub.enqueue(topic, b"{}", droppable=True)
+            with pytest.raises(ConfigError, match="topic"):
+                await pub.publish(topic, b"{}", droppable=False)
+        await bounded(pub.flush())
+        assert pub.counters.get("outbox.depth") == 0
+        assert pub.counters.get("outbox.accepted") == 0
+
+
+async def test_publish_refused_by_the_broker_is_counted_not_silent(
+    mqtt_broker_factory: Callable[..., Broker], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MQTT 5 PUBACK with a failure reason (ACL denies the topic): counted and logged."""
+    broker = mqtt_broker_factory(
+        acl="topic readwrite acme/plant1/pumps/#\ntopic readwrite acme/plant1/_gateway/#\n"
+    )
+    caplog.set_level(logging.ERROR, logger="isthmus.uns")
+    async with (
+        Collector(broker.port, "acme/#") as sub,
+        publisher(fast_mqtt(broker.url), tmp_path / "ob.db") as pub,
+    ):
+        await pub.publish("acme/plant1/forbidden/x", b"{}", droppable=False)
+        sent = await pub.publish_alert(PATH, alert(1))
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: sent in alert_ids(sub)))
+        assert pub.counters.get("mqtt.publish_refused") == 1
+        assert pub.counters.get("mqtt.connects") == 1  # the refusal did not stall the session
+    assert "refused publish" in caplog.text
+    assert not sub.on("acme/plant1/forbidden/x")

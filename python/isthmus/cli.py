@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Serve simulated pumps of several vendors over Modbus TCP and OPC UA",
     ),
     # --- run / check / demo (gateway) ---
+    "run": ("isthmus.gateway.run", "run the gateway on a configuration file until stopped"),
+    "check": ("isthmus.gateway.check", "validate a gateway configuration, show request plans"),
+    "demo": ("isthmus.gateway.demo", "simulated pumps, the gateway and a live view: no set-up"),
 }
 
 

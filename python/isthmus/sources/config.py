@@ -236,11 +236,25 @@ class ModbusDevice(_Config):
         if not 1 <= self.max_read_bits <= MAX_READ_BITS:
             raise ValueError(f"{where}: max_read_bits must be in 1..{MAX_READ_BITS}")
         for block in self.waveforms:
-            if block.block_registers > self.max_read_registers:
+            # a counter right before the samples is read with them, in the same request
+            one_read = block.block_registers + (block.sequence_address == block.address - 1)
+            if one_read > self.max_read_registers:
                 raise ValueError(
-                    f"{where}: waveform {block.name!r} needs {block.block_registers} registers "
+                    f"{where}: waveform {block.name!r} needs {one_read} registers "
                     f"in one read, more than max_read_registers={self.max_read_registers}"
                 )
+        for group in self.poll_groups:
+            for tag in group.tags:
+                limit = (
+                    self.max_read_bits
+                    if tag.register in ("coil", "discrete")
+                    else self.max_read_registers
+                )
+                if tag.width > limit:
+                    raise ValueError(
+                        f"{where}: tag {tag.name!r} spans {tag.width} registers, more than "
+                        f"one read may take ({limit})"
+                    )
         names = [t.name for g in self.poll_groups for t in g.tags] + [
             w.name for w in self.waveforms
         ]

@@ -310,6 +310,19 @@ class ModbusSession:
                 capacity = max(int(block.sample_rate * ring_seconds), block.samples * block.slots)
                 self.rings[block.channel] = isthmus.SampleRing(1, capacity, block.sample_rate)
         self._limiter = RateLimiter(device.max_requests_per_second)
+        for block in device.waveforms:
+            # counter read with the samples: 1 request per block; apart: 3 (a seqlock)
+            per_block = 1 if block.sequence_address == block.address - 1 else 3
+            needed = block.sample_rate / block.samples * per_block
+            if needed > device.max_requests_per_second:
+                log.warning(
+                    "modbus %s: waveform %s needs %.0f requests/s but max_requests_per_second "
+                    "is %g: expect its gaps to grow (they are counted)",
+                    device.name,
+                    block.name,
+                    needed,
+                    device.max_requests_per_second,
+                )
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._consecutive_timeouts = 0
@@ -357,6 +370,16 @@ class ModbusSession:
             except* (_Disconnect, OSError, TimeoutError) as group_exc:
                 reason = "; ".join(str(e) or type(e).__name__ for e in group_exc.exceptions)
                 log.warning("modbus %s: connection lost: %s", self.device.name, reason)
+            except* Exception as group_exc:
+                # A bug, an odd library error or a failing on_values callback must not end
+                # this device's acquisition for good: log it in full and start over.
+                reason = "; ".join(repr(e) for e in group_exc.exceptions)
+                self.stats.errors += 1
+                log.error(
+                    "modbus %s: session failed, reconnecting",
+                    self.device.name,
+                    exc_info=group_exc,
+                )
             self._drop()
             if self._closing:
                 break
@@ -626,12 +649,20 @@ class _BlockStream:
             except TimeoutError:
                 continue  # one slow answer; _read drops the connection if they persist
             except _Rejected as exc:
+                error = f"waveform {self.block.name}: {exc}"
+                repeated, self.s.last_error = self.s.last_error == error, error
+                if exc.code not in _TAG_EXCEPTIONS:
+                    # busy / device failure: transient, the device is still there; retry
+                    # soon (the missed blocks are counted as a gap on resumption)
+                    if not repeated:
+                        log.warning("modbus %s: %s", self.s.device.name, error)
+                    await asyncio.sleep(max(self.period, 0.1))
+                    continue
                 # the device refuses the waveform registers: a configuration
                 # error, not a reason to stop the poll groups
                 log.error(
                     "modbus %s: waveform %s rejected: %s", self.s.device.name, self.block.name, exc
                 )
-                self.s.last_error = f"waveform {self.block.name}: {exc}"
                 await asyncio.sleep(REPROBE_INTERVAL)
 
     async def _follow(self) -> None:

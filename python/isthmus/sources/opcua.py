@@ -128,18 +128,23 @@ class OpcUaSession:
             try:
                 client = await self._connect()
                 backoff = self.endpoint.backoff_initial
-                await self._subscribe(client)
+                # asyncua bounds each request; this bounds the whole set-up as well
+                async with asyncio.timeout(self.endpoint.timeout * (2 + len(self.endpoint.nodes))):
+                    await self._subscribe(client)
                 await self._lost.wait()
             except (OSError, TimeoutError, ConnectionError) as exc:
                 reason = str(exc) or type(exc).__name__
                 log.warning("opcua %s: %s", self.endpoint.name, reason)
-            except Exception as exc:  # asyncua raises UaError subclasses for refusals
+            except Exception as exc:
                 from asyncua.ua.uaerrors import UaError
 
-                if not isinstance(exc, UaError):
-                    raise
                 reason = f"{type(exc).__name__}: {exc}"
-                log.warning("opcua %s: %s", self.endpoint.name, reason)
+                if isinstance(exc, UaError):  # asyncua's refusals (bad user, bad node ...)
+                    log.warning("opcua %s: %s", self.endpoint.name, reason)
+                else:
+                    # a bug, an odd library error, an unreadable password file: log it in
+                    # full and keep retrying rather than end this endpoint's acquisition
+                    log.exception("opcua %s: session failed, reconnecting", self.endpoint.name)
             finally:
                 self.stats.connected = False
                 if client is not None:

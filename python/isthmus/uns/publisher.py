@@ -124,6 +124,25 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group.exceptions[0]
 
 
+# MQTT limits (paho raises ValueError past them, at publish time).
+_MAX_TOPIC_BYTES = 65535
+_MAX_PAYLOAD_BYTES = 268435455
+
+
+def _check_publishable(topic: str, payload: bytes) -> None:
+    """Refuse at the door what the broker could never take.
+
+    Such a message, once in the outbox, would fail at every drain attempt and stall
+    everything queued behind it forever.
+    """
+    if not topic or any(c in topic for c in "+#\x00"):
+        raise ConfigError(f"topic {topic!r}: empty, or holds a wildcard (+, #) or NUL")
+    if len(topic.encode("utf-8")) > _MAX_TOPIC_BYTES:
+        raise ConfigError(f"topic {topic[:80]!r}...: longer than {_MAX_TOPIC_BYTES} bytes")
+    if len(payload) > _MAX_PAYLOAD_BYTES:
+        raise ConfigError(f"topic {topic!r}: payload of {len(payload)} bytes exceeds MQTT's limit")
+
+
 class Publisher:
     """Async context manager publishing UNS messages through the durable outbox."""
 
@@ -171,6 +190,7 @@ class Publisher:
             "mqtt.published",
             "mqtt.session_errors",
             "mqtt.retained_restored",
+            "mqtt.publish_refused",
             "queue.dropped_telemetry",
         ):
             self.counters.set(name, 0)
@@ -417,6 +437,7 @@ class Publisher:
     ) -> OutboundMessage:
         if self._closing:
             raise SessionError("publisher is closed")
+        _check_publishable(topic, payload)
         if qos is None:
             qos = self.mqtt.telemetry_qos if droppable else self.mqtt.alert_qos
         return OutboundMessage(topic, payload, qos, retain, droppable, message_id)
@@ -550,6 +571,7 @@ class Publisher:
             try:
                 client = aiomqtt.Client(**self._client_kwargs())
                 client.pending_calls_threshold = self.mqtt.inflight + 16
+                self._count_refused_publishes(client)
                 async with client:
                     attempt = 0
                     self._client = client
@@ -596,6 +618,31 @@ class Publisher:
             delay = backoff_delay(attempt, self.mqtt.reconnect_min_s, self.mqtt.reconnect_max_s)
             attempt += 1
             await asyncio.sleep(delay)
+
+    def _count_refused_publishes(self, client: aiomqtt.Client) -> None:
+        """Count and log PUBACKs carrying an MQTT 5 failure reason (e.g. not authorized).
+
+        aiomqtt completes ``publish()`` on any PUBACK, so such a message leaves the outbox
+        as acknowledged; retrying it would fail the same way and stall everything behind
+        it. It is dropped, but never silently: ``mqtt.publish_refused`` and an error log.
+        """
+        paho = getattr(client, "_client", None)
+        inner = getattr(paho, "on_publish", None)
+        if paho is None or inner is None:
+            return
+
+        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+            if getattr(reason, "is_failure", False):
+                self.counters.incr("mqtt.publish_refused")
+                logger.error(
+                    "MQTT broker %s refused publish mid %d: %s; message dropped",
+                    self.mqtt.url,
+                    mid,
+                    reason,
+                )
+            inner(c, userdata, mid, reason, properties)
+
+        paho.on_publish = on_publish
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """One connection: status online, then drain, watch and refresh status until error."""

@@ -1,0 +1,263 @@
+"""Pipeline pieces: bounded queues, rules without storms, routing with units, sinks, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway_helpers import outbox_rows, plant, running, wait_until
+from isthmus.gateway.config import build_config
+from isthmus.gateway.diagnosis import RuleSet
+from isthmus.gateway.metrics import Metrics
+from isthmus.gateway.pipeline import DropQueue, Gateway, Message
+from isthmus.sources.values import Quality, TagValue
+
+
+def _config(
+    port: int = 5020, rules: list[dict[str, Any]] | None = None, velocity: bool = False
+) -> Any:
+    """One bravo-style pump with imperial units, no vibration section.
+
+    ``velocity``: also a velocity RMS tag in in/s (a smart sensor's feature).
+    """
+    raw: dict[str, Any] = {
+        "gateway": {"name": "gw"},
+        "sources": {
+            "modbus": [
+                {
+                    "name": "p102",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "poll_groups": [
+                        {
+                            "name": "process",
+                            "interval": 0.2,
+                            "tags": [
+                                {
+                                    "name": "speed",
+                                    "register": "input",
+                                    "address": 0,
+                                    "dtype": "float32",
+                                    "order": "CDAB",
+                                    "unit": "Hz",
+                                },
+                                {
+                                    "name": "temperature",
+                                    "register": "input",
+                                    "address": 2,
+                                    "dtype": "float32",
+                                    "order": "CDAB",
+                                    "unit": "degF",
+                                },
+                                {
+                                    "name": "pressure",
+                                    "register": "input",
+                                    "address": 4,
+                                    "dtype": "float32",
+                                    "order": "CDAB",
+                                    "unit": "psi",
+                                },
+                            ],
+                        }
+                    ],
+                }
+            ]
+        },
+        "assets": [
+            {
+                "name": "P-102",
+                "model": "Pump",
+                "isa95": {"enterprise": "e", "site": "s", "area": "a", "line": "l"},
+                "fields": {
+                    "speed_rpm": {"tag": "p102.speed"},
+                    "bearing_temperature_c": {"tag": "p102.temperature"},
+                    "discharge_pressure_bar": {"tag": "p102.pressure"},
+                },
+                "rules": rules or [],
+            }
+        ],
+    }
+    if velocity:
+        raw["sources"]["modbus"][0]["poll_groups"][0]["tags"].append(
+            {
+                "name": "velocity",
+                "register": "input",
+                "address": 12,
+                "dtype": "float32",
+                "order": "CDAB",
+                "unit": "in/s",
+            }
+        )
+        raw["assets"][0]["fields"]["vibration_velocity_rms_mm_s"] = {"tag": "p102.velocity"}
+    return build_config(raw)
+
+
+def test_drop_queue_drops_the_oldest_and_counts() -> None:
+    metrics = Metrics()
+    queue = DropQueue("telemetry", 3, metrics)
+    for i in range(5):
+        queue.put(Message("product", None, i))
+    assert [queue.get_nowait().payload for _ in range(3)] == [2, 3, 4]  # type: ignore[union-attr]
+    assert queue.get_nowait() is None
+    assert queue.dropped == 2
+    assert metrics.total("isthmus_dropped_total", queue="telemetry") == 2
+
+
+def _rule_config(**rule: Any) -> Any:
+    base = {
+        "name": "vib",
+        "kind": "threshold",
+        "feature": "velocity_rms",
+        "raise_at": 4.5,
+        "clear_at": 3.5,
+        "persist": 3,
+    }
+    return _config(rules=[{**base, **rule}]).assets[0]
+
+
+def test_threshold_rule_raises_once_and_clears_once_with_hysteresis() -> None:
+    rules = RuleSet(_rule_config())
+    # Hovering between clear and raise levels after raising must not clear; a single
+    # spike must not raise (persistence 3).
+    levels = [1.0, 5.0, 1.0, 5.0, 5.0, 5.0, 4.0, 3.9, 5.0, 4.0, 3.0, 3.0, 3.0, 3.0, 4.0]
+    events = []
+    for t, level in enumerate(levels):
+        for alert in rules.update({"velocity_rms": level}, None, None, float(t)):
+            events.append((t, alert.state))
+    assert events == [(5, "raised"), (12, "cleared")]
+
+
+def test_alert_carries_id_value_threshold_and_first_time() -> None:
+    rules = RuleSet(_rule_config(persist=1))
+    (alert,) = rules.update({"velocity_rms": 6.0}, None, None, 1000.0)
+    assert alert.alert_id == "P-102.vib"
+    assert (alert.state, alert.value, alert.threshold, alert.unit) == ("raised", 6.0, 4.5, "mm/s")
+    assert alert.raised_at.timestamp() == 1000.0
+    (cleared,) = rules.update({"velocity_rms": 1.0}, None, None, 1010.0)
+    assert cleared.state == "cleared" and cleared.raised_at.timestamp() == 1000.0
+
+
+def test_iso_zone_rule_follows_the_zone() -> None:
+    asset = _config(
+        rules=[{"name": "zone", "kind": "iso_zone", "zone": "C", "persist": 2}], velocity=True
+    ).assets[0]
+    rules = RuleSet(asset)
+    features = {"velocity_rms": 1.0}
+    events = []
+    for t, zone in enumerate("ABCCCBCBBAA"):
+        events += [(t, a.state) for a in rules.update(features, zone, None, float(t))]
+    # persistence 2: C at t=2,3 raises; a one-frame dip to B does not clear; B at t=7,8 does.
+    assert events == [(3, "raised"), (8, "cleared")]
+    # A worse zone while raised re-raises the same alert (the core engine's documented
+    # escalation), so the active-alert list shows the current zone.
+    rules = RuleSet(asset)
+    escalation = []
+    for t, zone in enumerate("CCDDD"):
+        escalation += [(a.state, a.message) for a in rules.update(features, zone, None, float(t))]
+    assert [s for s, _ in escalation] == ["raised", "raised"]
+    assert "zone D" in escalation[-1][1]
+
+
+def test_values_are_routed_with_declared_unit_conversion() -> None:
+    from isthmus.gateway.sinks import ConsoleSink
+
+    gateway = Gateway(_config(), ConsoleSink(stream=None))
+    now = time.time()
+    gateway.on_values(
+        [
+            TagValue(source="p102", tag="speed", value=49.15, unit="Hz", gateway_time=now),
+            TagValue(source="p102", tag="temperature", value=122.0, unit="degF"),
+            TagValue(source="p102", tag="pressure", value=60.9158, unit="psi"),
+            TagValue(source="p102", tag="unmapped", value=1.0),
+        ]
+    )
+    values = gateway.assets["P-102"].values
+    assert values["speed_rpm"] == pytest.approx(2949.0)
+    assert values["bearing_temperature_c"] == pytest.approx(50.0)
+    assert values["discharge_pressure_bar"] == pytest.approx(4.2, rel=1e-5)
+    assert gateway.metrics.total("isthmus_values_total") == 4
+    # A bad value is kept as bad, counted, and left out of the product.
+    gateway.on_values(
+        [TagValue(source="p102", tag="pressure", value=None, quality=Quality.BAD, reason="timeout")]
+    )
+    runtime = gateway.assets["P-102"]
+    assert runtime.overall_quality() == "uncertain"
+    assert runtime.build_product().discharge_pressure_bar is None
+    assert gateway.metrics.total("isthmus_bad_values_total") == 1
+
+
+async def test_console_sink_envelopes_and_keeps_an_outbox(tmp_path: Path) -> None:
+    from isthmus.gateway.sinks import ConsoleSink
+    from isthmus.uns.settings import OutboxSettings
+
+    out = io.StringIO()
+    sink = ConsoleSink(stream=out, outbox=OutboxSettings(path=str(tmp_path / "ob.sqlite3")))
+    async with plant(tick_interval=0.0) as (sim, ports):
+        gateway = Gateway(_config(ports["P-102"]), sink)
+        async with running(gateway):
+            await wait_until(lambda: "P-102/state" in out.getvalue(), 15, "a printed product")
+    topic, body = out.getvalue().splitlines()[0].split(" ", 1)
+    assert topic == "e/s/a/l/P-102/state"
+    doc = json.loads(body)
+    assert doc["schema"] == "urn:isthmus:uns:Pump:v1" and len(doc["message_id"]) == 26
+    truth = sim.truth("P-102")
+    assert doc["payload"]["speed_rpm"] == pytest.approx(truth.speed_rpm, rel=1e-6)
+    rows = outbox_rows(tmp_path / "ob.sqlite3")
+    assert doc["message_id"] in {mid for _, _, mid in rows}
+
+
+async def test_a_stalled_broker_never_blocks_polling(mqtt_broker: Any, tmp_path: Path) -> None:
+    from isthmus.gateway.sinks import UnsSink
+    from isthmus.uns.settings import MqttSettings, OutboxSettings
+
+    async with plant(tick_interval=0.1) as (sim, ports):
+        config = _config(ports["P-102"])
+        sink = UnsSink(
+            MqttSettings(url=mqtt_broker.url, timeout_s=1.0),
+            OutboxSettings(path=str(tmp_path / "ob.sqlite3")),
+            drain_timeout=0.5,
+        )
+        gateway = Gateway(config, sink)
+        async with running(gateway):
+            await wait_until(
+                lambda: gateway.metrics.total("isthmus_messages_total", kind="product") > 0,
+                15,
+                "the first product",
+            )
+            os.kill(mqtt_broker.proc.pid, signal.SIGSTOP)  # alive but answering nothing
+            try:
+                server = sim.modbus["P-102"]
+                before = sum(server.requests.values())
+                products = gateway.metrics.total("isthmus_messages_total", kind="product")
+                await asyncio.sleep(3.0)
+                polls = sum(server.requests.values()) - before
+                # 0.2 s poll interval: ~15 polls in 3 s; allow for scheduling noise.
+                assert polls >= 10, polls
+                assert gateway.metrics.total("isthmus_messages_total", kind="product") > products
+            finally:
+                os.kill(mqtt_broker.proc.pid, signal.SIGCONT)
+
+
+def test_key_value_and_json_logs() -> None:
+    from isthmus.gateway import logs
+
+    stream = io.StringIO()
+    logs.setup("INFO", "kv", stream)
+    logging.getLogger("isthmus.gateway").info("poll failed", extra={"source": "p1", "n": 2})
+    line = stream.getvalue().strip()
+    assert 'event="poll failed"' in line and "source=p1" in line and "n=2" in line
+    assert line.startswith("ts=") and "level=info" in line
+    stream = io.StringIO()
+    logs.setup("INFO", "json", stream)
+    logging.getLogger("isthmus.gateway").warning("alert raised", extra={"asset": "P-1"})
+    doc = json.loads(stream.getvalue())
+    assert doc["event"] == "alert raised" and doc["asset"] == "P-1" and doc["level"] == "warning"

@@ -14,16 +14,8 @@ help:
 	@echo "make bench-quick the same, a few rounds each (what CI runs)"
 	@echo "make demo        install and run the demo"
 
-# Debian packages the build and tests need: a C linker and curl (for rustup), python3-venv
-# (.ci/run works in a venv), and a real Mosquitto broker for the MQTT tests.
+# Debian packages the tests need: a real Mosquitto broker for the MQTT tests.
 system-deps:
-	@if command -v apt-get >/dev/null 2>&1; then \
-	  missing=""; \
-	  for p in build-essential curl ca-certificates python3-venv; do \
-	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
-	  done; \
-	  [ -z "$$missing" ] || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing ); \
-	fi
 	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || \
 	  ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto )
 	@# The Debian package starts a system broker on 1883; the tests start their own.

@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help system-deps build dev test pytest cargo-test lint fmt bench bench-quick demo clean
+.PHONY: help system-deps build dev test pytest cargo-test lint fmt bench bench-quick arm arm-wheel demo clean
 
 help:
 	@echo "make build       build the extension (release) and install isthmus editable"
@@ -12,6 +12,8 @@ help:
 	@echo "make lint        rustfmt, clippy -D warnings, ruff, mypy --strict, stubtest"
 	@echo "make bench       benchmarks against their baselines (slow, precise)"
 	@echo "make bench-quick the same, a few rounds each (what CI runs)"
+	@echo "make arm         cross-build the aarch64 wheel, run the core tests on it under qemu"
+	@echo "make arm-wheel   only cross-build the aarch64 wheel (into target/wheels-arm/)"
 	@echo "make demo        install and run the demo"
 
 # Debian packages the tests need: a real Mosquitto broker for the MQTT tests.
@@ -57,6 +59,13 @@ bench-quick:
 	$(PYTHON) -m pytest benches --benchmark-only -p no:cacheprovider \
 	  --benchmark-min-rounds=3 --benchmark-max-time=0.25 --benchmark-warmup=off \
 	  --benchmark-columns=median,ops,rounds -q
+
+# ARM gateways: Debian's Rust toolchain cross-builds, qemu user-mode emulation tests.
+arm:
+	PYTHON=$(PYTHON) bash .ci/arm.sh
+
+arm-wheel:
+	PYTHON=$(PYTHON) bash .ci/arm.sh wheel
 
 demo:
 	$(PIP) install -q .

@@ -37,7 +37,12 @@ apt_get() {
 HOST_PKGS=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu qemu-user-static)
 APT_UPDATED=0
 apt_update_once() {
-  if [ "$APT_UPDATED" = 0 ]; then apt_get update; APT_UPDATED=1; fi
+  # A mirror caught mid-sync fails one index but leaves the others usable: carry on, and let
+  # the install itself say whether something is really missing.
+  if [ "$APT_UPDATED" = 0 ]; then
+    apt_get update || echo "arm: apt-get update reported errors; trying with the lists it has"
+    APT_UPDATED=1
+  fi
 }
 install_packages() {
   local missing=() p
@@ -51,13 +56,24 @@ install_packages() {
   apt_get install -y --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
+
 phase "Debian packages"
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   $SUDO dpkg --add-architecture arm64
-  APT_UPDATED=0
   apt_update_once
 fi
-install_packages "${HOST_PKGS[@]}"
+if ! install_packages "${HOST_PKGS[@]}"; then
+  # The host compiler and the target's std must be the very same Debian version. When the
+  # arm64 security index lagged behind (a mirror mid-sync), rustc-web's candidate is newer than
+  # the arm64 std's: pin all three to the version the arm64 side has (1.85 or later both work,
+  # the workspace's rust-version is 1.85).
+  v=$(candidate libstd-rust-web-dev:arm64)
+  [ -n "$v" ] && [ "$v" != "(none)" ] || die "Debian offers no libstd-rust-web-dev:arm64"
+  echo "arm: retrying with the Rust toolchain pinned to $v"
+  apt_get install -y --no-install-recommends "rustc-web=$v" "cargo-web=$v" \
+    "libstd-rust-web-dev:arm64=$v" gcc-aarch64-linux-gnu qemu-user-static >/dev/null
+fi
 /usr/bin/rustc --version
 
 # --- 2. Cross build with Debian's cargo/rustc ----------------------------------------------
@@ -94,6 +110,16 @@ WHEEL=$(ls "$WHEELS/$TARGET"/isthmus-*-abi3-*aarch64.whl 2>/dev/null | head -n1)
 echo "arm: built $WHEEL"
 [ "$MODE" = wheel ] && { phase "done"; exit 0; }
 
+# Byte-compile natively into the emulated interpreter's pycache prefix: CPython 3.11.x keeps
+# one bytecode format (magic number) across patch releases, so the emulated 3.11 loads these
+# instead of compiling the standard library, numpy and pytest under qemu on a fresh machine.
+# Best effort: a file the host cannot compile is simply compiled later by the guest.
+PYCACHE=$(realpath -m "$CACHE/pycache")
+precompile() {
+  PYTHONPYCACHEPREFIX=$PYCACHE $PY -m compileall -q -j 2 "$(realpath "$1")" >/dev/null 2>&1 \
+    || true
+}
+
 # --- 3. An aarch64 CPython 3.11 from Debian's arm64 packages, unpacked, not installed ------
 phase "aarch64 CPython from Debian packages"
 SYSROOT=$CACHE/sysroot-arm64
@@ -116,6 +142,7 @@ if [ "$(cat "$SYSROOT/.stamp" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$SYSROOT"
   mkdir -p "$SYSROOT"
   for deb in "$DEBS"/*.deb; do dpkg-deb -x "$deb" "$SYSROOT"; done
+  precompile "$SYSROOT/usr/lib/python3.11"
   echo "$stamp" >"$SYSROOT/.stamp"
 fi
 # A host-side launcher: qemu with the sysroot, argv[0] set to the launcher itself so that
@@ -150,6 +177,7 @@ if [ "$(cat "$SITE/.stamp" 2>/dev/null)" != "$req_stamp" ]; then
     $PY -m zipfile -e "$whl" "$SITE"
   done < <(sed -e 's/#.*//' -e '/^ *$/d' .ci/arm-requirements.txt \
              | awk -F'==' '{n=$1; gsub(/-/, "_", n); print n"-"$2}')
+  precompile "$SITE"
   echo "$req_stamp" >"$SITE/.stamp"
 fi
 PKG=$CACHE/isthmus-aarch64
@@ -157,11 +185,11 @@ rm -rf "$PKG"
 $PY -m zipfile -e "$WHEEL" "$PKG"
 
 # Environment of every emulated run: our wheel first, then the test dependencies. Bytecode
-# goes to the cache, not into the source tree.
+# is written (compiling pytest or numpy under emulation on every run costs a minute), but
+# into the cache rather than into the source tree.
 guest() {
   PYTHONPATH="$(realpath "$PKG"):$(realpath "$SITE"):$(realpath .ci)" \
-    PYTHONPYCACHEPREFIX="$(realpath "$CACHE")/pycache" \
-    "$GUEST_PY" "$@"
+    PYTHONPYCACHEPREFIX="$PYCACHE" PYTHONDONTWRITEBYTECODE= "$GUEST_PY" "$@"
 }
 
 phase "emulated interpreter check"

@@ -45,7 +45,7 @@ lint:
 	$(PYTHON) -m ruff check python tests benches
 	$(PYTHON) -m ruff format --check python tests benches
 	$(PYTHON) -m mypy
-	$(PYTHON) -m mypy.stubtest isthmus._core --ignore-missing-stub --allowlist .stubtest-allowlist
+	$(PYTHON) -m mypy.stubtest isthmus._core --allowlist .stubtest-allowlist
 
 fmt:
 	cargo fmt --all

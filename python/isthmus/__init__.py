@@ -23,12 +23,13 @@ __version__: str = _core.__version__
 # --- register decoding (isthmus._core, decode) ---
 
 # --- sample rings (isthmus._core, ring) ---
+from isthmus._core import RingRead, RingReader, SampleRing
 
 # --- spectral features (isthmus._core, spectrum) ---
 
 # --- diagnostics (isthmus._core, diagnostics) ---
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "ConfigError",
     "DecodeError",
     "DiagnosticsError",
@@ -39,6 +40,9 @@ __all__ = [
     "__version__",
     # --- decode exports ---
     # --- ring exports ---
+    "RingRead",
+    "RingReader",
+    "SampleRing",
     # --- spectrum exports ---
     # --- diagnostics exports ---
 ]

@@ -3,8 +3,9 @@
     python .ci/arm_reference.py --out ref-x86_64.json        # compute, print a JSON summary
     python .ci/arm_reference.py --compare A.json B.json      # agree within rtol 1e-5?
 
-The computation decodes a fixed block of Modbus registers (every dtype and word order that
-exists) and analyses a known vibration signal (two tones plus seeded noise). It feature-detects
+The computation decodes a fixed block of Modbus registers (every dtype and word order), analyses
+a known vibration signal (two tones plus seeded noise), pushes it through a sample ring and runs
+the envelope analysis on a synthetic outer-race bearing fault. It feature-detects
 the isthmus API, so it runs on whatever areas have landed, but the comparison fails when
 neither file holds any number, when the two hold different quantities, or when any quantity
 differs by more than the tolerance. Integer results must agree exactly.
@@ -161,10 +162,38 @@ def probe_ring() -> Numbers | None:
     return out
 
 
+def bearing_fault_signal(sample_rate: float, n: int, fault_hz: float) -> np.ndarray:
+    """Acceleration in g of an outer-race fault: a 3 kHz resonance rung at ``fault_hz``."""
+    t = np.arange(n, dtype=np.float64) / sample_rate
+    since_impact = np.mod(t, 1.0 / fault_hz)
+    ringing = np.exp(-since_impact * 900.0) * np.sin(2 * np.pi * 3000.0 * since_impact)
+    shaft = 0.3 * np.sin(2 * np.pi * 29.95 * t)
+    noise = 0.05 * np.random.default_rng(6205).standard_normal(n)
+    return ringing + shaft + noise
+
+
+def probe_diagnostics() -> Numbers | None:
+    out: Numbers = {}
+    bearing_frequencies = getattr(isthmus, "bearing_frequencies", None)
+    if bearing_frequencies is not None:
+        harvest("diag.orders", bearing_frequencies(9, 7.94, 39.04, 0.0), out)
+    analyzer_cls = getattr(isthmus, "EnvelopeAnalyzer", None)
+    if analyzer_cls is not None and bearing_frequencies is not None:
+        sample_rate, rpm = 12_000.0, 1797.0
+        bpfo_hz = bearing_frequencies(9, 7.94, 39.04, 0.0)["bpfo"] * rpm / 60.0
+        signal = bearing_fault_signal(sample_rate, 48_000, bpfo_hz)
+        analyzer = analyzer_cls(sample_rate, rpm, orders=bearing_frequencies(9, 7.94, 39.04))
+        harvest("diag.envelope.features", analyzer.feed(signal), out)
+        harvest("diag.envelope.spectrum", analyzer.envelope_spectrum(), out)
+        harvest("diag.envelope.diagnosis", analyzer.diagnose(), out)
+    return out or None
+
+
 PROBES: dict[str, Callable[[], Numbers | None]] = {
     "decode": probe_decode,
     "spectrum": probe_spectrum,
     "ring": probe_ring,
+    "diagnostics": probe_diagnostics,
 }
 
 

@@ -134,7 +134,13 @@ def probe_spectrum() -> Numbers | None:
     signal = vibration_signal(sample_rate, 4 * 4096)
     analyzer_cls = getattr(isthmus, "SpectrumAnalyzer", None)
     if analyzer_cls is not None:
-        analyzer = analyzer_cls(sample_rate, frame=4096, hop=2048, window="hann")
+        analyzer = analyzer_cls(
+            sample_rate,
+            frame=4096,
+            hop=2048,
+            window="hann",
+            bands=[(10.0, 1000.0), (1000.0, 5000.0)],
+        )
         harvest("spectrum.features", analyzer.feed(signal), out)
         harvest("spectrum.amplitude", analyzer.spectrum(), out)
         harvest("spectrum.psd", analyzer.psd(), out)

@@ -5,7 +5,7 @@ adjustments keep the run to a few minutes without changing what any test asserts
 
 * hypothesis's per-example deadline (200 ms by default) and its too-slow health checks are
   turned off: under emulation they would report slowness, not wrong results;
-* every property test runs at most ``ARM_MAX_EXAMPLES`` (default 25) examples. The native run
+* every property test runs at most ``ARM_MAX_EXAMPLES`` (default 10) examples. The native run
   (``make test``) explores the full count; the emulated run is there to catch what differs
   on ARM (float code paths, NEON kernels, alignment, word size), which shows on any input.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-MAX_EXAMPLES = int(os.environ.get("ARM_MAX_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("ARM_MAX_EXAMPLES", "10"))
 
 
 def _emulation_settings(parent: Any) -> Any:

@@ -252,6 +252,15 @@ fi
 PKG=$CACHE/isthmus-$ARCH
 rm -rf "$PKG"
 $PY -m zipfile -e "$WHEEL" "$PKG"
+if [ "$ARCH" = aarch64 ]; then
+  # The NEON FFT kernels must be in the extension once it uses rustfft at all (maturin does
+  # not strip symbols; with a stripped build there is nothing to count and nothing to check).
+  so=$(ls "$PKG"/isthmus/_core*.so)
+  fft_symbols=$("$GNU-nm" "$so" 2>/dev/null | grep -c 'rustfft' || true)
+  neon_symbols=$("$GNU-nm" "$so" 2>/dev/null | grep -c 'rustfft\.\.neon' || true)
+  echo "arm: rustfft functions in the extension: $fft_symbols, of them NEON: $neon_symbols"
+  [ "$fft_symbols" = 0 ] || [ "$neon_symbols" -gt 0 ] || die "no NEON FFT kernel was compiled in"
+fi
 
 # Environment of every emulated run: our wheel first, then the test dependencies. Bytecode
 # is written (compiling pytest or numpy under emulation on every run costs a minute), but

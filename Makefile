@@ -38,7 +38,7 @@ pytest:
 	$(PYTHON) -m pytest
 
 cargo-test:
-	cargo test --workspace
+	cargo test -p isthmus-core
 
 lint:
 	cargo fmt --all -- --check

@@ -76,11 +76,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     if not rows and not _REPORTS:
         return
     tr = terminalreporter
-    tr.section("isthmus vs baselines (same run; speed-up = baseline time / isthmus time)")
+    tr.section("isthmus vs baselines, same run (>=: speed-up; <=: isthmus time / baseline time)")
     for r in rows:
+        if r["target"].startswith("<="):
+            measured = f"time {1.0 / r['speedup']:>6.2f}x of it"
+        else:
+            measured = f"{r['speedup']:>9.2f}x faster"
         tr.write_line(
-            f"{r['group']:<28} {r['isthmus']:<44} vs {r['baseline']:<40} "
-            f"{r['speedup']:>9.2f}x  target {r['target'] or '-':<6} {r['status']}"
+            f"{r['group']:<36} {r['isthmus']:<32} vs {r['baseline']:<32} "
+            f"{measured:>18}  target {r['target'] or '-':<6} {r['status']}"
         )
     for name, value, note in _REPORTS:
         tr.write_line(f"{name:<60} {value:>20}  {note}")

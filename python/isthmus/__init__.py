@@ -21,13 +21,30 @@ from isthmus.errors import (
 __version__: str = _core.__version__
 
 # --- register decoding (isthmus._core, decode) ---
+from isthmus._core import DecodePlan, Tag, decode_array, encode_array
+
+# isort: split
 
 # --- sample rings (isthmus._core, ring) ---
 from isthmus._core import RingRead, RingReader, SampleRing
 
 # --- spectral features (isthmus._core, spectrum) ---
+# isort: split
+from isthmus._core import FeatureFrames, SpectrumAnalyzer, velocity_rms
 
 # --- diagnostics (isthmus._core, diagnostics) ---
+# isort: split
+from isthmus._core import (
+    Alert,
+    Decimator,
+    EnvelopeAnalyzer,
+    RuleEngine,
+    bearing,
+    bearing_catalogue,
+    bearing_frequencies,
+    iso20816_boundaries,
+    iso20816_zone,
+)
 
 __all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "ConfigError",
@@ -39,10 +56,26 @@ __all__ = [  # noqa: RUF022 (grouped by area, sorted within each group)
     "TagError",
     "__version__",
     # --- decode exports ---
+    "DecodePlan",
+    "Tag",
+    "decode_array",
+    "encode_array",
     # --- ring exports ---
     "RingRead",
     "RingReader",
     "SampleRing",
     # --- spectrum exports ---
+    "FeatureFrames",
+    "SpectrumAnalyzer",
+    "velocity_rms",
     # --- diagnostics exports ---
+    "Alert",
+    "Decimator",
+    "EnvelopeAnalyzer",
+    "RuleEngine",
+    "bearing",
+    "bearing_catalogue",
+    "bearing_frequencies",
+    "iso20816_boundaries",
+    "iso20816_zone",
 ]

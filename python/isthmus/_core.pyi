@@ -1,5 +1,8 @@
 """Type stubs for the native core ``isthmus._core`` (hand-written; checked by mypy.stubtest)."""
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, final
+
 import numpy as np
 import numpy.typing as npt
 
@@ -7,11 +10,164 @@ __version__: str
 
 # ===== decode: Modbus register decoding =====
 
+_Registers = Sequence[int] | npt.NDArray[np.integer] | bytes | bytearray | memoryview
+_Value = int | float | str | bool
+
+@final
+class Tag:
+    """One named value at a Modbus register address; validated on construction.
+
+    ``dtype`` is one of ``bit``, ``int8``, ``uint8``, ``int16``, ``uint16``,
+    ``int32``, ``uint32``, ``int64``, ``uint64``, ``float16``, ``float32``,
+    ``float64``, ``string``, ``bcd16``, ``bcd32``.
+
+    ``order`` (``ABCD`` default, ``CDAB``, ``BADC``, ``DCBA``) is two independent
+    switches applied alike to 32- and 64-bit values and strings: CD-first
+    reverses the register order, BA-first swaps the two bytes in every
+    register. Single-register types see only the byte swap; ``bit`` and
+    ``byte`` refer to the register after it.
+
+    - ``bit``: bit index 0..15 (0 = least significant) of a ``bit`` tag.
+    - ``length``: registers of a ``string`` tag (two bytes each, UTF-8; trailing
+      NUL and spaces trimmed on decode, invalid UTF-8 replaced by U+FFFD).
+    - ``byte``: ``"high"`` (bits 15..8, the default) or ``"low"`` (bits 7..0),
+      the byte an ``int8``/``uint8`` tag reads.
+    - ``scale``, ``offset``: the value is ``raw * scale + offset``. With
+      ``scale == 1`` and ``offset == 0`` integer and BCD tags decode to ``int``;
+      any other scaling gives ``float``. ``bit`` and ``string`` cannot be scaled.
+    - ``unit``: engineering unit, metadata only.
+
+    Raises :class:`isthmus.TagError` (naming the tag) for an unknown dtype,
+    order or byte, a bit index outside 0..15, a string without length, an
+    option that does not apply to the dtype, a zero or non-finite scale, or an
+    address outside 0..65535 (or a value running past 65535).
+    """
+
+    def __new__(
+        cls,
+        name: str,
+        address: int,
+        dtype: str,
+        order: str = "ABCD",
+        scale: float = 1.0,
+        offset: float = 0.0,
+        bit: int | None = None,
+        length: int | None = None,
+        unit: str | None = None,
+        byte: Literal["high", "low"] | None = None,
+    ) -> Tag: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> int:
+        """Register address (0..65535) of the first register."""
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def order(self) -> str: ...
+    @property
+    def scale(self) -> float: ...
+    @property
+    def offset(self) -> float: ...
+    @property
+    def bit(self) -> int | None:
+        """Bit index of a ``bit`` tag, else None."""
+    @property
+    def length(self) -> int | None:
+        """Register count of a ``string`` tag, else None."""
+    @property
+    def unit(self) -> str | None: ...
+    @property
+    def byte(self) -> Literal["high", "low"] | None:
+        """The byte an ``int8``/``uint8`` tag reads, else None."""
+    @property
+    def width(self) -> int:
+        """Registers the tag occupies."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class DecodePlan:
+    """A validated list of tags over one register block, decoded in one call.
+
+    Construction checks the tags as a set: duplicate names raise
+    :class:`isthmus.TagError` naming the tag. An empty plan spans no registers.
+    """
+
+    def __new__(cls, tags: Iterable[Tag]) -> DecodePlan: ...
+    @property
+    def start(self) -> int:
+        """Address of the first register any tag reads."""
+    @property
+    def count(self) -> int:
+        """Registers from ``start`` to the end of the last tag (the read to issue)."""
+    @property
+    def tags(self) -> list[Tag]: ...
+    def __len__(self) -> int: ...
+    def decode(self, registers: _Registers, base: int | None = None) -> dict[str, _Value]:
+        """Decodes one register block into ``{tag name: value}`` in plan order.
+
+        ``registers`` is a list/tuple of ints, an ``array.array``, a 1-D numpy
+        integer array (any integer dtype; uint16 is used without copying) or a
+        bytes-like object (``bytes``, ``bytearray``, ``memoryview``) in wire
+        order (big-endian per register, even length). ``base`` is the address of
+        ``registers[0]`` (default ``start``).
+
+        Raises :class:`isthmus.DecodeError` when the block is too short (naming
+        the first tag that does not fit and the registers it needs), a register
+        is outside 0..65535 or not an int, or a BCD nibble is not a digit. NaN
+        and infinity decode as such.
+        """
+    def decode_many(
+        self, frames: npt.ArrayLike, base: int | None = None
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Decodes a 2-D block, one poll per row (frames x registers), into columns.
+
+        Each column has one entry per frame and the dtype's native numpy type
+        (``bit`` -> bool, ``bcd16`` -> uint16, ``bcd32`` -> uint32, ``float16`` ->
+        float16); scaled tags give float64; ``string`` tags give an object array
+        of ``str``. The GIL is released while decoding.
+        """
+    def encode(self, values: Mapping[str, _Value]) -> npt.NDArray[np.uint16]:
+        """The inverse of :meth:`decode`: ``count`` registers from ``start``.
+
+        Scaled tags store ``round((value - offset) / scale)``. Bits and bytes
+        sharing a register are merged; registers no tag covers are 0. A missing
+        value, an unknown name, or a value the dtype cannot hold raises
+        :class:`isthmus.DecodeError` naming the tag.
+        """
+
+def decode_array(
+    registers: _Registers,
+    dtype: str,
+    order: str = "ABCD",
+    scale: float = 1.0,
+    offset: float = 0.0,
+) -> npt.NDArray[Any]:
+    """Decodes a block of consecutive same-typed values (e.g. a waveform block).
+
+    Unscaled (``scale == 1`` and ``offset == 0``) the result has the dtype's
+    native numpy type (``bcd16`` -> uint16, ``bcd32`` -> uint32); scaled it is
+    float64 ``raw * scale + offset``. ``int8``/``uint8`` yield two values per
+    register in wire order. ``bit`` and ``string`` have no array form. Input as
+    for :meth:`DecodePlan.decode`; the GIL is released while decoding.
+
+    Raises :class:`isthmus.TagError` for an unknown dtype or order and
+    :class:`isthmus.DecodeError` for a block that is not a whole number of
+    values, bad registers or bad BCD.
+    """
+
+def encode_array(values: npt.ArrayLike, dtype: str, order: str = "ABCD") -> npt.NDArray[np.uint16]:
+    """Encodes a 1-D array of numbers as consecutive registers (inverse of :func:`decode_array`).
+
+    Integer dtypes need whole numbers in range; finite values that overflow
+    float16/float32 are errors, NaN and infinity pass through. Raises
+    :class:`isthmus.DecodeError` naming the index of a value that cannot be encoded.
+    """
+
 # ===== end decode =====
 
 # ===== ring: multi-channel sample rings =====
-
-from typing import final
 
 @final
 class SampleRing:
@@ -153,8 +309,431 @@ class RingRead:
 
 # ===== spectrum: streaming spectral features =====
 
+# (`final` is imported in the ring section above.)
+
+@final
+class FeatureFrames:
+    """Features of the frames completed by one :meth:`SpectrumAnalyzer.feed` call.
+
+    Columnar numpy arrays, one row per frame (``n_frames = len(frames)``, possibly 0).
+    Per-channel features are ``(n_frames, channels)`` float64 arrays; a frame with a NaN or
+    infinite sample in a channel has ``valid`` False there and NaN features. Statistics
+    other than ``mean`` are of the detrended frame. Amplitudes are in the signal's units
+    (e.g. g), frequencies in Hz.
+    """
+
+    def __len__(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def start_index(self) -> npt.NDArray[np.int64]:
+        """Stream index of each frame's first sample, (n_frames,)."""
+    @property
+    def start_time(self) -> npt.NDArray[np.float64]:
+        """Time of each frame's first sample, ``t0 + start_index / sample_rate`` (s),
+        (n_frames,)."""
+    @property
+    def valid(self) -> npt.NDArray[np.bool_]:
+        """False where the channel's frame held a NaN or infinity, (n_frames, channels)."""
+    @property
+    def mean(self) -> npt.NDArray[np.float64]:
+        """Mean of the raw samples, (n_frames, channels)."""
+    @property
+    def rms(self) -> npt.NDArray[np.float64]:
+        """RMS after detrending (includes DC when ``detrend="none"``), (n_frames, channels)."""
+    @property
+    def peak(self) -> npt.NDArray[np.float64]:
+        """Largest absolute detrended sample, (n_frames, channels)."""
+    @property
+    def peak_to_peak(self) -> npt.NDArray[np.float64]:
+        """Max minus min of the detrended frame, (n_frames, channels)."""
+    @property
+    def crest_factor(self) -> npt.NDArray[np.float64]:
+        """``peak / rms`` (NaN for a silent frame), (n_frames, channels)."""
+    @property
+    def std(self) -> npt.NDArray[np.float64]:
+        """Population standard deviation (ddof=0), (n_frames, channels)."""
+    @property
+    def skewness(self) -> npt.NDArray[np.float64]:
+        """Skewness as ``scipy.stats.skew`` (biased), (n_frames, channels)."""
+    @property
+    def kurtosis(self) -> npt.NDArray[np.float64]:
+        """Pearson kurtosis (3 for a normal signal), (n_frames, channels)."""
+    @property
+    def band_rms(self) -> npt.NDArray[np.float64]:
+        """RMS in each configured band from the windowed spectrum, energy-corrected
+        (Parseval), (n_frames, channels, n_bands)."""
+    @property
+    def peak_freqs(self) -> npt.NDArray[np.float64]:
+        """Top spectral peaks (Hz), largest first, interpolated between bins with the
+        window's exact response; NaN when fewer local maxima exist, (n_frames, channels, peaks)."""
+    @property
+    def peak_amps(self) -> npt.NDArray[np.float64]:
+        """Amplitude (0-peak) of the sine each peak stands for, (n_frames, channels, peaks)."""
+    @property
+    def dominant_freq(self) -> npt.NDArray[np.float64]:
+        """Frequency of the largest peak (Hz), (n_frames, channels)."""
+    @property
+    def centroid(self) -> npt.NDArray[np.float64]:
+        """Power-weighted mean frequency of the one-sided spectrum (Hz), (n_frames, channels)."""
+    @property
+    def velocity_rms_mm_s(self) -> npt.NDArray[np.float64] | None:
+        """Velocity RMS (mm/s) over ``velocity_band``, the input taken as acceleration in
+        ``accel_units``; None unless the analyzer has a velocity band, (n_frames, channels)."""
+
+@final
+class SpectrumAnalyzer:
+    """Streaming spectral features of a multi-channel signal sampled at ``sample_rate`` Hz.
+
+    Samples are framed (``frame`` samples, a new frame every ``hop``), detrended
+    (``"mean"``/``"constant"``, the default also spelled None, ``"linear"`` or
+    ``"none"``/False, as scipy), windowed
+    (periodic ``"hann"``, ``"hamming"``, ``"blackman"``, ``"flattop"`` or ``"rectangular"``)
+    and transformed once per frame. Results do not depend on how the stream is chunked.
+    ``bands`` are ``(lo_hz, hi_hz)`` pairs within 0..Nyquist; bin k belongs to a band when
+    ``lo <= f_k < hi`` (the Nyquist bin when ``hi`` is Nyquist). ``hop`` defaults to
+    ``frame // 2``. ``velocity_band`` adds a per-frame velocity RMS column (mm/s) for
+    acceleration input in ``accel_units`` (``"g"`` or ``"m/s2"``). ``t0`` is the Unix time of
+    sample 0. Bad parameters raise :class:`isthmus.SignalError`.
+    """
+
+    def __new__(
+        cls,
+        sample_rate: float,
+        frame: int = 4096,
+        hop: int | None = None,
+        window: str = "hann",
+        channels: int = 1,
+        bands: list[tuple[float, float]] | tuple[tuple[float, float], ...] | None = None,
+        peaks: int = 5,
+        average: int = 1,
+        detrend: str | bool | None = None,
+        velocity_band: tuple[float, float] | None = None,
+        accel_units: str = "g",
+        t0: float = 0.0,
+    ) -> SpectrumAnalyzer: ...
+    def feed(self, samples: npt.ArrayLike) -> FeatureFrames:
+        """Feed ``(n,)`` (one channel) or ``(channels, n)`` samples of any int or float dtype;
+        return the features of the frames this block completes (possibly none). The GIL is
+        released while frames are analysed. A wrong shape raises :class:`isthmus.SignalError`."""
+    def spectrum(self) -> npt.NDArray[np.float64]:
+        """Latest valid one-sided amplitude spectrum, (channels, bins): a sine of amplitude A
+        on a bin reads A. NaN rows for channels without a valid frame yet."""
+    def psd(self, scaling: str = "density") -> npt.NDArray[np.float64]:
+        """Welch average of the last ``average`` valid frames, (channels, bins), as
+        ``scipy.signal.welch``: ``"density"`` in units^2/Hz or ``"spectrum"`` in units^2.
+        Raises :class:`isthmus.SignalError` before the first frame."""
+    def frequencies(self) -> npt.NDArray[np.float64]:
+        """Frequency of each bin (Hz), (bins,)."""
+    def reset(self) -> None:
+        """Forget buffered samples, spectra and counters (the configuration stays)."""
+    @property
+    def sample_rate(self) -> float: ...
+    @property
+    def frame(self) -> int: ...
+    @property
+    def hop(self) -> int: ...
+    @property
+    def window(self) -> str: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def bands(self) -> list[tuple[float, float]]: ...
+    @property
+    def peaks(self) -> int: ...
+    @property
+    def average(self) -> int: ...
+    @property
+    def detrend(self) -> str: ...
+    @property
+    def velocity_band(self) -> tuple[float, float] | None: ...
+    @property
+    def accel_units(self) -> str: ...
+    @property
+    def bins(self) -> int:
+        """One-sided bins per spectrum, ``frame // 2 + 1``."""
+    @property
+    def frames(self) -> int:
+        """Frames completed so far (each covers every channel)."""
+    @property
+    def invalid_frames(self) -> int:
+        """Channel frames marked invalid (NaN or infinity) so far, summed over channels."""
+    @property
+    def invalid_frames_by_channel(self) -> list[int]:
+        """Invalid frames per channel."""
+    @property
+    def samples(self) -> int:
+        """Samples fed so far per channel."""
+    @property
+    def coherent_gain(self) -> float:
+        """Window coherent gain ``sum(w) / frame`` (0.5 for hann)."""
+    @property
+    def enbw_hz(self) -> float:
+        """Equivalent noise bandwidth of one bin (Hz)."""
+
+def velocity_rms(
+    accel: npt.ArrayLike,
+    sample_rate: float,
+    band: tuple[float, float] = ...,
+    units: str = "g",
+) -> float:
+    """Velocity RMS (mm/s) of a 1-D acceleration record (``units`` ``"g"`` or ``"m/s2"``) over
+    ``band`` (Hz, default ``(10.0, 1000.0)``), by integration in the frequency domain (each
+    component divided by 2*pi*f): the broadband severity measure of ISO 20816. Raises
+    :class:`isthmus.SignalError` for NaN/inf samples, a band outside (0, Nyquist] or one
+    without a bin."""
+
 # ===== end spectrum =====
 
 # ===== diagnostics: bearing, envelope, ISO 20816, rules =====
+
+from typing import Self  # noqa: E402 (this area's section keeps its imports)
+
+def bearing_frequencies(
+    balls: int, ball_diameter: float, pitch_diameter: float, contact_angle_deg: float = 0.0
+) -> dict[str, float]:
+    """Bearing fault frequencies as multiples of shaft speed (orders).
+
+    Diameters in any one unit. Returns ``{"bpfo", "bpfi", "bsf", "ftf"}``: ball pass
+    frequency outer / inner race, ball spin frequency, fundamental train (cage) frequency.
+    Raises DiagnosticsError on impossible geometry.
+    """
+
+def bearing(name: str) -> dict[str, object]:
+    """A catalogue bearing by name or alias (case and punctuation ignored), e.g. ``"6205"``.
+
+    Keys: name, aliases, balls, ball_diameter_mm, pitch_diameter_mm, contact_angle_deg,
+    source (where the geometry comes from), orders (as :func:`bearing_frequencies`).
+    """
+
+def bearing_catalogue() -> dict[str, dict[str, object]]:
+    """Every catalogue bearing, keyed by name (entries as :func:`bearing`)."""
+
+def iso20816_zone(velocity_rms_mm_s: float, group: int = 2, foundation: str = "rigid") -> str:
+    """ISO 20816-3 evaluation zone ``"A"``..``"D"`` of a velocity RMS (mm/s, 10-1000 Hz).
+
+    ``group`` 1 (large machines) or 2 (medium); ``foundation`` ``"rigid"`` or ``"flexible"``.
+    A value on a boundary belongs to the worse zone.
+    """
+
+def iso20816_boundaries(group: int = 2, foundation: str = "rigid") -> tuple[float, float, float]:
+    """Zone boundaries A/B, B/C, C/D in mm/s RMS."""
+
+@final
+class Decimator:
+    """Streaming anti-aliased decimator: Kaiser-window FIR low-pass (80 dB stop band from the
+    output Nyquist frequency, pass band to 80 % of it), then every ``factor``-th sample.
+
+    Output does not depend on how the input is chunked.
+    """
+
+    def __new__(cls, factor: int) -> Self: ...
+    def process(self, samples_in: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Feed samples, shape (n,); returns the output samples they complete."""
+    @property
+    def factor(self) -> int: ...
+    @property
+    def delay(self) -> int:
+        """Group delay of the filter in input samples."""
+    @property
+    def taps(self) -> npt.NDArray[np.float64]: ...
+
+@final
+class EnvelopeAnalyzer:
+    """Streaming squared-envelope spectrum with bearing fault scores, one channel in g.
+
+    Frames of ``frame`` samples (0 = automatic: the +/-``tolerance`` search window at the lowest
+    fault frequency spans three bins), hop ``frame // 2``. The demodulation band is ``band``
+    (Hz) or, when None, the band of highest spectral kurtosis among those wide enough for three
+    harmonics of the highest fault frequency, re-chosen every ``reselect_every`` frames when a
+    band beats the current one by ``hysteresis`` (relative SK). Band-pass and Hilbert transform
+    are done in the frequency domain; the squared-envelope spectrum is averaged over frames
+    (mean of the first ``average``, exponential after).
+
+    Each fault series (outer race: BPFO; inner race: BPFI with shaft sidebands; ball: BSF or
+    2 x BSF with FTF sidebands) scores the mean over its first three harmonics of peak (within
+    +/-``tolerance`` for slip) over the median of the surrounding bins, in dB. A fault is
+    declared when a series has ``min_harmonics`` harmonics above ``harmonic_threshold_db`` and
+    either reaches ``fault_threshold_db`` in an impulsive band (squared-envelope kurtosis excess
+    at least ``min_band_kurtosis``: impacts, not stationary noise) or reaches
+    ``strong_fault_db`` on its own.
+
+    ``bearing`` is a catalogue name; or give ``orders={"bpfo", "bpfi", "bsf", "ftf"}``.
+    ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it.
+    """
+
+    def __new__(
+        cls,
+        sample_rate: float,
+        rpm: float,
+        bearing: str | None = None,
+        *,
+        orders: dict[str, float] | None = None,
+        band: tuple[float, float] | None = None,
+        frame: int = 0,
+        average: int = 32,
+        reselect_every: int = 4,
+        hysteresis: float = 0.25,
+        harmonics: int = 5,
+        tolerance: float = 0.02,
+        harmonic_threshold_db: float = 6.0,
+        fault_threshold_db: float = 10.0,
+        min_harmonics: int = 2,
+        min_band_kurtosis: float = 0.5,
+        strong_fault_db: float = 20.0,
+    ) -> Self: ...
+    def feed(
+        self, samples_in: npt.NDArray[np.float64], rpm: float | None = None
+    ) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64] | npt.NDArray[np.int8]]:
+        """Feed samples (g), shape (n), any chunk size. Returns one array per feature with one
+        entry per frame completed by this chunk: ``start_index`` (int64), ``fault`` (int8:
+        0 none, 1 outer race, 2 inner race, 3 ball), ``score_db``, ``frequency_hz``,
+        ``band_lo_hz``, ``band_hi_hz``, ``band_kurtosis``, ``shaft_hz``,
+        ``<series>_score_db|_harmonics|_hz|_sidebands`` for series outer_race, inner_race,
+        ball, and ``peak<k>_hz|_db`` (k = 1..5) of the envelope spectrum."""
+    def diagnose(self) -> dict[str, object]:
+        """The diagnosis from the current average: fault ("outer_race", "inner_race", "ball"
+        or "none"), score_db, frequency_hz, harmonics, band_hz, band_kurtosis, frames,
+        shaft_hz, series (per fault: expected_hz, frequency_hz, score_db, harmonics,
+        sidebands, harmonic_db) and peaks [(Hz, dB over median)]."""
+    def envelope_spectrum(
+        self,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(frequency in Hz, squared-envelope amplitude in g^2) of the current average."""
+    @property
+    def sample_rate(self) -> float: ...
+    @property
+    def frame(self) -> int: ...
+    @property
+    def hop(self) -> int: ...
+    @property
+    def band(self) -> tuple[float, float] | None:
+        """The current demodulation band (Hz)."""
+    @property
+    def band_changes(self) -> int: ...
+    @property
+    def frames_averaged(self) -> int: ...
+    @property
+    def orders(self) -> dict[str, float]: ...
+
+@final
+class Alert:
+    """One alert event. ``state`` is ``"raised"`` or ``"cleared"``; ``id`` is stable for an
+    alert from raise to clear (hash of asset, rule and onset time); times in seconds."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def asset(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def first_time(self) -> float: ...
+    @property
+    def last_time(self) -> float: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def evidence(self) -> dict[str, object]:
+        """feature, and per rule kind: fault, frequency_hz, score_db, harmonics, peaks
+        (bearing); z_score, baseline_mean, baseline_std (baseline); zone (ISO zone)."""
+    def to_dict(self) -> dict[str, object]: ...
+
+@final
+class RuleEngine:
+    """Rules over per-frame feature columns; ``evaluate`` returns alert events.
+
+    Persistence: a transition needs ``*_frames`` consecutive frames and ``*_seconds`` since the
+    first of them. Hysteresis: separate raise and clear levels. A steady condition raises once
+    and clears once.
+    """
+
+    def __new__(cls, asset: str) -> Self: ...
+    @property
+    def asset(self) -> str: ...
+    @property
+    def rules(self) -> list[str]: ...
+    def add_threshold(
+        self,
+        name: str,
+        feature: str,
+        raise_level: float,
+        clear_level: float | None = None,
+        *,
+        above: bool = True,
+        severity: str = "warning",
+        raise_frames: int = 1,
+        raise_seconds: float = 0.0,
+        clear_frames: int = 1,
+        clear_seconds: float = 0.0,
+    ) -> None:
+        """Raise when ``feature`` >= raise_level (<= when not ``above``), clear when it is back
+        beyond ``clear_level`` (default: raise_level)."""
+    def add_baseline(
+        self,
+        name: str,
+        feature: str,
+        *,
+        learn_frames: int = 30,
+        learn_seconds: float = 0.0,
+        z_raise: float = 4.0,
+        z_clear: float = 2.0,
+        severity: str = "warning",
+        raise_frames: int = 3,
+        raise_seconds: float = 0.0,
+        clear_frames: int = 3,
+        clear_seconds: float = 0.0,
+    ) -> None:
+        """Learn mean and spread over the learning period, then raise on |z| >= z_raise and
+        clear on |z| < z_clear."""
+    def add_zone_change(
+        self,
+        name: str,
+        feature: str = "iso_zone",
+        *,
+        raise_zone: str = "C",
+        severity: str = "warning",
+        raise_frames: int = 1,
+        raise_seconds: float = 0.0,
+        clear_frames: int = 1,
+        clear_seconds: float = 0.0,
+    ) -> None:
+        """``feature`` holds the zone as 0..3 (A..D). Raise at ``raise_zone`` or worse; a move to
+        a worse zone re-raises the same alert (severity "critical" in zone D)."""
+    def add_bearing(
+        self,
+        name: str,
+        *,
+        k_db: float = 10.0,
+        clear_db: float | None = None,
+        min_harmonics: int = 2,
+        faults: list[str] = ...,
+        gate_feature: str | None = ...,
+        gate_min: float = 1.0,
+        severity: str = "warning",
+        raise_frames: int = 2,
+        raise_seconds: float = 0.0,
+        clear_frames: int = 2,
+        clear_seconds: float = 0.0,
+    ) -> None:
+        """Raise when a fault series (columns ``<fault>_score_db``, ``<fault>_harmonics``,
+        ``<fault>_hz`` as :meth:`EnvelopeAnalyzer.feed` gives) scores >= k_db with at least
+        ``min_harmonics``; clear below ``clear_db`` (default k_db - 3). The alert is raised only
+        on frames whose ``gate_feature`` reaches ``gate_min`` (default: the analyzer's own
+        ``fault`` verdict); clearing follows the scores."""
+    def evaluate(
+        self, times: npt.NDArray[np.float64], features: dict[str, npt.NDArray[Any]]
+    ) -> list[Alert]:
+        """Evaluate frames at ``times`` (s, increasing across calls) with numeric feature
+        columns of the same length (e.g. the dict :meth:`EnvelopeAnalyzer.feed` returns);
+        returns the raised/cleared events in order."""
+    def active(self) -> list[Alert]:
+        """The alerts currently raised."""
 
 # ===== end diagnostics =====

@@ -15,7 +15,12 @@ from collections.abc import Sequence
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     # --- analyze (diagnostics) ---
+    "analyze": ("isthmus.analyze", "diagnose a vibration recording (bearing faults, ISO 20816)"),
     # --- simulate (protocols) ---
+    "simulate": (
+        "isthmus.simulator.command",
+        "Serve simulated pumps of several vendors over Modbus TCP and OPC UA",
+    ),
     # --- run / check / demo (gateway) ---
 }
 

@@ -1,0 +1,159 @@
+"""SpectrumAnalyzer speed, each figure beside its baseline from the same run.
+
+Reference configuration (issue 3): one channel at 25.6 kHz, frame 4096, hop 2048, hann,
+8 bands, 5 peaks, fed in chunks of 256 samples (float32, as a ring hands them out).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import isthmus
+
+sys.path.insert(0, str(Path(__file__).parent))
+from spectrum_numpy_baseline import NumpySpectrum
+
+FS = 25_600.0
+FRAME, HOP, CHUNK, PEAKS = 4096, 2048, 256, 5
+BANDS = [(i * 1000.0, (i + 1) * 1000.0) for i in range(8)]
+SECONDS = 2.0  # of signal per benchmark round: keeps quick mode quick
+
+
+def _signal(n: int, channels: int = 1, seed: int = 11) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / FS
+    x = 0.5 * np.sin(2 * np.pi * 1234.5 * t) + 0.1 * rng.standard_normal((channels, n))
+    return x.astype(np.float32)
+
+
+def _analyzer(channels: int = 1) -> isthmus.SpectrumAnalyzer:
+    return isthmus.SpectrumAnalyzer(
+        FS, frame=FRAME, hop=HOP, window="hann", channels=channels, bands=BANDS, peaks=PEAKS
+    )
+
+
+STREAM = _signal(int(FS * SECONDS))[0]
+CHUNKS = [STREAM[i : i + CHUNK] for i in range(0, len(STREAM), CHUNK)]
+
+
+def test_baseline_computes_the_same_features() -> None:
+    """The numpy baseline must do the same work, or the ratio means nothing."""
+    ours = _analyzer().feed(STREAM)
+    base = NumpySpectrum(FS, FRAME, HOP, BANDS, PEAKS)
+    rows = np.array([r for c in CHUNKS for r in base.feed(c)])
+    assert len(rows) == len(ours)
+    np.testing.assert_allclose(rows[:, 1], ours.rms[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(rows[:, 7], ours.kurtosis[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(rows[:, 9:17], ours.band_rms[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(rows[:, 17], ours.peak_freqs[:, 0, 0], atol=0.1)
+
+
+def test_stream_isthmus(benchmark: Any, report: Any) -> None:
+    benchmark.group = "spectrum: stream, chunks of 256"
+    benchmark.extra_info["role"] = "isthmus"
+    benchmark.extra_info["target"] = ">=10"
+
+    analyzer = _analyzer()  # sustained: one analyzer, the stream fed again every round
+
+    def run() -> int:
+        return sum(len(analyzer.feed(chunk)) for chunk in CHUNKS)
+
+    assert benchmark(run) in (len(STREAM) // HOP, 1 + (len(STREAM) - FRAME) // HOP)
+    rate = len(STREAM) / benchmark.stats.stats.median
+    report("spectrum: sustained samples/s (1 ch, reference config)", f"{rate:,.0f}", "one core")
+
+
+def test_stream_numpy_baseline(benchmark: Any) -> None:
+    benchmark.group = "spectrum: stream, chunks of 256"
+    benchmark.extra_info["role"] = "baseline"
+
+    base = NumpySpectrum(FS, FRAME, HOP, BANDS, PEAKS)
+
+    def run() -> int:
+        return sum(len(base.feed(chunk)) for chunk in CHUNKS)
+
+    assert benchmark(run) in (len(STREAM) // HOP, 1 + (len(STREAM) - FRAME) // HOP)
+
+
+# Whole-frame feature cost against the FFT floor: M frames per call on both sides, so the
+# per-call overhead is shared out and the per-frame work is what is compared.
+M = 32
+FRAMES_BLOCK = _signal(FRAME + (M - 1) * HOP, seed=3)[0]
+
+
+def test_frame_features_isthmus(benchmark: Any, report: Any) -> None:
+    benchmark.group = "spectrum: per-frame features vs FFTW"
+    benchmark.extra_info["role"] = "isthmus"
+    benchmark.extra_info["target"] = "<=2"
+    analyzer = _analyzer()
+    analyzer.feed(FRAMES_BLOCK[: FRAME - HOP])
+    block = FRAMES_BLOCK[FRAME - HOP :]  # M hops: exactly M frames per call from now on
+    assert len(benchmark(analyzer.feed, block)) == M
+    per_frame = benchmark.stats.stats.median / M * 1e6
+    report("spectrum: all features of one 4096 frame (float64 inside)", f"{per_frame:.1f} us")
+
+
+def test_frame_fftw_floor(benchmark: Any, report: Any) -> None:
+    pyfftw = pytest.importorskip("pyfftw", reason="pyfftw is the bench-only FFT floor")
+    benchmark.group = "spectrum: per-frame features vs FFTW"
+    benchmark.extra_info["role"] = "baseline"
+    frames = pyfftw.empty_aligned((M, FRAME), dtype="float32")
+    frames[:] = np.lib.stride_tricks.sliding_window_view(FRAMES_BLOCK, FRAME)[::HOP]
+    plan = pyfftw.builders.rfft(frames, axis=1, threads=1, planner_effort="FFTW_MEASURE")
+    benchmark(plan)
+    per_frame = benchmark.stats.stats.median / M * 1e6
+    report("spectrum: one planned FFTW rfft of 4096 float32", f"{per_frame:.1f} us")
+
+
+# Per-sample cost of small chunks against large ones, the same 65,536 samples.
+SAMPLES = _signal(65_536, seed=5)[0]
+
+
+def _chunked_feeder(size: int) -> Any:
+    """A warm analyzer fed the same 65,536 samples per call: 32 frames each time."""
+    analyzer = _analyzer()
+    analyzer.feed(SAMPLES[: FRAME - HOP])
+    chunks = [SAMPLES[i : i + size] for i in range(0, len(SAMPLES), size)]
+
+    def run() -> int:
+        return sum(len(analyzer.feed(c)) for c in chunks)
+
+    return run
+
+
+def test_chunks_of_64(benchmark: Any) -> None:
+    benchmark.group = "spectrum: chunks of 64 vs 65,536"
+    benchmark.extra_info["role"] = "isthmus"
+    benchmark.extra_info["target"] = "<=2"
+    assert benchmark(_chunked_feeder(64)) == 65_536 // HOP
+
+
+def test_chunks_of_65536(benchmark: Any) -> None:
+    benchmark.group = "spectrum: chunks of 64 vs 65,536"
+    benchmark.extra_info["role"] = "baseline"
+    assert benchmark(_chunked_feeder(65_536)) == 65_536 // HOP
+
+
+# 16 channels at 25.6 kHz in chunks of 256: what share of one core does real time need?
+CHANNELS16 = _signal(int(FS), channels=16, seed=7)
+
+
+def test_sixteen_channels_cpu_share(benchmark: Any, report: Any) -> None:
+    benchmark.group = "spectrum: 16 channels, 1 s of signal"
+    benchmark.extra_info["role"] = "isthmus"
+    blocks = [CHANNELS16[:, i : i + CHUNK] for i in range(0, CHANNELS16.shape[1], CHUNK)]
+    analyzer = _analyzer(channels=16)
+    analyzer.feed(CHANNELS16[:, : FRAME - HOP])  # warm: every second yields its 12.5 frames
+
+    def run() -> int:
+        return sum(len(analyzer.feed(b)) for b in blocks)
+
+    assert benchmark(run) in (12, 13)
+    seconds_of_signal = CHANNELS16.shape[1] / FS
+    share = benchmark.stats.stats.median / seconds_of_signal
+    report("spectrum: 16 ch x 25.6 kHz, share of one core", f"{share:.2%}", "target < 2 %")

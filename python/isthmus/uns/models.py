@@ -1,0 +1,284 @@
+"""Asset data products and the message envelope of the Unified Namespace.
+
+Every payload is an :class:`Envelope`: a unique ``message_id`` (26-character ULID: time
+ordered, 80 random bits, so consumers can drop duplicates of at-least-once delivery), a
+UTC ``timestamp``, a ``quality`` and the ``schema`` id (``urn:isthmus:uns:<Model>:v<N>``)
+around the model. Field units are declared on the fields themselves (``x-unit`` in the
+JSON Schema) and read back by :func:`field_units`, which the unit mapping checks against.
+
+Versioning: each model has ``SCHEMA_VERSION``; a change of its JSON Schema must bump it
+(``tests/test_uns_models.py`` pins a fingerprint per version). The schema published on
+``.../_schema`` is :func:`json_schema` of the model.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+import msgspec
+
+__all__ = [
+    "JSON_SCHEMA_DIALECT",
+    "MODELS",
+    "ActiveAlerts",
+    "Alert",
+    "AssetModel",
+    "Envelope",
+    "GatewayStatus",
+    "Motor",
+    "Pump",
+    "Quality",
+    "RotatingAsset",
+    "SpectralPeak",
+    "VibrationFeatures",
+    "field_units",
+    "json_schema",
+    "new_message_id",
+    "schema_id",
+    "wrap",
+]
+
+Quality = Literal["good", "uncertain", "bad"]
+
+#: ``schema`` of the envelope around a JSON Schema published on ``.../_schema``.
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+Zone = Literal["A", "B", "C", "D"]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_message_id(now_ms: int | None = None) -> str:
+    """A ULID: 48-bit Unix milliseconds + 80 random bits, Crockford base32 (26 chars).
+
+    Sortable by creation time to the millisecond; unique without coordination.
+    """
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def _measured(
+    unit: str, description: str, ge: float | None = None, le: float | None = None
+) -> msgspec.Meta:
+    return msgspec.Meta(
+        ge=ge,
+        le=le,
+        description=description,
+        extra_json_schema={"x-unit": unit},
+        extra={"unit": unit},
+    )
+
+
+Rpm = Annotated[float, _measured("rpm", "Shaft speed", ge=0)]
+TempC = Annotated[float, _measured("degC", "Temperature", ge=-273.15)]
+Bar = Annotated[float, _measured("bar", "Gauge pressure")]
+VelocityMmS = Annotated[
+    float, _measured("mm/s", "Vibration velocity RMS (ISO 20816 broadband)", ge=0)
+]
+AccelMs2 = Annotated[float, _measured("m/s^2", "Vibration acceleration RMS", ge=0)]
+Amps = Annotated[float, _measured("A", "Phase current RMS", ge=0)]
+KiloWatts = Annotated[float, _measured("kW", "Active power")]
+Health = Annotated[float, _measured("1", "Health index: 1 healthy, 0 failed", ge=0.0, le=1.0)]
+ZoneField = Annotated[
+    Zone, msgspec.Meta(description="ISO 20816 evaluation zone of the vibration velocity")
+]
+Diagnosis = Annotated[
+    str,
+    msgspec.Meta(
+        description="Bearing diagnosis from the envelope analysis "
+        "(e.g. normal, outer_race, inner_race, rolling_element, cage)"
+    ),
+]
+
+
+class AssetModel(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """Base of asset data products: every field is optional (None = not measured)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+
+class Pump(AssetModel, kw_only=True):
+    """Centrifugal pump data product."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    speed_rpm: Rpm | None = None
+    bearing_temperature_c: TempC | None = None
+    discharge_pressure_bar: Bar | None = None
+    vibration_velocity_rms_mm_s: VelocityMmS | None = None
+    iso20816_zone: ZoneField | None = None
+    bearing_diagnosis: Diagnosis | None = None
+    health: Health | None = None
+
+
+class Motor(AssetModel, kw_only=True):
+    """Electric motor data product."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    speed_rpm: Rpm | None = None
+    winding_temperature_c: TempC | None = None
+    bearing_temperature_c: TempC | None = None
+    current_a: Amps | None = None
+    power_kw: KiloWatts | None = None
+    vibration_velocity_rms_mm_s: VelocityMmS | None = None
+    iso20816_zone: ZoneField | None = None
+    bearing_diagnosis: Diagnosis | None = None
+    health: Health | None = None
+
+
+class RotatingAsset(AssetModel, kw_only=True):
+    """Any rotating machine (fan, gearbox, compressor) without a dedicated model."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    speed_rpm: Rpm | None = None
+    bearing_temperature_c: TempC | None = None
+    vibration_velocity_rms_mm_s: VelocityMmS | None = None
+    vibration_acceleration_rms_m_s2: AccelMs2 | None = None
+    iso20816_zone: ZoneField | None = None
+    bearing_diagnosis: Diagnosis | None = None
+    health: Health | None = None
+
+
+#: Model name (as written in the gateway configuration) -> Struct.
+MODELS: dict[str, type[AssetModel]] = {
+    "Pump": Pump,
+    "Motor": Motor,
+    "RotatingAsset": RotatingAsset,
+}
+
+
+class SpectralPeak(msgspec.Struct, kw_only=True):
+    frequency_hz: float
+    amplitude: float
+
+
+class VibrationFeatures(msgspec.Struct, kw_only=True):
+    """Periodic vibration features of one channel (published on ``.../vibration``)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    channel: str
+    sample_rate_hz: float
+    window_s: float
+    velocity_rms_mm_s: VelocityMmS | None = None
+    acceleration_rms_m_s2: AccelMs2 | None = None
+    crest_factor: float | None = None
+    kurtosis: float | None = None
+    #: Band name -> RMS in the channel's unit.
+    bands: dict[str, float] = {}
+    peaks: list[SpectralPeak] = []
+    #: Fault name (bpfo, bpfi, bsf, ftf, ...) -> score.
+    fault_scores: dict[str, float] = {}
+
+
+class Alert(msgspec.Struct, kw_only=True):
+    """One raise or clear of an alert condition (published on ``.../alerts``)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    #: Stable id of the condition (raise and clear share it), e.g. ``vibration.zone_c``.
+    alert_id: str
+    state: Literal["raised", "cleared"]
+    severity: Literal["info", "warning", "alarm", "critical"]
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+    unit: str | None = None
+    raised_at: datetime | None = None
+
+
+class ActiveAlerts(msgspec.Struct, kw_only=True):
+    """Alerts active now (retained on ``.../alerts/active``; empty once all cleared)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    alerts: list[Alert] = []
+
+
+class GatewayStatus(msgspec.Struct, kw_only=True):
+    """The gateway's retained status: online with counters, or offline (the will)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    state: Literal["online", "offline"]
+    gateway_id: str
+    version: str = ""
+    since: datetime | None = None
+    counters: dict[str, int] = {}
+
+
+T = TypeVar("T")
+
+
+class Envelope(msgspec.Struct, Generic[T], kw_only=True):
+    """What every UNS message carries around its payload."""
+
+    message_id: str
+    timestamp: datetime
+    quality: Quality
+    #: ``urn:isthmus:uns:<Model>:v<N>``.
+    schema: str
+    payload: T
+
+
+def schema_id(model: type[Any]) -> str:
+    """``urn:isthmus:uns:<Model>:v<SCHEMA_VERSION>``."""
+    version = getattr(model, "SCHEMA_VERSION", 1)
+    return f"urn:isthmus:uns:{model.__name__}:v{version}"
+
+
+def wrap(
+    payload: T,
+    *,
+    quality: Quality = "good",
+    timestamp: datetime | None = None,
+    message_id: str | None = None,
+) -> Envelope[T]:
+    """Put ``payload`` in an :class:`Envelope` with a fresh id and the current UTC time."""
+    return Envelope(
+        message_id=message_id or new_message_id(),
+        timestamp=timestamp or datetime.now(UTC),
+        quality=quality,
+        schema=schema_id(type(payload)),
+        payload=payload,
+    )
+
+
+def json_schema(model: type[Any]) -> dict[str, Any]:
+    """JSON Schema of ``Envelope[model]`` (msgspec-generated) with ``$id`` and version."""
+    schema = msgspec.json.schema(Envelope[model])  # type: ignore[valid-type]
+    schema["$schema"] = JSON_SCHEMA_DIALECT
+    schema["$id"] = schema_id(model)
+    schema["x-schema-version"] = getattr(model, "SCHEMA_VERSION", 1)
+    return schema
+
+
+def field_units(model: type[msgspec.Struct]) -> dict[str, str | None]:
+    """Field name -> declared unit (``None`` for unitless fields such as the zone)."""
+    info = msgspec.inspect.type_info(model)
+    assert isinstance(info, msgspec.inspect.StructType)
+    units: dict[str, str | None] = {}
+    for field in info.fields:
+        units[field.name] = _unit_of(field.type)
+    return units
+
+
+def _unit_of(t: msgspec.inspect.Type) -> str | None:
+    if isinstance(t, msgspec.inspect.Metadata):
+        unit = (t.extra or {}).get("unit")
+        return unit if isinstance(unit, str) else _unit_of(t.type)
+    if isinstance(t, msgspec.inspect.UnionType):
+        for member in t.types:
+            unit = _unit_of(member)
+            if unit is not None:
+                return unit
+    return None

@@ -1,1 +1,0 @@
-//! diagnostics (to be written).

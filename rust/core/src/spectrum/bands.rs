@@ -1,0 +1,184 @@
+//! Frequency bands as ranges of one-sided FFT bins.
+
+use std::ops::Range;
+
+use super::{Result, SpectrumError};
+
+/// Bins `k` of an `n`-point FFT at `sample_rate` whose frequency `k fs / n` lies in
+/// `[lo, hi)`; the Nyquist bin is included when `hi` reaches Nyquist, so that adjacent
+/// bands `(a, b), (b, c)` share no bin and `(0, fs/2)` holds them all. `min_lo` is the lowest
+/// allowed `lo` (0 for band power; above 0 where 1/f weights are applied). `what` names the
+/// band in errors (e.g. `"bands[2]"`).
+pub fn band_bins(
+    what: &str,
+    (lo, hi): (f64, f64),
+    sample_rate: f64,
+    n: usize,
+    min_lo: f64,
+) -> Result<Range<usize>> {
+    let nyquist = sample_rate / 2.0;
+    let tolerance = 1e-9 * nyquist;
+    let valid = lo.is_finite()
+        && hi.is_finite()
+        && lo >= min_lo
+        && lo < hi
+        && hi <= nyquist + tolerance
+        && (min_lo == 0.0 || lo > 0.0);
+    if !valid {
+        return Err(SpectrumError::BandOutOfRange {
+            what: what.to_string(),
+            lo,
+            hi,
+            min: min_lo,
+            nyquist,
+        });
+    }
+    let bins = n / 2 + 1;
+    let resolution = sample_rate / n as f64;
+    // Bin k is in the band when lo <= k * df < hi (with a little slack for rounding).
+    let first = ((lo / resolution) - 1e-9).ceil().max(0.0) as usize;
+    let end = if hi >= nyquist - tolerance {
+        bins
+    } else {
+        (((hi / resolution) - 1e-9).ceil().max(0.0) as usize).min(bins)
+    };
+    if first >= end {
+        return Err(SpectrumError::EmptyBand {
+            what: what.to_string(),
+            lo,
+            hi,
+            resolution,
+        });
+    }
+    Ok(first..end)
+}
+
+/// `sum_{k in range} c_k power[k]`, the one-sided sum of a power spectrum `|X|^2` of an
+/// `n`-point FFT: `c_k = 2` except for DC and, for even `n`, Nyquist, which occur once.
+#[inline]
+pub fn one_sided_power_sum(power: &[f64], range: Range<usize>, n: usize) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let slice = &power[range.clone()];
+    let chunks = slice.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..4 {
+            acc[l] += c[l];
+        }
+    }
+    let mut total = 2.0 * ((acc[0] + acc[2]) + (acc[1] + acc[3]) + tail);
+    if range.start == 0 {
+        total -= power[0];
+    }
+    if n % 2 == 0 && range.end == n / 2 + 1 && range.start <= n / 2 {
+        total -= power[n / 2];
+    }
+    total
+}
+
+/// One-sided totals of a power spectrum, gathered while it is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PowerSums {
+    /// `sum_k c_k |X_k|^2` over all bins.
+    pub total: f64,
+    /// `sum_k c_k k |X_k|^2` (for the centroid, in bins).
+    pub moment: f64,
+}
+
+impl PowerSums {
+    /// Power-weighted mean frequency in Hz (NaN when there is no power).
+    pub fn centroid(&self, resolution: f64) -> f64 {
+        if self.total > 0.0 {
+            self.moment / self.total * resolution
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+super::simd::multiversion!(
+    /// Writes `|X_k|^2` of an `n`-point one-sided spectrum into `power` and returns its
+    /// one-sided totals, in one pass.
+    pub fn power_spectrum(
+        spectrum: &[num_complex::Complex64],
+        power: &mut [f64],
+        n: usize,
+    ) -> PowerSums => power_spectrum_impl
+);
+
+#[inline(always)]
+fn power_spectrum_impl(
+    spectrum: &[num_complex::Complex64],
+    power: &mut [f64],
+    n: usize,
+) -> PowerSums {
+    assert_eq!(spectrum.len(), power.len());
+    let mut total = [0.0f64; 4];
+    let mut moment = [0.0f64; 4];
+    let mut k = [0.0, 1.0, 2.0, 3.0];
+    let body = power.len() - power.len() % 4;
+    for (sc, pc) in spectrum[..body]
+        .chunks_exact(4)
+        .zip(power[..body].chunks_exact_mut(4))
+    {
+        for l in 0..4 {
+            let p = sc[l].re * sc[l].re + sc[l].im * sc[l].im;
+            pc[l] = p;
+            total[l] += p;
+            moment[l] += k[l] * p;
+            k[l] += 4.0;
+        }
+    }
+    let mut total_tail = 0.0;
+    let mut moment_tail = 0.0;
+    for i in body..power.len() {
+        let p = spectrum[i].re * spectrum[i].re + spectrum[i].im * spectrum[i].im;
+        power[i] = p;
+        total_tail += p;
+        moment_tail += i as f64 * p;
+    }
+    // Every bin counts twice in a one-sided spectrum but DC and (even n) Nyquist.
+    let mut sums = PowerSums {
+        total: 2.0 * ((total[0] + total[2]) + (total[1] + total[3]) + total_tail) - power[0],
+        moment: 2.0 * ((moment[0] + moment[2]) + (moment[1] + moment[3]) + moment_tail),
+    };
+    if n % 2 == 0 && n / 2 < power.len() {
+        sums.total -= power[n / 2];
+        sums.moment -= (n / 2) as f64 * power[n / 2];
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adjacent_bands_share_no_bin_and_cover_the_spectrum() {
+        let fs = 25_600.0;
+        let n = 4096; // 6.25 Hz bins
+        let a = band_bins("a", (0.0, 100.0), fs, n, 0.0).unwrap();
+        let b = band_bins("b", (100.0, 12_800.0), fs, n, 0.0).unwrap();
+        assert_eq!(a, 0..16);
+        assert_eq!(b, 16..2049);
+    }
+
+    #[test]
+    fn bad_bands_are_errors() {
+        let fs = 1000.0;
+        assert!(band_bins("x", (10.0, 600.0), fs, 100, 0.0).is_err());
+        assert!(band_bins("x", (-1.0, 100.0), fs, 100, 0.0).is_err());
+        assert!(band_bins("x", (200.0, 100.0), fs, 100, 0.0).is_err());
+        assert!(band_bins("x", (0.0, 100.0), fs, 100, 1e-300).is_err());
+        let empty = band_bins("bands[0]", (11.0, 12.0), fs, 100, 0.0).unwrap_err();
+        assert!(empty.to_string().contains("bands[0]"), "{empty}");
+    }
+
+    #[test]
+    fn one_sided_sum_counts_dc_and_nyquist_once() {
+        let p = [1.0, 1.0, 1.0, 1.0, 1.0];
+        assert_eq!(one_sided_power_sum(&p, 0..5, 8), 8.0);
+        assert_eq!(one_sided_power_sum(&p, 1..4, 8), 6.0);
+        assert_eq!(one_sided_power_sum(&p, 0..5, 9), 9.0);
+    }
+}

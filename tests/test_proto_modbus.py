@@ -1,0 +1,379 @@
+"""Modbus TCP sessions against the simulator's real pymodbus servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from isthmus.simulator import PumpConfig, Simulator
+from isthmus.simulator.vendors import Point
+from isthmus.sources.config import ModbusDevice, PollGroup, TagSpec
+from isthmus.sources.modbus import ModbusSession, ModbusSources, plan_device
+from isthmus.sources.values import Quality, TagValue
+from proto_support import drain_and_check_ramp, free_port, ramp_index, wait_for
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture
+async def plant() -> AsyncIterator[Simulator]:
+    """An acme and a bravo pump, process values frozen (the test ticks them)."""
+    sim = Simulator(
+        [
+            PumpConfig("P-101", "acme", 1797.0, free_port()),
+            PumpConfig("P-102", "bravo", 2950.0, free_port()),
+        ],
+        tick_interval=0,
+        waveform_test_pattern=True,
+    )
+    async with sim:
+        yield sim
+
+
+def device(sim: Simulator, pump: str, **kw: object) -> ModbusDevice:
+    server = sim.modbus[pump]
+    args: dict[str, object] = {"name": pump, "host": "127.0.0.1", "port": server.port}
+    args.update(kw)
+    return ModbusDevice(**args)  # type: ignore[arg-type]
+
+
+class Collector:
+    """Latest value per tag, and every value seen."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, TagValue] = {}
+        self.history: dict[str, list[TagValue]] = defaultdict(list)
+
+    def __call__(self, values: list[TagValue]) -> None:
+        for v in values:
+            self.latest[v.tag] = v
+            self.history[v.tag].append(v)
+
+    def good(self, names: list[str]) -> bool:
+        return all(n in self.latest and self.latest[n].good for n in names)
+
+
+def assert_matches_truth(point: Point, got: TagValue, truth: object) -> None:
+    expected = point.value(truth)  # type: ignore[arg-type]
+    assert got.quality is Quality.GOOD, (point.name, got.reason)
+    if isinstance(expected, bool) or point.dtype == "bit":
+        assert got.value == expected, point.name
+    elif point.dtype.startswith("float"):
+        assert got.value == pytest.approx(expected, rel=1e-6), point.name
+    else:  # fixed point: within half a count
+        assert abs(got.value - expected) <= point.scale / 2 + 1e-9, (
+            point.name,
+            got.value,
+            expected,
+        )  # type: ignore[operator]
+    assert got.unit == point.unit
+
+
+@pytest.mark.parametrize("pump", ["P-101", "P-102"])
+async def test_decoded_values_equal_simulator_truth(plant: Simulator, pump: str) -> None:
+    vmap = plant.maps[pump]
+    names = [p.name for p in vmap.points]
+    for step in range(2):  # two different process states
+        if step:
+            plant.pumps[pump].tick(time.time() + 137.0)
+        values = Collector()
+        async with ModbusSession(device(plant, pump, poll_groups=[vmap.poll_group(0.1)]), values):
+            version = plant.truth(pump).version
+            assert await wait_for(lambda v=values: v.good(names), 10)
+        truth = plant.truth(pump)
+        assert truth.version == version
+        for point in vmap.points:
+            assert_matches_truth(point, values.latest[point.name], truth)
+
+
+async def test_coalescing_issues_the_planned_requests_counted_at_the_server(
+    plant: Simulator,
+) -> None:
+    vmap = plant.maps["P-101"]
+    dev = device(plant, "P-101", poll_groups=[vmap.poll_group(interval=3600)], max_gap=8)
+    plan = plan_device(dev)
+    reads = [(r.register, r.start, r.count) for r in plan.groups[0].requests]
+    # 10 holding tags in 0..21 coalesce into one read; firmware at 40 is too far
+    assert reads == [("coil", 0, 1), ("discrete", 0, 2), ("holding", 0, 22), ("holding", 40, 1)]
+    server = plant.modbus["P-101"]
+    values = Collector()
+    async with ModbusSession(dev, values) as values_session:
+        assert await wait_for(lambda: values.good([p.name for p in vmap.points]), 10)
+        await asyncio.sleep(0.2)  # nothing else may arrive: the next round is an hour away
+    assert sum(server.requests.values()) == len(reads) == 4
+    assert sorted(server.log) == sorted(reads)
+    stats = values_session.stats.snapshot()
+    assert stats["requests"] == 4 and stats["errors"] == 0 and stats["timeouts"] == 0
+    assert (
+        stats["latency_p50_ms"] is not None and stats["latency_p99_ms"] >= stats["latency_p50_ms"]
+    )
+    assert stats["last_good_read"] is not None and stats["last_good_read"] <= time.time()
+    assert len(vmap.points) == 14  # one read per tag would have been 14 requests
+
+
+async def test_wider_gap_setting_merges_more(plant: Simulator) -> None:
+    tags = [
+        p.tag() for p in plant.maps["P-101"].points if p.register == "holding" and p.address < 25
+    ]
+    tight = plan_device(
+        device(plant, "P-101", poll_groups=[PollGroup(name="g", interval=1, tags=tags)], max_gap=0)
+    )
+    loose = plan_device(
+        device(plant, "P-101", poll_groups=[PollGroup(name="g", interval=1, tags=tags)], max_gap=8)
+    )
+    assert [(r.start, r.count) for r in tight.groups[0].requests] == [(0, 5), (10, 3), (20, 2)]
+    assert [(r.start, r.count) for r in loose.groups[0].requests] == [(0, 22)]
+
+
+async def test_rejected_tag_is_isolated_and_the_others_keep_flowing(plant: Simulator) -> None:
+    acme = {p.name: p for p in plant.maps["P-101"].points}
+    tags = [
+        acme["speed"].tag(),
+        acme["temperature"].tag(),
+        acme["run_hours"].tag(),
+        acme["firmware"].tag(),
+    ]
+    tags.append(TagSpec(name="bogus", address=30, dtype="uint16"))  # unmapped: illegal data address
+    dev = device(
+        plant, "P-101", poll_groups=[PollGroup(name="g", interval=0.2, tags=tags)], max_gap=20
+    )
+    session = ModbusSession(dev, values := Collector())
+    assert [(r.start, r.count) for r in session.plan.groups[0].requests] == [(0, 41)]
+    server = plant.modbus["P-101"]
+    async with session:
+        good = ["speed", "temperature", "run_hours", "firmware"]
+        assert await wait_for(lambda: values.good(good) and "bogus" in values.latest, 10)
+        bogus = values.latest["bogus"]
+        assert bogus.quality is Quality.BAD and bogus.value is None
+        assert "illegal data address" in (bogus.reason or "")
+        truth = plant.truth("P-101")
+        for name in good:
+            assert_matches_truth(acme[name], values.latest[name], truth)
+        # the plan now holds the bogus tag alone, marked rejected
+        requests = session.plan.groups[0].requests
+        alone = [r for r in requests if [t.name for t in r.tags] == ["bogus"]]
+        assert len(alone) == 1 and alone[0].rejected
+        before = len(server.log)
+        rounds = len(values.history["speed"])
+        assert await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)
+        new = list(server.log)[before:]
+        assert new, "the healthy tags must have been read again"
+        # later rounds read only the healthy blocks: no more failing requests
+        assert all(not (start <= 30 < start + count) for _, start, count in new)
+        assert session.stats.errors >= 1
+
+
+async def test_dead_device_does_not_slow_the_others(plant: Simulator) -> None:
+    plant.modbus["P-101"].hang = True  # stops answering (TCP still accepts)
+    interval = 0.1
+    dead = device(
+        plant,
+        "P-101",
+        request_timeout=0.3,
+        backoff_initial=0.2,
+        backoff_max=0.5,
+        poll_groups=[plant.maps["P-101"].poll_group(interval)],
+    )
+    alive = device(plant, "P-102", poll_groups=[plant.maps["P-102"].poll_group(interval)])
+    dead_values, alive_values = Collector(), Collector()
+    by_source = {"P-101": dead_values, "P-102": alive_values}
+
+    def route(values: list[TagValue]) -> None:  # one callback for all devices
+        for v in values:
+            by_source[v.source]([v])
+
+    async with ModbusSources([dead, alive], route) as sources:
+        s_dead, s_alive = sources.sessions["P-101"], sources.sessions["P-102"]
+        await asyncio.sleep(0.3)
+        start_rounds = len(alive_values.history["speed"])
+        t0 = time.monotonic()
+        await asyncio.sleep(2.0)
+        elapsed = time.monotonic() - t0
+        rounds = len(alive_values.history["speed"]) - start_rounds
+    assert s_dead.stats.timeouts >= 2
+    assert dead_values.latest["speed"].quality is Quality.BAD
+    reason = dead_values.latest["speed"].reason or ""
+    assert reason == "timeout" or reason.startswith("not connected")
+    # the healthy device kept its pace (generous margin for a loaded CI machine)
+    assert rounds >= 0.5 * elapsed / interval
+    assert all(v.good for v in alive_values.history["speed"])
+    assert s_alive.stats.timeouts == 0
+
+
+async def test_request_rate_limit_is_honoured_at_the_server(plant: Simulator) -> None:
+    tags = [p.tag() for p in plant.maps["P-101"].points]
+    dev = device(
+        plant,
+        "P-101",
+        max_requests_per_second=20.0,
+        max_gap=0,
+        poll_groups=[PollGroup(name="fast", interval=0.01, tags=tags)],
+    )
+    server = plant.modbus["P-101"]
+    async with ModbusSession(dev, Collector()) as session:
+        assert session.plan.request_count >= 6  # would be > 600 requests/s unthrottled
+        await asyncio.sleep(0.5)
+        before, t0 = sum(server.requests.values()), time.monotonic()
+        await asyncio.sleep(1.5)
+        sent, elapsed = sum(server.requests.values()) - before, time.monotonic() - t0
+    assert sent <= 20.0 * elapsed + 2
+    assert sent >= 10  # and it did not stop either
+
+
+async def test_waveform_stream_is_continuous_and_gaps_are_exact(plant: Simulator) -> None:
+    vmap = plant.maps["P-102"]
+    blocks: list[tuple[np.ndarray, int]] = []
+    dev = device(plant, "P-102", max_requests_per_second=5000, waveforms=vmap.waveforms)
+    session = ModbusSession(dev, on_block=lambda ch, s, gap: blocks.append((s.copy(), gap)))
+    reader = session.rings["de_accel"].reader()
+    async with session:
+        assert await wait_for(lambda: len(blocks) > 50, 10)
+        # stall the device for longer than its 64-slot buffer (0.3 s) holds
+        plant.modbus["P-102"].delay = 0.5
+        await asyncio.sleep(0.6)
+        plant.modbus["P-102"].delay = 0.0
+        n = len(blocks)
+        assert await wait_for(lambda: len(blocks) > n + 50, 10)
+    expected_next = None
+    total_gap = 0
+    for samples, gap in blocks:
+        idx = ramp_index(samples)
+        assert np.all(np.diff(idx) % 16384 == 1)  # in order, nothing repeated inside a block
+        if expected_next is not None:
+            assert idx[0] == (expected_next + gap) % 16384  # the gap is exactly what is missing
+        expected_next = (idx[-1] + 1) % 16384
+        total_gap += gap
+    assert total_gap > 0  # the stall lost blocks, and they were reported
+    assert session.stats.gap_samples == total_gap
+    assert session.stats.samples == sum(s.shape[1] for s, _ in blocks)
+    # the ring agrees: every sample at its index, the same gaps
+    read, lost = drain_and_check_ramp(reader)
+    assert (read, lost) == (session.stats.samples, total_gap)
+
+
+def test_no_code_path_writes_to_a_device() -> None:
+    """Read-only toward OT: the sources never call a Modbus write or an OPC UA write/method."""
+    package = Path(__import__("isthmus.sources", fromlist=["x"]).__file__).parent
+    modbus_writes = re.compile(
+        r"\b(write_coils?|write_registers?|readwrite_registers|mask_write_register|"
+        r"write_file_record|WriteSingle\w*|WriteMultiple\w*)\b"
+    )
+    opcua_writes = re.compile(
+        r"\b(write_value|write_attribute|write_params|set_value|call_method)\b|\.call\("
+    )
+    sources = sorted(package.glob("*.py"))
+    assert {p.name for p in sources} >= {"modbus.py", "opcua.py"}
+    for path in sources:
+        text = path.read_text()
+        assert not modbus_writes.findall(text), path
+        assert not opcua_writes.findall(text), path
+    # the checks do find such calls where they exist (the simulator writes its own values)
+    sim_text = (package.parent / "simulator" / "opcua_server.py").read_text()
+    assert opcua_writes.findall(sim_text)
+
+
+async def test_waveform_samples_equal_the_simulated_vibration() -> None:
+    """Real vibration (outer-race fault), not the ramp: each block is the truth within a count."""
+    sim = Simulator([PumpConfig("P-102", "bravo", 2950.0, free_port())], tick_interval=0)
+    sim.inject("P-102", "outer_race", 0.7)
+    block_cfg = sim.maps["P-102"].waveforms[0]
+    blocks: list[np.ndarray] = []
+    async with sim:
+        dev = device(sim, "P-102", max_requests_per_second=5000, waveforms=[block_cfg])
+        async with ModbusSession(dev, on_block=lambda ch, s, gap: blocks.append(s.copy())):
+            assert await wait_for(lambda: len(blocks) >= 20, 10)
+    n = block_cfg.samples
+    pump = sim.pumps["P-102"]
+    # find the block index of the last block received (it is recent), then walk back
+    newest = int(time.time() * block_cfg.sample_rate / n)
+    last = blocks[-1][0]
+    k = next(
+        k
+        for k in range(newest, newest - 2000, -1)
+        if np.max(np.abs(pump.waveform(0, k * n, n) - last)) <= block_cfg.scale
+    )
+    consecutive = 0
+    for i, got in enumerate(reversed(blocks)):
+        expected = pump.waveform(0, (k - i) * n, n)
+        if np.max(np.abs(expected - got[0])) > block_cfg.scale / 2 + 1e-6:
+            break  # an earlier gap: the walk back ends here
+        consecutive += 1
+    assert consecutive >= 10
+    assert np.max(np.abs(np.concatenate([b[0] for b in blocks]))) > 0.5  # the impacts are there
+
+
+async def test_reconnects_back_off_exponentially() -> None:
+    port = free_port()  # nobody listens here
+    dev = ModbusDevice(
+        name="gone",
+        host="127.0.0.1",
+        port=port,
+        backoff_initial=0.1,
+        backoff_max=0.8,
+        connect_timeout=0.5,
+        poll_groups=[PollGroup(name="g", interval=0.1, tags=[TagSpec(name="x", address=0)])],
+    )
+    values = Collector()
+    async with ModbusSession(dev, values) as session:
+        await asyncio.sleep(2.5)
+    # waits of 0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.4-0.8 s: between 4 and 10 attempts in 2.5 s
+    # (without backoff it would be hundreds)
+    assert 4 <= session.stats.reconnects <= 10
+    assert values.latest["x"].quality is Quality.BAD
+    assert "not connected" in (values.latest["x"].reason or "")
+    assert session.stats.requests == 0  # nothing was ever sent
+
+
+async def test_rejected_waveform_does_not_stop_the_polls(
+    plant: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    from isthmus.sources.config import WaveformBlock
+
+    wrong = WaveformBlock(
+        name="vib", channel="x", sample_rate=25600.0, address=101, sequence_address=100, samples=120
+    )  # acme has no waveform buffer
+    vmap = plant.maps["P-101"]
+    dev = device(plant, "P-101", poll_groups=[vmap.poll_group(0.1)], waveforms=[wrong])
+    values = Collector()
+    session = ModbusSession(dev, values)
+    # the default 50 requests/s cannot carry 25.6 kHz in 120-sample blocks: said up front
+    assert "needs 213 requests/s" in caplog.text
+    async with session:
+        assert await wait_for(lambda: "waveform vib" in (session.last_error or ""), 10)
+        rounds = len(values.history["speed"])
+        assert await wait_for(lambda: len(values.history["speed"]) >= rounds + 3, 10)
+    assert "illegal data address" in (session.last_error or "")
+    assert session.stats.reconnects == 0 and session.stats.blocks == 0
+    assert all(v.good for v in values.history["speed"])
+
+
+async def test_a_failing_consumer_does_not_end_the_session(
+    plant: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception out of on_values is logged and the device reconnects; reading goes on."""
+    vmap = plant.maps["P-101"]
+    batches: list[list[TagValue]] = []
+
+    def flaky(values: list[TagValue]) -> None:
+        batches.append(values)
+        if len(batches) == 1:
+            raise RuntimeError("consumer bug")
+
+    dev = device(
+        plant,
+        "P-101",
+        poll_groups=[vmap.poll_group(0.1)],
+        backoff_initial=0.1,
+        backoff_max=0.2,
+    )
+    async with ModbusSession(dev, flaky) as session:
+        assert await wait_for(lambda: sum(v.good for b in batches[1:] for v in b) >= 20, 10)
+    assert session.stats.reconnects >= 1
+    assert "consumer bug" in caplog.text and "session failed" in caplog.text

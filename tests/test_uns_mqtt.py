@@ -1,0 +1,443 @@
+"""UNS publishing against a real Mosquitto: topics, retained state, will, faults, TLS, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import msgspec
+import pytest
+
+from isthmus.errors import ConfigError
+from isthmus.uns.models import (
+    ActiveAlerts,
+    Alert,
+    Envelope,
+    GatewayStatus,
+    Pump,
+    VibrationFeatures,
+    json_schema,
+)
+from isthmus.uns.publisher import Counters, Publisher, backoff_delay
+from isthmus.uns.settings import MqttSettings, OutboxSettings
+from isthmus.uns.topics import AssetPath
+from mqtt_broker import Broker, Collector
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
+
+PATH = AssetPath(enterprise="acme", site="plant1", area="pumps", line="line1", asset="p101")
+STATUS = "acme/plant1/_gateway/gw1/status"
+GATEWAY_PROC = Path(__file__).with_name("uns_gateway_proc.py")
+
+
+def decode(payload: bytes, model: type[Any]) -> Envelope[Any]:
+    return msgspec.json.decode(payload, type=Envelope[model])  # type: ignore[valid-type]
+
+
+async def bounded(step: Awaitable[None], seconds: float = 10.0) -> None:
+    """Every network wait in these tests is bounded."""
+    async with asyncio.timeout(seconds):
+        await step
+
+
+def fast_mqtt(url: str, **kwargs: Any) -> MqttSettings:
+    defaults: dict[str, Any] = {
+        "url": url,
+        "client_id": "gw1",
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "timeout_s": 5.0,
+    }
+    defaults.update(kwargs)
+    return MqttSettings(**defaults)
+
+
+@contextlib.asynccontextmanager
+async def publisher(
+    mqtt: MqttSettings, outbox_path: Path, **kwargs: Any
+) -> AsyncIterator[Publisher]:
+    outbox = OutboxSettings(path=str(outbox_path), **kwargs)
+    async with Publisher(mqtt, outbox, enterprise="acme", site="plant1", gateway_id="gw1") as p:
+        yield p
+
+
+def alert(i: int, state: str = "raised") -> Alert:
+    return Alert(
+        alert_id=f"a{i % 3}",
+        state=state,  # type: ignore[arg-type]
+        severity="alarm",
+        message=f"alert {i}",
+        value=float(i),
+    )
+
+
+def first_seen(ids: list[str]) -> list[str]:
+    """Order of first arrival, duplicates (at-least-once) dropped as a consumer would."""
+    seen: set[str] = set()
+    out = []
+    for i in ids:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def alert_ids(collector: Collector) -> list[str]:
+    return [decode(m.payload, Alert).message_id for m in collector.on(PATH.alerts)]
+
+
+@pytest.mark.parametrize(("protocol", "mosquitto_tag"), [("5", "p5"), ("3.1.1", "p2")])
+async def test_topics_and_payloads_read_back(
+    mqtt_broker: Broker, tmp_path: Path, protocol: str, mosquitto_tag: str
+) -> None:
+    async with (
+        Collector(mqtt_broker.port, "acme/#") as sub,
+        publisher(fast_mqtt(mqtt_broker.url, protocol=protocol), tmp_path / "ob.db") as pub,
+    ):
+        state_id = pub.publish_state(PATH, Pump(speed_rpm=1480.0, iso20816_zone="B"))
+        features = VibrationFeatures(
+            channel="de", sample_rate_hz=12000.0, window_s=1.0, velocity_rms_mm_s=2.5
+        )
+        feat_id = pub.publish_features(PATH, features)
+        alert_id = await pub.publish_alert(PATH, alert(1))
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: len(sub.on(PATH.active_alerts)) == 1))
+
+        state = decode(sub.on(PATH.state)[0].payload, Pump)
+        assert state.message_id == state_id
+        assert state.payload == Pump(speed_rpm=1480.0, iso20816_zone="B")
+        assert state.schema == "urn:isthmus:uns:Pump:v1"
+        assert state.quality == "good"
+        assert decode(sub.on(PATH.vibration)[0].payload, VibrationFeatures).message_id == feat_id
+        alert_msg = sub.on(PATH.alerts)[0]
+        assert alert_msg.qos == 1
+        assert decode(alert_msg.payload, Alert).message_id == alert_id
+        active = decode(sub.on(PATH.active_alerts)[0].payload, ActiveAlerts)
+        assert [a.alert_id for a in active.payload.alerts] == ["a1"]
+        status = decode(sub.on(STATUS)[0].payload, GatewayStatus)
+        assert status.payload.state == "online"
+        assert pub.counters.get("outbox.acked") == 4
+        assert pub.counters.get("mqtt.publish_refused") == 0
+        assert pub.counters.get("outbox.depth") == 0
+    # Mosquitto logs the protocol each client spoke: p5 = MQTT 5, p2 = MQTT 3.1.1.
+    assert f"as gw1 ({mosquitto_tag}," in mqtt_broker.log_text()
+
+
+async def test_retained_state_and_schema_for_late_subscriber(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    async with publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db") as pub:
+        pub.publish_schema(PATH, Pump)
+        pub.publish_state(PATH, Pump(speed_rpm=1000.0))
+        last = pub.publish_state(PATH, Pump(speed_rpm=1490.0, bearing_temperature_c=61.5))
+        await pub.publish_alert(PATH, alert(0, "raised"))
+        await pub.publish_alert(PATH, alert(0, "cleared"))
+        await bounded(pub.wait_drained(), 10)
+
+        expected = {PATH.state, PATH.schema, PATH.active_alerts, STATUS}
+        async with Collector(mqtt_broker.port, "acme/#") as late:
+            await bounded(late.wait_for(lambda: expected <= {m.topic for m in late.messages}))
+            by_topic = {m.topic: m for m in late.messages}
+    assert all(by_topic[t].retain for t in expected)
+    state = decode(by_topic[PATH.state].payload, Pump)
+    assert state.message_id == last and state.payload.speed_rpm == 1490.0
+    schema = decode(by_topic[PATH.schema].payload, dict)
+    assert schema.payload == json_schema(Pump)
+    assert schema.schema == "https://json-schema.org/draft/2020-12/schema"
+    active = decode(by_topic[PATH.active_alerts].payload, ActiveAlerts)
+    assert active.payload.alerts == []  # emptied on clear
+    assert PATH.alerts not in by_topic  # alerts are events, not retained
+
+
+async def test_will_published_when_gateway_is_killed_and_restart_loses_nothing(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "gw.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    async def start(count: int, delay: float, tag: str, *extra: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(GATEWAY_PROC),
+            "--url",
+            mqtt_broker.url,
+            "--outbox",
+            str(outbox),
+            "--count",
+            str(count),
+            "--delay",
+            str(delay),
+            "--tag",
+            tag,
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+
+    async with Collector(mqtt_broker.port, "acme/#") as sub:
+        proc = await start(2000, 0.001, "first")
+        accepted: list[str] = []
+        assert proc.stdout is not None
+        try:
+            async with asyncio.timeout(30):
+                while len(accepted) < 150:
+                    line = (await proc.stdout.readline()).decode().split()
+                    assert line, "gateway process ended early"
+                    if line[0] == "ACCEPTED":
+                        accepted.append(line[1])
+            proc.send_signal(signal.SIGKILL)  # mid-burst, no chance to clean up
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        # The broker publishes the will: the gateway is offline (retained).
+        went_offline = sub.wait_for(
+            lambda: any(
+                decode(m.payload, GatewayStatus).payload.state == "offline" for m in sub.on(STATUS)
+            )
+        )
+        await bounded(went_offline)
+        # Restart on the same outbox: it replays what was accepted and not acknowledged.
+        proc2 = await start(0, 0.0, "second", "--exit-when-drained")
+        try:
+            async with asyncio.timeout(60):
+                out, _ = await proc2.communicate()
+        finally:  # never leave a gateway process behind, even when this step fails
+            if proc2.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc2.kill()
+                await proc2.wait()
+        assert proc2.returncode == 0, out
+        assert b"DRAINED" in out
+        await bounded(sub.wait_for(lambda: set(accepted) <= set(alert_ids(sub))), 20)
+    received = first_seen(alert_ids(sub))
+    # Every accepted alert arrived, in the order it was accepted.
+    assert [i for i in received if i in set(accepted)] == accepted
+    states = [decode(m.payload, GatewayStatus).payload.state for m in sub.on(STATUS)]
+    assert states[0] == "online" and "offline" in states
+    assert states[-1] == "offline"  # the clean exit also says offline
+
+
+async def test_broker_killed_mid_burst_every_alert_arrives_in_order(
+    mqtt_broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    broker = mqtt_broker_factory(persistence=True)
+    # The subscriber's persistent session survives the broker's SIGKILL via the saved
+    # database, so messages replayed before it reconnects are queued for it.
+    async with Collector(broker.port, PATH.alerts, persistent=True) as sub:
+        broker.save()
+        sent: list[str] = []
+        async with publisher(fast_mqtt(broker.url), tmp_path / "ob.db") as pub:
+            for i in range(300):
+                if i == 100:
+                    broker.kill()
+                if i == 200:
+                    await asyncio.to_thread(broker.start)
+                sent.append(await pub.publish_alert(PATH, alert(i)))
+                await asyncio.sleep(0.002)
+            await bounded(pub.wait_drained(), 30)
+            assert pub.counters.get("mqtt.disconnects") >= 1
+            assert pub.counters.get("mqtt.connects") >= 2
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))), 30)
+    assert first_seen(alert_ids(sub)) == sent
+    assert sub.connects >= 2
+
+
+async def test_tls_with_client_certificate(mqtt_tls_broker: Broker, tmp_path: Path) -> None:
+    tls = mqtt_tls_broker.tls
+    assert tls is not None
+    mqtt = fast_mqtt(
+        mqtt_tls_broker.url,
+        ca_file=str(tls.ca),
+        cert_file=str(tls.client_cert),
+        key_file=str(tls.client_key),
+    )
+    client_tls = {
+        "tls_params": aiomqtt.TLSParameters(
+            ca_certs=str(tls.ca), certfile=str(tls.client_cert), keyfile=str(tls.client_key)
+        )
+    }
+    async with (
+        Collector(mqtt_tls_broker.port, "acme/#", client_kwargs=client_tls) as sub,
+        publisher(mqtt, tmp_path / "ob.db") as pub,
+    ):
+        sent = await pub.publish_alert(PATH, alert(7))
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: sent in alert_ids(sub)))
+
+    # Without a client certificate the broker refuses the TLS handshake.
+    no_cert = aiomqtt.TLSParameters(ca_certs=str(tls.ca))
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", mqtt_tls_broker.port, tls_params=no_cert, timeout=5):
+            pass
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_wrong_credentials_clear_error_retries_nothing_lost(
+    mqtt_password_broker: Broker,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    protocol: str,
+) -> None:
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("wrong\n")
+    mqtt = fast_mqtt(
+        mqtt_password_broker.url,
+        username="gateway",
+        password_file=str(secret),
+        protocol=protocol,
+    )
+    sub_auth = {"username": "gateway", "password": "s3cret"}
+    caplog.set_level(logging.ERROR, logger="isthmus.uns")
+    async with (
+        Collector(mqtt_password_broker.port, PATH.alerts, client_kwargs=sub_auth) as sub,
+        publisher(mqtt, tmp_path / "ob.db") as pub,
+    ):
+        sent = [await pub.publish_alert(PATH, alert(i)) for i in range(20)]
+        async with asyncio.timeout(15):
+            while pub.counters.get("mqtt.auth_failures") < 3:  # noqa: ASYNC110 (a counter)
+                await asyncio.sleep(0.05)
+        assert not pub.connected.is_set()
+        assert pub.last_error is not None and "refused the credentials" in pub.last_error
+        assert "user 'gateway'" in caplog.text and "refused the credentials" in caplog.text
+        assert pub.counters.get("outbox.depth") == 40  # 20 alerts + 20 active-alert lists
+        assert alert_ids(sub) == []
+        secret.write_text("s3cret\n")  # rotated secret, read at the next attempt
+        await bounded(pub.wait_drained(), 20)
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
+    assert first_seen(alert_ids(sub)) == sent
+
+
+async def test_status_counters_fed_by_other_areas(mqtt_broker: Broker, tmp_path: Path) -> None:
+    counters = Counters()
+    counters.incr("modbus.timeouts", 3)
+    counters.add_source("ring", lambda: {"overruns": 2})
+    outbox = OutboxSettings(path=str(tmp_path / "ob.db"))
+    mqtt = fast_mqtt(mqtt_broker.url, status_interval_s=0.2)
+    async with (
+        Collector(mqtt_broker.port, STATUS) as sub,
+        Publisher(
+            mqtt, outbox, enterprise="acme", site="plant1", gateway_id="gw1", counters=counters
+        ),
+    ):
+        await bounded(sub.wait_for(lambda: len(sub.on(STATUS)) >= 2))
+    status = decode(sub.on(STATUS)[1].payload, GatewayStatus).payload
+    assert status.state == "online"
+    assert status.counters["modbus.timeouts"] == 3
+    assert status.counters["ring.overruns"] == 2
+    assert status.counters["mqtt.connects"] == 1
+    assert "outbox.dropped_telemetry" in status.counters
+
+
+def test_backoff_is_exponential_jittered_and_capped() -> None:
+    for attempt in range(12):
+        ceiling = min(30.0, 0.5 * 2**attempt)
+        delays = [backoff_delay(attempt, 0.5, 30.0) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 100  # jittered, not in lock-step
+
+
+async def test_producers_never_block_while_the_broker_is_away(tmp_path: Path) -> None:
+    from mqtt_broker import free_port
+
+    mqtt = fast_mqtt(f"mqtt://127.0.0.1:{free_port()}")  # nothing listens there
+    async with publisher(mqtt, tmp_path / "ob.db", queue_size=5) as pub:
+        states = [pub.publish_state(PATH, Pump(speed_rpm=float(i))) for i in range(8)]
+        assert states[5:] == [None, None, None]  # in-memory queue full: telemetry dropped
+        assert pub.counters.get("queue.dropped_telemetry") == 3
+        sent = await pub.publish_alert(PATH, alert(1))  # alerts always get in
+        assert sent
+        await bounded(pub.flush())
+        assert pub.counters.get("outbox.depth") == 5 + 2
+        async with asyncio.timeout(10):
+            while pub.counters.get("mqtt.connect_failures") < 2:  # noqa: ASYNC110 (a counter)
+                await asyncio.sleep(0.05)
+        assert not pub.connected.is_set()
+        assert pub.last_error is not None and "cannot connect" in pub.last_error
+
+
+async def test_restarted_gateway_resets_stale_active_alerts(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    mqtt = fast_mqtt(mqtt_broker.url)
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        await pub.publish_alert(PATH, alert(0, "raised"))
+        await bounded(pub.wait_drained())
+
+    async def retained_active() -> list[Alert]:
+        async with Collector(mqtt_broker.port, PATH.active_alerts) as late:
+            await bounded(late.wait_for(lambda: bool(late.messages)))
+            return decode(late.messages[-1].payload, ActiveAlerts).payload.alerts
+
+    assert [a.alert_id for a in await retained_active()] == ["a0"]
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        await pub.publish_active_alerts(PATH)
+        await bounded(pub.wait_drained())
+    assert await retained_active() == []
+
+
+async def test_retained_state_restored_after_broker_restart_without_persistence(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    async with publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db") as pub:
+        pub.publish_schema(PATH, Pump)
+        state_id = pub.publish_state(PATH, Pump(speed_rpm=1490.0))
+        await bounded(pub.wait_drained())
+        mqtt_broker.kill()  # no persistence: every retained message is gone
+        await asyncio.to_thread(mqtt_broker.start)
+        async with asyncio.timeout(10):
+            while pub.counters.get("mqtt.retained_restored") < 2:  # noqa: ASYNC110 (a counter)
+                await asyncio.sleep(0.05)
+        async with Collector(mqtt_broker.port, "acme/#") as late:
+            await bounded(
+                late.wait_for(lambda: {PATH.state, PATH.schema} <= {m.topic for m in late.messages})
+            )
+            state = decode(late.on(PATH.state)[0].payload, Pump)
+        assert state.message_id == state_id  # the same message, not a new reading
+        assert pub.counters.get("mqtt.connects") == 2
+
+
+async def test_unpublishable_topic_is_refused_before_the_outbox(tmp_path: Path) -> None:
+    """A wildcard topic would fail at every drain and stall the outbox behind it forever."""
+    from mqtt_broker import free_port
+
+    mqtt = fast_mqtt(f"mqtt://127.0.0.1:{free_port()}")  # no broker needed
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        for topic in ("acme/+/state", "acme/#", "", "acme/\x00"):
+            with pytest.raises(ConfigError, match="topic"):
+                pub.enqueue(topic, b"{}", droppable=True)
+            with pytest.raises(ConfigError, match="topic"):
+                await pub.publish(topic, b"{}", droppable=False)
+        await bounded(pub.flush())
+        assert pub.counters.get("outbox.depth") == 0
+        assert pub.counters.get("outbox.accepted") == 0
+
+
+async def test_publish_refused_by_the_broker_is_counted_not_silent(
+    mqtt_broker_factory: Callable[..., Broker], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MQTT 5 PUBACK with a failure reason (ACL denies the topic): counted and logged."""
+    broker = mqtt_broker_factory(
+        acl="topic readwrite acme/plant1/pumps/#\ntopic readwrite acme/plant1/_gateway/#\n"
+    )
+    caplog.set_level(logging.ERROR, logger="isthmus.uns")
+    async with (
+        Collector(broker.port, "acme/#") as sub,
+        publisher(fast_mqtt(broker.url), tmp_path / "ob.db") as pub,
+    ):
+        await pub.publish("acme/plant1/forbidden/x", b"{}", droppable=False)
+        sent = await pub.publish_alert(PATH, alert(1))
+        await bounded(pub.wait_drained(), 10)
+        await bounded(sub.wait_for(lambda: sent in alert_ids(sub)))
+        assert pub.counters.get("mqtt.publish_refused") == 1
+        assert pub.counters.get("mqtt.connects") == 1  # the refusal did not stall the session
+    assert "refused publish" in caplog.text
+    assert not sub.on("acme/plant1/forbidden/x")

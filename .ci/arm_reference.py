@@ -208,11 +208,12 @@ PROBES: dict[str, Callable[[], Numbers | None]] = {
 
 def to_json(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        kind = "int" if value.dtype.kind in "biu" else "float"
-        flat: list[Any] = value.astype(np.float64 if kind == "float" else np.int64).ravel().tolist()
-        if kind == "float":
-            flat = [v if math.isfinite(v) else repr(v) for v in flat]
-        return {"kind": kind, "shape": list(value.shape), "values": flat}
+        if value.dtype.kind in "biu":  # Python ints: exact, uint64 included
+            return {"kind": "int", "shape": list(value.shape), "values": value.ravel().tolist()}
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf are kept, as text
+            flat: list[Any] = value.astype(np.float64).ravel().tolist()
+        flat = [v if math.isfinite(v) else repr(v) for v in flat]
+        return {"kind": "float", "shape": list(value.shape), "values": flat}
     kind = "int" if isinstance(value, bool | int) else "float"
     v: Any = float(value) if kind == "float" else int(value)
     if kind == "float" and not math.isfinite(v):
@@ -254,8 +255,9 @@ def compute(out_path: Path) -> int:
 
 
 def values_of(entry: dict[str, Any]) -> np.ndarray:
-    values = [float(v) if isinstance(v, str) else v for v in entry["values"]]
-    return np.asarray(values, dtype=np.float64 if entry["kind"] == "float" else np.int64)
+    if entry["kind"] == "int":
+        return np.asarray(entry["values"], dtype=object)
+    return np.asarray([float(v) for v in entry["values"]], dtype=np.float64)
 
 
 def compare(path_a: Path, path_b: Path) -> int:

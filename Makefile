@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help system-deps build dev test pytest cargo-test lint fmt bench bench-quick demo clean
+.PHONY: help system-deps build dev test pytest cargo-test lint fmt bench bench-quick arm arm-armv7 arm-wheel demo clean
 
 help:
 	@echo "make build       build the extension (release) and install isthmus editable"
@@ -12,6 +12,9 @@ help:
 	@echo "make lint        rustfmt, clippy -D warnings, ruff, mypy --strict, stubtest"
 	@echo "make bench       benchmarks against their baselines (slow, precise)"
 	@echo "make bench-quick the same, a few rounds each (what CI runs)"
+	@echo "make arm         cross-build the aarch64 wheel, run the core tests on it under qemu"
+	@echo "make arm-armv7   the same for 32-bit ARM (armv7 hard-float)"
+	@echo "make arm-wheel   only cross-build a wheel: ARM=aarch64 (default) or ARM=armv7"
 	@echo "make demo        install and run the demo"
 
 # Debian packages the tests need: a real Mosquitto broker for the MQTT tests.
@@ -57,6 +60,17 @@ bench-quick:
 	$(PYTHON) -m pytest benches --benchmark-only -p no:cacheprovider \
 	  --benchmark-min-rounds=3 --benchmark-max-time=0.25 --benchmark-warmup=off \
 	  --benchmark-columns=median,ops,rounds -q
+
+# ARM gateways: Debian's Rust toolchain cross-builds, qemu user-mode emulation tests.
+ARM ?= aarch64
+arm:
+	PYTHON=$(PYTHON) bash .ci/arm.sh aarch64
+
+arm-armv7:
+	PYTHON=$(PYTHON) bash .ci/arm.sh armv7
+
+arm-wheel:
+	PYTHON=$(PYTHON) bash .ci/arm.sh $(ARM) --wheel-only
 
 demo:
 	$(PIP) install -q .

@@ -106,6 +106,11 @@ def test_one_producer_many_readers_lose_nothing_uncounted() -> None:
                 break
             if nap:
                 time.sleep(nap * local.random())
+                if not log.reads[1:]:
+                    # Fall a full ring behind once, whatever the relative thread speeds
+                    # (slow emulated CPUs too), so an overrun is certain to be exercised.
+                    while not stop.is_set() and ring.written - reader.position <= CAPACITY:
+                        time.sleep(0.001)
 
     def consume_shared() -> None:
         reader, log = readers["shared"], logs["shared"]

@@ -146,6 +146,54 @@ def test_alert_carries_id_value_threshold_and_first_time() -> None:
     assert cleared.state == "cleared" and cleared.raised_at.timestamp() == 1000.0
 
 
+def test_bearing_alert_payload_carries_typed_evidence() -> None:
+    import msgspec
+
+    from isthmus.gateway.demo import BEARING_ALERT_DB, demo_config
+    from isthmus.uns.models import Alert, Envelope, wrap
+
+    config = demo_config({"P-101": 5020, "P-102": 5021}, outbox=":memory:")
+    (asset,) = [a for a in config.assets if any(r.kind == "bearing" for r in a.rules)]
+    rules = RuleSet(asset)
+    nan = float("nan")
+    columns = {
+        "band_kurtosis": 2.0,
+        "fault": 1.0,
+        "outer_race_score_db": BEARING_ALERT_DB + 5.0,
+        "outer_race_harmonics": 3.0,
+        "outer_race_hz": 107.4,
+        "inner_race_score_db": 3.0,
+        "inner_race_harmonics": 0.0,
+        "inner_race_hz": 162.2,
+        "ball_score_db": nan,
+        "ball_harmonics": nan,
+        "ball_hz": nan,
+        "peak1_hz": 107.4,
+        "peak1_db": 25.0,
+        "peak2_hz": 214.8,
+        "peak2_db": 18.5,
+    }
+    result = type("Frame", (), {"columns": columns})()
+    alerts = [a for t in range(6) for a in rules.update({}, "A", result, 1000.0 + t)]
+    assert [a.state for a in alerts] == ["raised"]
+    # What a subscriber decodes from the published bytes, against the Alert schema type.
+    raw = msgspec.json.encode(wrap(alerts[0]))
+    evidence = msgspec.json.decode(raw, type=Envelope[Alert]).payload.evidence
+    assert evidence is not None
+    assert (evidence.fault, evidence.frequency_hz, evidence.score_db, evidence.harmonics) == (
+        "outer_race",
+        107.4,
+        BEARING_ALERT_DB + 5.0,
+        3,
+    )
+    assert [(p.frequency_hz, p.level_db) for p in evidence.peaks] == [
+        (107.4, 25.0),
+        (214.8, 18.5),
+    ]
+    doc = json.loads(raw)["payload"]["evidence"]
+    assert doc["feature"] == "outer_race_score_db" and "zone" not in doc
+
+
 def test_iso_zone_rule_follows_the_zone() -> None:
     asset = _config(
         rules=[{"name": "zone", "kind": "iso_zone", "zone": "C", "persist": 2}], velocity=True

@@ -25,8 +25,10 @@ __all__ = [
     "MODELS",
     "ActiveAlerts",
     "Alert",
+    "AlertEvidence",
     "AssetModel",
     "Envelope",
+    "EvidencePeak",
     "GatewayStatus",
     "Motor",
     "Pump",
@@ -180,10 +182,40 @@ class VibrationFeatures(msgspec.Struct, kw_only=True):
     fault_scores: dict[str, float] = {}
 
 
+class EvidencePeak(msgspec.Struct, kw_only=True):
+    """One of the strongest envelope-spectrum peaks behind a bearing alert."""
+
+    frequency_hz: Annotated[float, _measured("Hz", "Peak frequency", ge=0)]
+    level_db: Annotated[float, _measured("dB", "Peak level over the spectrum's median")]
+
+
+class AlertEvidence(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Why an alert was raised; which fields are set depends on the rule kind.
+
+    Bearing rules: ``fault``, ``frequency_hz``, ``score_db``, ``harmonics``, ``peaks``.
+    Baseline rules: ``z_score``, ``baseline_mean``, ``baseline_std``. Zone rules: ``zone``.
+    Every rule: ``feature``, the feature column the rule watched.
+    """
+
+    feature: str | None = None
+    #: Bearing fault type matched (``outer_race``, ``inner_race``, ``ball``, ``cage``).
+    fault: str | None = None
+    frequency_hz: Annotated[float, _measured("Hz", "Fault frequency matched", ge=0)] | None = None
+    score_db: Annotated[float, _measured("dB", "Fault score over the envelope floor")] | None = None
+    harmonics: Annotated[int, msgspec.Meta(ge=0, description="Harmonics found")] | None = None
+    z_score: float | None = None
+    baseline_mean: float | None = None
+    baseline_std: float | None = None
+    zone: ZoneField | None = None
+    #: Strongest envelope-spectrum peaks, strongest first.
+    peaks: list[EvidencePeak] = []
+
+
 class Alert(msgspec.Struct, kw_only=True):
     """One raise or clear of an alert condition (published on ``.../alerts``)."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: v2: ``evidence``.
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     #: Stable id of the condition (raise and clear share it), e.g. ``vibration.zone_c``.
     alert_id: str
@@ -194,12 +226,14 @@ class Alert(msgspec.Struct, kw_only=True):
     threshold: float | None = None
     unit: str | None = None
     raised_at: datetime | None = None
+    evidence: AlertEvidence | None = None
 
 
 class ActiveAlerts(msgspec.Struct, kw_only=True):
     """Alerts active now (retained on ``.../alerts/active``; empty once all cleared)."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: v2: the alerts carry ``evidence`` (Alert v2).
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     alerts: list[Alert] = []
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 import msgspec
 
@@ -29,6 +30,7 @@ __all__ = [
     "AssetModel",
     "Envelope",
     "EvidencePeak",
+    "FieldViolation",
     "GatewayStatus",
     "Motor",
     "Pump",
@@ -36,6 +38,8 @@ __all__ = [
     "RotatingAsset",
     "SpectralPeak",
     "VibrationFeatures",
+    "check_field",
+    "checked",
     "field_units",
     "json_schema",
     "new_message_id",
@@ -294,6 +298,44 @@ def json_schema(model: type[Any]) -> dict[str, Any]:
     schema["$id"] = schema_id(model)
     schema["x-schema-version"] = getattr(model, "SCHEMA_VERSION", 1)
     return schema
+
+
+class FieldViolation(NamedTuple):
+    """A value its model's schema rejects (out of its bounds, not one of its choices)."""
+
+    field: str
+    value: Any
+    error: str
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def check_field(model: type[msgspec.Struct], name: str, value: Any) -> FieldViolation | None:
+    """Why ``value`` cannot be ``model.name`` under the model's schema, or None if it can.
+
+    The Struct constructor checks neither bounds (``ge``/``le``) nor ``Literal`` choices;
+    a decoder of the published JSON does, so a product built unchecked can break its own
+    schema (a stopped pump reading -0.02 Hz as ``speed_rpm: -1.2``).
+    """
+    if value is None:
+        return None
+    try:
+        msgspec.convert({name: value}, type=model)
+    except msgspec.ValidationError as exc:
+        return FieldViolation(name, value, str(exc))
+    return None
+
+
+def checked(model: type[S], fields: Mapping[str, Any]) -> tuple[S, list[FieldViolation]]:
+    """``model(**fields)`` with every value checked against the schema.
+
+    A value the schema rejects is left out (None) and reported, never clamped: the caller
+    marks the product's quality and counts it. Unknown field names raise ``TypeError``.
+    """
+    violations = [v for n, x in fields.items() if (v := check_field(model, n, x)) is not None]
+    bad = {v.field for v in violations}
+    return model(**{k: v for k, v in fields.items() if k not in bad}), violations
 
 
 def field_units(model: type[msgspec.Struct]) -> dict[str, str | None]:

@@ -28,6 +28,7 @@ from gateway_helpers import (
     wait_until,
     zone_of,
 )
+from isthmus.gateway.demo import BEARING_ALERT_DB
 from mqtt_broker import Broker, collect
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -148,6 +149,13 @@ async def test_outer_race_fault_raises_one_bearing_alert_with_bpfo_and_clears_on
         assert [a["state"] for a in raised] == ["raised"]
         assert raised[0]["severity"] == "critical"
         assert "BPFO" in raised[0]["message"]
+        # The evidence travels as data, not only in the text.
+        evidence = raised[0]["evidence"]
+        assert evidence["fault"] == "outer_race"
+        assert evidence["frequency_hz"] == pytest.approx(bpfo, rel=0.02)
+        assert evidence["score_db"] >= BEARING_ALERT_DB and evidence["harmonics"] >= 2
+        assert evidence["peaks"], "the envelope's top peaks"
+        assert any(p["frequency_hz"] == pytest.approx(bpfo, rel=0.02) for p in evidence["peaks"])
         evidence_hz = runtime.last_vibration.frequency_hz
         assert runtime.last_vibration.diagnosis == "outer_race"
         assert evidence_hz == pytest.approx(bpfo, rel=0.02)

@@ -146,6 +146,54 @@ def test_alert_carries_id_value_threshold_and_first_time() -> None:
     assert cleared.state == "cleared" and cleared.raised_at.timestamp() == 1000.0
 
 
+def test_bearing_alert_payload_carries_typed_evidence() -> None:
+    import msgspec
+
+    from isthmus.gateway.demo import BEARING_ALERT_DB, demo_config
+    from isthmus.uns.models import Alert, Envelope, wrap
+
+    config = demo_config({"P-101": 5020, "P-102": 5021}, outbox=":memory:")
+    (asset,) = [a for a in config.assets if any(r.kind == "bearing" for r in a.rules)]
+    rules = RuleSet(asset)
+    nan = float("nan")
+    columns = {
+        "band_kurtosis": 2.0,
+        "fault": 1.0,
+        "outer_race_score_db": BEARING_ALERT_DB + 5.0,
+        "outer_race_harmonics": 3.0,
+        "outer_race_hz": 107.4,
+        "inner_race_score_db": 3.0,
+        "inner_race_harmonics": 0.0,
+        "inner_race_hz": 162.2,
+        "ball_score_db": nan,
+        "ball_harmonics": nan,
+        "ball_hz": nan,
+        "peak1_hz": 107.4,
+        "peak1_db": 25.0,
+        "peak2_hz": 214.8,
+        "peak2_db": 18.5,
+    }
+    result = type("Frame", (), {"columns": columns})()
+    alerts = [a for t in range(6) for a in rules.update({}, "A", result, 1000.0 + t)]
+    assert [a.state for a in alerts] == ["raised"]
+    # What a subscriber decodes from the published bytes, against the Alert schema type.
+    raw = msgspec.json.encode(wrap(alerts[0]))
+    evidence = msgspec.json.decode(raw, type=Envelope[Alert]).payload.evidence
+    assert evidence is not None
+    assert (evidence.fault, evidence.frequency_hz, evidence.score_db, evidence.harmonics) == (
+        "outer_race",
+        107.4,
+        BEARING_ALERT_DB + 5.0,
+        3,
+    )
+    assert [(p.frequency_hz, p.level_db) for p in evidence.peaks] == [
+        (107.4, 25.0),
+        (214.8, 18.5),
+    ]
+    doc = json.loads(raw)["payload"]["evidence"]
+    assert doc["feature"] == "outer_race_score_db" and "zone" not in doc
+
+
 def test_iso_zone_rule_follows_the_zone() -> None:
     asset = _config(
         rules=[{"name": "zone", "kind": "iso_zone", "zone": "C", "persist": 2}], velocity=True
@@ -193,6 +241,60 @@ def test_values_are_routed_with_declared_unit_conversion() -> None:
     assert runtime.overall_quality() == "uncertain"
     assert runtime.build_product().discharge_pressure_bar is None
     assert gateway.metrics.total("isthmus_bad_values_total") == 1
+
+
+def test_a_value_breaking_the_schema_is_left_out_counted_and_uncertain(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import msgspec
+
+    from isthmus.gateway.sinks import ConsoleSink
+    from isthmus.uns.models import Envelope, Pump, wrap
+
+    gateway = Gateway(_config(), ConsoleSink(stream=None))
+    runtime = gateway.assets["P-102"]
+
+    def published() -> Envelope[Pump]:
+        gateway._product(runtime, time.time())
+        message = gateway.telemetry.get_nowait()
+        assert message is not None
+        raw = msgspec.json.encode(wrap(message.payload, quality=message.quality))
+        return msgspec.json.decode(raw, type=Envelope[Pump])  # its own schema accepts it
+
+    # A stopped pump: the speed sensor reads -0.02 Hz, i.e. -1.2 rpm, below the schema's 0.
+    with caplog.at_level(logging.WARNING, logger="isthmus.gateway"):
+        for _ in range(3):
+            gateway.on_values(
+                [
+                    TagValue(source="p102", tag="speed", value=-0.02, unit="Hz"),
+                    TagValue(source="p102", tag="temperature", value=122.0, unit="degF"),
+                ]
+            )
+    state = published()
+    assert state.quality == "uncertain"
+    assert state.payload.speed_rpm is None  # left out, not clamped to 0
+    assert state.payload.bearing_temperature_c == pytest.approx(50.0)
+    assert "'p102.speed' -> speed_rpm = -1.2" in runtime.rejected["speed_rpm"]
+    assert gateway.metrics.total("isthmus_rejected_values_total", field="speed_rpm") == 3
+    assert any("speed_rpm" in r.getMessage() for r in caplog.records)
+    assert len([r for r in caplog.records if "left out" in r.getMessage()]) == 1  # no log storm
+    # The pump starts: the field comes back and the product is good again.
+    gateway.on_values([TagValue(source="p102", tag="speed", value=24.5, unit="Hz")])
+    state = published()
+    assert state.quality == "good" and state.payload.speed_rpm == pytest.approx(1470.0)
+    assert runtime.rejected == {}
+
+
+def test_an_edge_zone_outside_the_standard_is_left_out() -> None:
+    from isthmus.gateway.sinks import ConsoleSink
+
+    gateway = Gateway(_config(), ConsoleSink(stream=None))
+    runtime = gateway.assets["P-102"]
+    runtime.set_value("bearing_temperature_c", 50.0, "good", 0.0)
+    runtime.set_value("iso20816_zone", "E", "good", 0.0)
+    assert runtime.overall_quality() == "uncertain"
+    assert runtime.build_product().iso20816_zone is None
+    assert runtime.rejected["iso20816_zone"].startswith("the edge analysis -> iso20816_zone")
 
 
 async def test_console_sink_envelopes_and_keeps_an_outbox(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from isthmus.errors import ConfigError
 from isthmus.uns.models import (
     MODELS,
+    ActiveAlerts,
     Alert,
     Envelope,
     Motor,
@@ -154,13 +155,16 @@ SCHEMA_FINGERPRINTS = {
     "urn:isthmus:uns:Pump:v1": "5f5df39854d18094",
     "urn:isthmus:uns:Motor:v1": "42682da39b808355",
     "urn:isthmus:uns:RotatingAsset:v1": "620629040e6dce3e",
+    # v2: alerts carry typed evidence.
+    "urn:isthmus:uns:Alert:v2": "1e5a7ef893a22151",
+    "urn:isthmus:uns:ActiveAlerts:v2": "febec057f48ee878",
 }
 
 
-@pytest.mark.parametrize("model", [Pump, Motor, RotatingAsset])
-def test_schema_is_versioned(model: type[msgspec.Struct]) -> None:
+@pytest.mark.parametrize("model", [Pump, Motor, RotatingAsset, Alert, ActiveAlerts])
+def test_schema_is_versioned(model: type[Any]) -> None:
     schema = json_schema(model)
-    assert schema["$id"] == f"urn:isthmus:uns:{model.__name__}:v1"
+    assert schema["$id"] == f"urn:isthmus:uns:{model.__name__}:v{model.SCHEMA_VERSION}"
     assert SCHEMA_FINGERPRINTS[schema["$id"]] == fingerprint(schema), (
         f"{model.__name__}'s schema changed: bump SCHEMA_VERSION and update the fingerprint"
     )
@@ -196,7 +200,7 @@ def test_envelope_round_trip_and_validation() -> None:
     with pytest.raises(msgspec.ValidationError, match="health"):
         msgspec.json.decode(json.dumps(doc), type=Envelope[Pump])
     alert = wrap(Alert(alert_id="x", state="raised", severity="alarm", message="m"))
-    assert alert.schema == "urn:isthmus:uns:Alert:v1"
+    assert alert.schema == "urn:isthmus:uns:Alert:v2"
 
 
 def test_message_ids_unique_and_time_ordered() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isthmus.errors import ConfigError
-from isthmus.uns.models import Motor, Pump, RotatingAsset
+from isthmus.uns.models import Envelope, Motor, Pump, RotatingAsset, json_schema, wrap
 from isthmus.uns.units import (
     CONVERSIONS,
     UNITS,
@@ -73,7 +75,7 @@ def test_mapping_converts_vendor_tags_onto_the_model() -> None:
             FieldMap(tag="P101.HEALTH", field="health", unit="%"),
         ],
     )
-    pump = mapper.build(
+    built = mapper.build(
         {
             "P101.SPD": 24.75,
             "P101.BRG_T": 149.0,
@@ -84,6 +86,8 @@ def test_mapping_converts_vendor_tags_onto_the_model() -> None:
             "OTHER": 1.0,
         }
     )
+    assert (built.quality, built.reasons) == ("good", [])
+    pump = built.product
     assert isinstance(pump, Pump)
     assert pump.speed_rpm == pytest.approx(1485.0)
     assert pump.bearing_temperature_c == pytest.approx(65.0)
@@ -187,3 +191,82 @@ def test_report_by_exception_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         ReportByException(Pump, deadbands, max_silence_s=silence)
+
+
+PUMP_MAPPING = [
+    FieldMap(tag="P1.SPD", field="speed_rpm", unit="Hz"),
+    FieldMap(tag="P1.BRG_T", field="bearing_temperature_c", unit="degF"),
+    FieldMap(tag="P1.PRESS", field="discharge_pressure_bar", unit="psi"),
+    FieldMap(tag="P1.VIB", field="vibration_velocity_rms_mm_s", unit="in/s"),
+    FieldMap(tag="P1.ZONE", field="iso20816_zone"),
+    FieldMap(tag="P1.HEALTH", field="health", unit="%"),
+]
+
+
+def test_a_value_breaking_the_schema_is_left_out_and_makes_the_product_uncertain() -> None:
+    mapper = compile_mapping(Pump, PUMP_MAPPING)
+    # A stopped pump's speed sensor reading -0.02 Hz, a zone the standard does not have,
+    # a health above 100 %.
+    built = mapper.build({"P1.SPD": -0.02, "P1.BRG_T": 100.0, "P1.ZONE": "E", "P1.HEALTH": 120.0})
+    pump = built.product
+    assert isinstance(pump, Pump)
+    # Left out, not clamped; the good value is kept.
+    assert (pump.speed_rpm, pump.iso20816_zone, pump.health) == (None, None, None)
+    assert pump.bearing_temperature_c == pytest.approx(37.7777778)
+    assert built.quality == "uncertain"
+    assert len(built.reasons) == 3
+    assert "'P1.SPD' -> speed_rpm" in built.reasons[0] and ">= 0" in built.reasons[0]
+    assert any("'P1.ZONE' -> iso20816_zone = 'E'" in r for r in built.reasons)
+    assert any("'P1.HEALTH' -> health" in r and "<= 1" in r for r in built.reasons)
+    assert mapper.rejected == {"speed_rpm": 1, "iso20816_zone": 1, "health": 1}
+    mapper.build({"P1.SPD": -0.01})
+    assert mapper.rejected["speed_rpm"] == 2
+    # What a subscriber decodes against the published schema type.
+    raw = msgspec.json.encode(wrap(pump, quality=built.quality))
+    assert msgspec.json.decode(raw, type=Envelope[Pump]).payload == pump
+
+
+_tag_value = st.one_of(
+    st.none(),
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.integers(min_value=-(10**6), max_value=10**6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    speed=_tag_value,
+    temperature=_tag_value,
+    pressure=_tag_value,
+    velocity=_tag_value,
+    health=_tag_value,
+    zone=st.one_of(st.none(), st.sampled_from(["A", "B", "C", "D", "E", "a", "", "zone C"])),
+)
+def test_every_built_product_decodes_against_its_own_schema(
+    speed: Any, temperature: Any, pressure: Any, velocity: Any, health: Any, zone: Any
+) -> None:
+    mapper = compile_mapping(Pump, PUMP_MAPPING)
+    tags = {
+        "P1.SPD": speed,
+        "P1.BRG_T": temperature,
+        "P1.PRESS": pressure,
+        "P1.VIB": velocity,
+        "P1.HEALTH": health,
+        "P1.ZONE": zone,
+    }
+    built = mapper.build(tags)
+    raw = msgspec.json.encode(wrap(built.product, quality=built.quality))
+    back = msgspec.json.decode(raw, type=Envelope[Pump])  # never rejects its own payload
+    assert back.quality == built.quality
+    assert (built.quality == "uncertain") == bool(built.reasons)
+    assert sum(mapper.rejected.values()) == len(built.reasons)
+    # The published JSON Schema's bounds hold too (checked without msgspec).
+    bounds = json_schema(Pump)["$defs"]["Pump"]["properties"]
+    for name, value in msgspec.to_builtins(back.payload).items():
+        if value is None or name in {"iso20816_zone", "bearing_diagnosis"}:
+            continue
+        declared = bounds[name]["anyOf"][0]
+        assert value >= declared.get("minimum", -math.inf), name
+        assert value <= declared.get("maximum", math.inf), name
+    if back.payload.iso20816_zone is not None:
+        assert back.payload.iso20816_zone in "ABCD"

@@ -10,6 +10,9 @@ UNS messages (:class:`isthmus.uns.models.Alert`,
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,6 +38,8 @@ _PRODUCT_LABELS = {"none": "normal", "ball": "rolling_element"}
 # Names of the fault frequencies, for people reading an alert.
 _FAULT_LINES = {"outer_race": "BPFO", "inner_race": "BPFI", "ball": "BSF"}
 _UNITS = {"velocity_rms": "mm/s", "acceleration_rms": "g", "acceleration_peak": "g"}
+
+log = logging.getLogger("isthmus.gateway")
 
 
 def core(name: str) -> Any:
@@ -209,9 +214,41 @@ class RuleSet:
             "unit": _unit(rule, evidence),
             "raised_at": datetime.fromtimestamp(float(event.first_time), UTC),
         }
-        if "evidence" in Alert.__struct_fields__:
-            fields["evidence"] = evidence
+        fields["evidence"] = alert_evidence(evidence, fields["alert_id"])
         return Alert(**fields)
+
+
+def alert_evidence(evidence: Mapping[str, Any], alert_id: str = "alert") -> Any:
+    """The rule engine's evidence (``isthmus.Alert.evidence``) as a UNS ``AlertEvidence``.
+
+    Non-finite figures become absent (JSON has no NaN); ``harmonics`` (a float in the
+    core) becomes a count. An entry the model rejects is left out and logged, so the
+    alert itself is never lost to its evidence.
+    """
+    import msgspec
+
+    from isthmus.uns.models import AlertEvidence
+
+    def finite(value: Any) -> bool:
+        return not (isinstance(value, float) and not math.isfinite(value))
+
+    data: dict[str, Any] = {k: v for k, v in evidence.items() if finite(v)}
+    if "harmonics" in data:
+        data["harmonics"] = int(data["harmonics"])
+    if "peaks" in data:
+        data["peaks"] = [p for p in data["peaks"] if all(finite(v) for v in p.values())]
+    try:
+        return msgspec.convert(data, type=AlertEvidence)
+    except msgspec.ValidationError:
+        kept = {}
+        for key, value in data.items():
+            try:
+                msgspec.convert({key: value}, type=AlertEvidence)
+            except msgspec.ValidationError as exc:
+                log.warning("%s: evidence %s=%r left out: %s", alert_id, key, value, exc)
+            else:
+                kept[key] = value
+        return msgspec.convert(kept, type=AlertEvidence)
 
 
 def _finite(value: Any) -> float | None:

@@ -74,6 +74,13 @@ class Metrics:
         self.messages = Counter(
             "isthmus_messages", "Messages handed to the sink", ["kind"], registry=r
         )
+        self.rejected = Counter(
+            "isthmus_rejected_values",
+            "Values left out of a data product because its schema rejects them "
+            "(out of bounds, not one of its choices)",
+            ["asset", "field"],
+            registry=r,
+        )
         self.dropped = Counter(
             "isthmus_dropped",
             "Items dropped because a bounded queue was full",

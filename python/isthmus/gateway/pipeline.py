@@ -121,7 +121,7 @@ class FieldRoute:
 class AssetRuntime:
     """The live state of one asset: field values, vibration results, alerts."""
 
-    def __init__(self, asset: Asset, rings: dict[str, Any]) -> None:
+    def __init__(self, asset: Asset, rings: dict[str, Any], metrics: Metrics | None = None) -> None:
         from isthmus.uns.topics import AssetPath
         from isthmus.uns.units import ReportByException
 
@@ -150,8 +150,38 @@ class AssetRuntime:
         self.active_alerts: dict[str, Any] = {}
         self.alert_log: list[Any] = []
         self.features_published_at = 0.0
+        self.metrics = metrics or Metrics()
+        #: Field -> why its current value is left out of the product (schema violation).
+        self.rejected: dict[str, str] = {}
 
     def set_value(self, name: str, value: Any, quality: str, when: float) -> None:
+        """Record a field's value; one the model's schema rejects is kept out of the product.
+
+        A value out of the field's bounds or choices (a stopped pump's -0.02 Hz as
+        -1.2 rpm, a zone "E") would make the published payload fail its own schema: it
+        is marked ``uncertain`` (so :meth:`build_product` leaves the field None and the
+        product is ``uncertain``), counted, and logged when the field starts failing.
+        Never clamped.
+        """
+        from isthmus.uns.models import check_field
+
+        if quality == "good":
+            violation = check_field(self.model, name, value)
+            if violation is not None:
+                quality = "uncertain"
+                mapping = self.asset.fields.get(name)
+                source = f"tag {mapping.tag!r}" if mapping is not None else "the edge analysis"
+                reason = f"{source} -> {name} = {value!r}: {violation.error}"
+                self.metrics.rejected.labels(self.name, name).inc()
+                if name not in self.rejected:
+                    log.warning(
+                        "value left out of the data product: %s",
+                        reason,
+                        extra={"asset": self.name},
+                    )
+                self.rejected[name] = reason
+            else:
+                self.rejected.pop(name, None)
         self.values[name] = value
         self.quality[name] = quality
         self.value_time[name] = when
@@ -194,7 +224,7 @@ class Gateway:
         self.alerts = DropQueue("alerts", size, self.metrics)
         self.sources = contracts.open_sources(config.sources, self.on_values)
         rings = {ref: ring for source in self.sources for ref, ring in source.rings.items()}
-        self.assets = {a.name: AssetRuntime(a, rings) for a in config.assets}
+        self.assets = {a.name: AssetRuntime(a, rings, self.metrics) for a in config.assets}
         catalog = contracts.source_catalog(config.sources, [])
         self._routes: dict[str, list[FieldRoute]] = collections.defaultdict(list)
         self._speed_routes: dict[str, list[tuple[VibrationMonitor, Callable[[float], float]]]] = (

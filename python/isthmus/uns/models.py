@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 import msgspec
 
@@ -25,8 +26,11 @@ __all__ = [
     "MODELS",
     "ActiveAlerts",
     "Alert",
+    "AlertEvidence",
     "AssetModel",
     "Envelope",
+    "EvidencePeak",
+    "FieldViolation",
     "GatewayStatus",
     "Motor",
     "Pump",
@@ -34,6 +38,8 @@ __all__ = [
     "RotatingAsset",
     "SpectralPeak",
     "VibrationFeatures",
+    "check_field",
+    "checked",
     "field_units",
     "json_schema",
     "new_message_id",
@@ -180,10 +186,40 @@ class VibrationFeatures(msgspec.Struct, kw_only=True):
     fault_scores: dict[str, float] = {}
 
 
+class EvidencePeak(msgspec.Struct, kw_only=True):
+    """One of the strongest envelope-spectrum peaks behind a bearing alert."""
+
+    frequency_hz: Annotated[float, _measured("Hz", "Peak frequency", ge=0)]
+    level_db: Annotated[float, _measured("dB", "Peak level over the spectrum's median")]
+
+
+class AlertEvidence(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Why an alert was raised; which fields are set depends on the rule kind.
+
+    Bearing rules: ``fault``, ``frequency_hz``, ``score_db``, ``harmonics``, ``peaks``.
+    Baseline rules: ``z_score``, ``baseline_mean``, ``baseline_std``. Zone rules: ``zone``.
+    Every rule: ``feature``, the feature column the rule watched.
+    """
+
+    feature: str | None = None
+    #: Bearing fault type matched (``outer_race``, ``inner_race``, ``ball``, ``cage``).
+    fault: str | None = None
+    frequency_hz: Annotated[float, _measured("Hz", "Fault frequency matched", ge=0)] | None = None
+    score_db: Annotated[float, _measured("dB", "Fault score over the envelope floor")] | None = None
+    harmonics: Annotated[int, msgspec.Meta(ge=0, description="Harmonics found")] | None = None
+    z_score: float | None = None
+    baseline_mean: float | None = None
+    baseline_std: float | None = None
+    zone: ZoneField | None = None
+    #: Strongest envelope-spectrum peaks, strongest first.
+    peaks: list[EvidencePeak] = []
+
+
 class Alert(msgspec.Struct, kw_only=True):
     """One raise or clear of an alert condition (published on ``.../alerts``)."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: v2: ``evidence``.
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     #: Stable id of the condition (raise and clear share it), e.g. ``vibration.zone_c``.
     alert_id: str
@@ -194,12 +230,14 @@ class Alert(msgspec.Struct, kw_only=True):
     threshold: float | None = None
     unit: str | None = None
     raised_at: datetime | None = None
+    evidence: AlertEvidence | None = None
 
 
 class ActiveAlerts(msgspec.Struct, kw_only=True):
     """Alerts active now (retained on ``.../alerts/active``; empty once all cleared)."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: v2: the alerts carry ``evidence`` (Alert v2).
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     alerts: list[Alert] = []
 
@@ -260,6 +298,44 @@ def json_schema(model: type[Any]) -> dict[str, Any]:
     schema["$id"] = schema_id(model)
     schema["x-schema-version"] = getattr(model, "SCHEMA_VERSION", 1)
     return schema
+
+
+class FieldViolation(NamedTuple):
+    """A value its model's schema rejects (out of its bounds, not one of its choices)."""
+
+    field: str
+    value: Any
+    error: str
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def check_field(model: type[msgspec.Struct], name: str, value: Any) -> FieldViolation | None:
+    """Why ``value`` cannot be ``model.name`` under the model's schema, or None if it can.
+
+    The Struct constructor checks neither bounds (``ge``/``le``) nor ``Literal`` choices;
+    a decoder of the published JSON does, so a product built unchecked can break its own
+    schema (a stopped pump reading -0.02 Hz as ``speed_rpm: -1.2``).
+    """
+    if value is None:
+        return None
+    try:
+        msgspec.convert({name: value}, type=model)
+    except msgspec.ValidationError as exc:
+        return FieldViolation(name, value, str(exc))
+    return None
+
+
+def checked(model: type[S], fields: Mapping[str, Any]) -> tuple[S, list[FieldViolation]]:
+    """``model(**fields)`` with every value checked against the schema.
+
+    A value the schema rejects is left out (None) and reported, never clamped: the caller
+    marks the product's quality and counts it. Unknown field names raise ``TypeError``.
+    """
+    violations = [v for n, x in fields.items() if (v := check_field(model, n, x)) is not None]
+    bad = {v.field for v in violations}
+    return model(**{k: v for k, v in fields.items() if k not in bad}), violations
 
 
 def field_units(model: type[msgspec.Struct]) -> dict[str, str | None]:

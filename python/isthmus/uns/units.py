@@ -23,13 +23,14 @@ from typing import Any, NamedTuple
 import msgspec
 
 from isthmus.errors import ConfigError
-from isthmus.uns.models import field_units
+from isthmus.uns.models import Quality, checked, field_units
 
 __all__ = [
     "CONVERSIONS",
     "UNITS",
     "Affine",
     "FieldMap",
+    "MappedProduct",
     "Mapper",
     "ReportByException",
     "compile_mapping",
@@ -136,6 +137,16 @@ class FieldMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     unit: str | None = None
 
 
+class MappedProduct(NamedTuple):
+    """A data product built from tag values, with the quality it may be published with."""
+
+    product: msgspec.Struct
+    #: ``good``, or ``uncertain`` when a value broke the model's schema and was left out.
+    quality: Quality
+    #: One line per value left out, naming the tag, the field and the schema's objection.
+    reasons: list[str]
+
+
 class Mapper:
     """A validated mapping: turns vendor tag values into model field values."""
 
@@ -144,6 +155,8 @@ class Mapper:
     ) -> None:
         self.model = model
         self._entries = entries
+        #: Field -> values left out of built products because the schema rejects them.
+        self.rejected: dict[str, int] = {}
 
     @property
     def tags(self) -> list[str]:
@@ -165,9 +178,20 @@ class Mapper:
             fields[entry.field] = value
         return fields
 
-    def build(self, tag_values: Mapping[str, Any]) -> msgspec.Struct:
-        """A model instance from the mapped tag values (unmapped fields stay None)."""
-        return self.model(**self.apply(tag_values))
+    def build(self, tag_values: Mapping[str, Any]) -> MappedProduct:
+        """A model instance from the mapped tag values (unmapped fields stay None).
+
+        Every value is checked against the model's schema (bounds, choices): one it
+        rejects (after unit conversion) is left out, never clamped, counted in
+        :attr:`rejected`, and makes the product ``uncertain`` with a reason naming the tag.
+        """
+        product, violations = checked(self.model, self.apply(tag_values))
+        tags = {entry.field: entry.tag for entry, _ in self._entries}
+        reasons = []
+        for v in violations:
+            self.rejected[v.field] = self.rejected.get(v.field, 0) + 1
+            reasons.append(f"tag {tags[v.field]!r} -> {v.field} = {v.value!r}: {v.error}")
+        return MappedProduct(product, "uncertain" if violations else "good", reasons)
 
 
 def compile_mapping(

@@ -23,6 +23,10 @@ from isthmus import RingRead, RingReader, SampleRing
 CHANNELS = 4
 CAPACITY = 4096
 RUN_SECONDS = 2.5
+# The run also goes on until it has pushed enough to exercise wrap-around and overruns,
+# however slow the CPU (qemu), but never longer than this.
+MIN_WRITTEN = 12 * CAPACITY
+MAX_RUN_SECONDS = 40.0
 
 
 @dataclass
@@ -75,10 +79,13 @@ def test_one_producer_many_readers_lose_nothing_uncounted() -> None:
 
     def produce() -> None:
         index = 0
-        deadline = time.monotonic() + RUN_SECONDS
+        started = time.monotonic()
+        deadline, hard_deadline = started + RUN_SECONDS, started + MAX_RUN_SECONDS
         pushes = 0
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline or (
+                index < MIN_WRITTEN and time.monotonic() < hard_deadline
+            ):
                 gap = rng.choice([0] * 15 + [rng.randint(1, 3000)])
                 # Mostly small blocks (copied holding the GIL), now and then big ones
                 # (copied with the GIL released, in parallel with the readers' copies).
@@ -132,7 +139,7 @@ def test_one_producer_many_readers_lose_nothing_uncounted() -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=RUN_SECONDS + 20)
+        t.join(timeout=MAX_RUN_SECONDS + 20)
     assert not any(t.is_alive() for t in threads), "a thread hung"
     assert not producer_errors, producer_errors[:5]
 

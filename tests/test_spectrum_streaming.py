@@ -129,10 +129,18 @@ def test_channels_are_analysed_independently() -> None:
 )
 def test_any_numeric_dtype_is_converted(dtype: type) -> None:
     raw = np.round(X * 100).astype(dtype)
-    ours = _analyzer().feed(raw)
+    # Pinned to float64, every dtype gives exactly what its float64 conversion gives.
+    ours = _analyzer(dtype="float64").feed(raw)
     reference = _analyzer().feed(raw.astype(np.float64))
     np.testing.assert_array_equal(ours.rms, reference.rms)
     np.testing.assert_array_equal(ours.peak_freqs, reference.peak_freqs)
+    # Left to follow the input, only float32 is analysed in float32 (to float32 precision).
+    auto = _analyzer()
+    frames = auto.feed(raw)
+    assert auto.dtype == ("float32" if dtype is np.float32 else "float64")
+    np.testing.assert_allclose(
+        frames.rms, reference.rms, rtol=0 if dtype is not np.float32 else 1e-5
+    )
 
 
 def test_non_contiguous_and_list_input() -> None:

@@ -3,6 +3,7 @@
 //! * [`window`]: cosine-sum windows (hann, hamming, blackman, flattop, rectangular) with their
 //!   coherent and energy gains and their exact frequency response ([`WindowKernel`]).
 //! * [`fft`]: a real FFT planned once with preallocated buffers ([`PlannedRealFft`]).
+//! * [`precision`]: frames are analysed in `f64` or, twice as fast, `f32` ([`Precision`]).
 //! * [`stats`]: frame statistics (mean, RMS, peak, crest, std, skewness, kurtosis) with
 //!   scipy-style detrending.
 //! * [`peaks`]: top-N spectral peaks with window-exact interpolation between bins.
@@ -19,9 +20,12 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod analyzer;
+#[cfg(target_arch = "x86_64")]
+mod avx;
 pub mod bands;
 pub mod fft;
 pub mod peaks;
+pub mod precision;
 pub(crate) mod simd;
 pub mod stats;
 pub mod velocity;
@@ -31,6 +35,7 @@ pub use analyzer::{AnalyzerConfig, FeatureBatch, PsdScaling, SpectrumAnalyzer};
 pub use bands::{band_bins, one_sided_power_sum, power_spectrum, PowerSums};
 pub use fft::PlannedRealFft;
 pub use peaks::{refine_peak, top_local_maxima, SpectralPeak};
+pub use precision::{Precision, Real};
 pub use stats::{finite_mean, frame_stats_and_window, Detrend, FrameStats};
 pub use velocity::{velocity_rms, AccelUnits, STANDARD_GRAVITY};
 pub use window::{Window, WindowKernel, WindowKind};

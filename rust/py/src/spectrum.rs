@@ -1,7 +1,7 @@
 //! Bindings for `isthmus_core::spectrum`: `SpectrumAnalyzer`, `FeatureFrames`, `velocity_rms`.
 
 use isthmus_core::spectrum::{
-    self as core, AccelUnits, AnalyzerConfig, Detrend, FeatureBatch, PsdScaling,
+    self as core, AccelUnits, AnalyzerConfig, Detrend, FeatureBatch, Precision, PsdScaling,
     SpectrumAnalyzer as CoreAnalyzer, SpectrumError, WindowKind,
 };
 use numpy::ndarray::{ArrayView1, ArrayView2, ArrayView3, ArrayViewD, Ix1, Ix2};
@@ -169,6 +169,8 @@ fn copy_in_c_order<T: Copy>(view: ArrayViewD<'_, T>) -> Vec<T> {
 pub struct PySpectrumAnalyzer {
     inner: CoreAnalyzer,
     empty: Py<FeatureFrames>,
+    /// `dtype=None`: the precision follows the first block fed (after creation or reset).
+    precision_follows_input: bool,
 }
 
 #[pymethods]
@@ -176,7 +178,7 @@ impl PySpectrumAnalyzer {
     #[new]
     #[pyo3(signature = (
         sample_rate, frame=4096, hop=None, window="hann", channels=1, bands=None, peaks=5,
-        average=1, detrend=None, velocity_band=None, accel_units="g", t0=0.0
+        average=1, detrend=None, velocity_band=None, accel_units="g", t0=0.0, dtype=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -193,7 +195,12 @@ impl PySpectrumAnalyzer {
         velocity_band: Option<Bound<'_, PyAny>>,
         accel_units: &str,
         t0: f64,
+        dtype: Option<&str>,
     ) -> PyResult<Self> {
+        let precision = match dtype {
+            None => Precision::Float64,
+            Some(name) => name.parse::<Precision>().map_err(signal_error)?,
+        };
         let frame = count("frame", frame)?;
         let hop = match hop {
             Some(h) => count("hop", h)?,
@@ -229,6 +236,7 @@ impl PySpectrumAnalyzer {
             velocity_band,
             accel_units: accel_units.parse::<AccelUnits>().map_err(signal_error)?,
             t0,
+            precision,
         };
         let inner = CoreAnalyzer::new(config).map_err(signal_error)?;
         let empty = Py::new(
@@ -237,7 +245,11 @@ impl PySpectrumAnalyzer {
                 batch: inner.empty_batch(),
             },
         )?;
-        Ok(PySpectrumAnalyzer { inner, empty })
+        Ok(PySpectrumAnalyzer {
+            inner,
+            empty,
+            precision_follows_input: dtype.is_none(),
+        })
     }
 
     /// Feeds a block `(n,)` or `(channels, n)`; returns the features of completed frames.
@@ -247,6 +259,14 @@ impl PySpectrumAnalyzer {
         let mut out = self.inner.empty_batch();
         let dtype = array.dtype();
         let native = dtype.is_native_byteorder().unwrap_or(true);
+        if self.precision_follows_input && self.inner.samples() == 0 {
+            // As numpy and scipy do: float32 data is analysed in float32, the rest in float64.
+            let precision = match (dtype.kind(), dtype.itemsize()) {
+                (b'f', 4) => Precision::Float32,
+                _ => Precision::Float64,
+            };
+            self.inner.set_precision(precision).map_err(signal_error)?;
+        }
         let inner = &mut self.inner;
         match (native, dtype.kind(), dtype.itemsize()) {
             (true, b'f', 8) => feed_typed::<f64>(py, inner, &array, n, &mut out)?,
@@ -342,6 +362,11 @@ impl PySpectrumAnalyzer {
     }
 
     #[getter]
+    fn dtype(&self) -> &'static str {
+        self.inner.precision().name()
+    }
+
+    #[getter]
     fn detrend(&self) -> &'static str {
         self.inner.config().detrend.name()
     }
@@ -396,7 +421,7 @@ impl PySpectrumAnalyzer {
         let c = self.inner.config();
         format!(
             "SpectrumAnalyzer(sample_rate={}, frame={}, hop={}, window={:?}, channels={}, \
-             bands={}, peaks={}, average={}, detrend={:?})",
+             bands={}, peaks={}, average={}, detrend={:?}, dtype={:?})",
             c.sample_rate,
             c.frame,
             c.hop,
@@ -405,7 +430,8 @@ impl PySpectrumAnalyzer {
             c.bands.len(),
             c.peaks,
             c.average,
-            c.detrend.name()
+            c.detrend.name(),
+            c.precision.name()
         )
     }
 }

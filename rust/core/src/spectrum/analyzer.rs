@@ -8,9 +8,10 @@
 use std::ops::Range;
 use std::str::FromStr;
 
-use super::bands::{band_bins, one_sided_power_sum, power_spectrum};
+use super::bands::{band_bins, one_sided_power_sum, power_spectrum, PowerSums};
 use super::fft::PlannedRealFft;
 use super::peaks::{refine_peak, top_local_maxima};
+use super::precision::{Precision, Real};
 use super::stats::{finite_mean, frame_stats_and_window, Detrend, FrameStats};
 use super::velocity::{AccelUnits, VelocityIntegrator};
 use super::window::{Window, WindowKernel, WindowKind};
@@ -39,11 +40,13 @@ pub struct AnalyzerConfig {
     pub accel_units: AccelUnits,
     /// Time of sample 0 (Unix seconds); frame times are `t0 + start_index / sample_rate`.
     pub t0: f64,
+    /// The type frames are windowed, transformed and summarised in.
+    pub precision: Precision,
 }
 
 impl AnalyzerConfig {
     /// The reference configuration at `sample_rate`: frame 4096, hop 2048, hann, 1 channel,
-    /// no bands, 5 peaks, average 1, mean removed.
+    /// no bands, 5 peaks, average 1, mean removed, analysed in f64.
     pub fn new(sample_rate: f64) -> Self {
         AnalyzerConfig {
             sample_rate,
@@ -58,6 +61,7 @@ impl AnalyzerConfig {
             velocity_band: None,
             accel_units: AccelUnits::G,
             t0: 0.0,
+            precision: Precision::Float64,
         }
     }
 }
@@ -124,6 +128,34 @@ impl FeatureBatch {
         }
     }
 
+    /// Makes room for `frames` more frames, so that appending them does not reallocate.
+    pub fn reserve(&mut self, frames: usize) {
+        let per_channel = frames * self.channels;
+        self.start_index.reserve(frames);
+        self.start_time.reserve(frames);
+        for column in [
+            &mut self.mean,
+            &mut self.rms,
+            &mut self.peak,
+            &mut self.peak_to_peak,
+            &mut self.crest_factor,
+            &mut self.std,
+            &mut self.skewness,
+            &mut self.kurtosis,
+            &mut self.dominant_freq,
+            &mut self.centroid,
+        ] {
+            column.reserve(per_channel);
+        }
+        self.valid.reserve(per_channel);
+        self.band_rms.reserve(per_channel * self.bands);
+        self.peak_freqs.reserve(per_channel * self.peaks);
+        self.peak_amps.reserve(per_channel * self.peaks);
+        if self.has_velocity {
+            self.velocity_rms_mm_s.reserve(per_channel);
+        }
+    }
+
     /// Number of frames.
     pub fn len(&self) -> usize {
         self.start_index.len()
@@ -169,10 +201,9 @@ impl FeatureBatch {
     }
 }
 
-/// Per-channel state: the frame buffer and the ring of recent power spectra.
+/// Per-channel state: the ring of recent power spectra.
 #[derive(Debug, Clone)]
 struct ChannelState {
-    buffer: Vec<f64>,
     /// `average` power spectra `|X_k|^2` of the latest valid frames, one after another.
     powers: Vec<f64>,
     /// Valid spectra stored (at most `average`) and the slot the next one goes to.
@@ -181,13 +212,100 @@ struct ChannelState {
     invalid_frames: u64,
 }
 
+/// The part of the analyzer that works in the analysis precision: one frame buffer per
+/// channel, the window and the FFT.
+#[derive(Debug)]
+struct FrameEngine<T: Real> {
+    buffers: Vec<Vec<T>>,
+    window: Vec<T>,
+    fft: PlannedRealFft<T>,
+}
+
+impl<T: Real> FrameEngine<T> {
+    fn new(window: &Window, channels: usize) -> Self {
+        let n = window.len();
+        FrameEngine {
+            buffers: vec![vec![T::zero(); n]; channels],
+            window: window
+                .coefficients()
+                .iter()
+                .map(|&w| T::narrow(w))
+                .collect(),
+            fft: PlannedRealFft::new(n),
+        }
+    }
+
+    /// Copies `src` into channel `channel`'s buffer from position `at`.
+    fn load<I: Copy + Into<f64>>(&mut self, channel: usize, at: usize, src: &[I]) {
+        let dst = &mut self.buffers[channel][at..at + src.len()];
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = T::narrow(s.into());
+        }
+    }
+
+    /// Drops the oldest `hop` samples of every buffer.
+    fn slide(&mut self, hop: usize) {
+        for buffer in &mut self.buffers {
+            buffer.copy_within(hop.., 0);
+        }
+    }
+
+    fn clear(&mut self) {
+        for buffer in &mut self.buffers {
+            buffer.fill(T::zero());
+        }
+    }
+
+    /// Statistics and power spectrum `|X_k|^2` (into `power`) of channel `channel`'s full
+    /// buffer, or `None` when it holds a NaN or infinite sample.
+    fn analyse(
+        &mut self,
+        channel: usize,
+        detrend: Detrend,
+        power: &mut [f64],
+    ) -> Option<(FrameStats, PowerSums)> {
+        let buffer = &self.buffers[channel];
+        let mean = finite_mean(buffer)?;
+        let stats =
+            frame_stats_and_window(buffer, mean, detrend, &self.window, self.fft.input_mut());
+        let n = buffer.len();
+        Some((stats, power_spectrum(self.fft.process(), power, n)))
+    }
+}
+
+/// A [`FrameEngine`] of either precision.
+#[derive(Debug)]
+enum Engine {
+    Float32(FrameEngine<f32>),
+    Float64(FrameEngine<f64>),
+}
+
+/// Runs `$body` with `$e` bound to the engine, whatever its precision.
+macro_rules! with_engine {
+    ($engine:expr, $e:ident => $body:expr) => {
+        match $engine {
+            Engine::Float32($e) => $body,
+            Engine::Float64($e) => $body,
+        }
+    };
+}
+
+impl Engine {
+    fn new(precision: Precision, window: &Window, channels: usize) -> Self {
+        match precision {
+            Precision::Float32 => Engine::Float32(FrameEngine::new(window, channels)),
+            Precision::Float64 => Engine::Float64(FrameEngine::new(window, channels)),
+        }
+    }
+}
+
 /// Streaming spectral features of a multi-channel signal. See the module docs.
 #[derive(Debug)]
 pub struct SpectrumAnalyzer {
     config: AnalyzerConfig,
     window: Window,
     kernel: WindowKernel,
-    fft: PlannedRealFft,
+    engine: Engine,
     band_ranges: Vec<Range<usize>>,
     velocity: Option<VelocityIntegrator>,
     states: Vec<ChannelState>,
@@ -298,11 +416,10 @@ impl SpectrumAnalyzer {
             })
             .transpose()?;
         let kernel = WindowKernel::new(&window);
-        let fft = PlannedRealFft::new(n);
-        let bins = fft.bins();
+        let engine = Engine::new(config.precision, &window, config.channels);
+        let bins = n / 2 + 1;
         let states = (0..config.channels)
             .map(|_| ChannelState {
-                buffer: vec![0.0; n],
                 powers: vec![0.0; bins * config.average],
                 stored: 0,
                 next_slot: 0,
@@ -316,7 +433,7 @@ impl SpectrumAnalyzer {
             peak_scratch: Vec::with_capacity(config.peaks + 1),
             window,
             kernel,
-            fft,
+            engine,
             band_ranges,
             velocity,
             states,
@@ -333,6 +450,29 @@ impl SpectrumAnalyzer {
 
     pub fn window(&self) -> &Window {
         &self.window
+    }
+
+    /// The type frames are analysed in.
+    pub fn precision(&self) -> Precision {
+        self.config.precision
+    }
+
+    /// Switches the analysis precision; only before the first sample (or after
+    /// [`Self::reset`]), so that no frame mixes precisions.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if precision == self.config.precision {
+            return Ok(());
+        }
+        if self.samples() > 0 {
+            return Err(SpectrumError::BadParameter {
+                name: "dtype",
+                expected: "set before the first sample is fed (or after reset)",
+                got: format!("{} after {} samples", precision.name(), self.samples()),
+            });
+        }
+        self.engine = Engine::new(precision, &self.window, self.config.channels);
+        self.config.precision = precision;
+        Ok(())
     }
 
     /// One-sided bins per spectrum, `frame / 2 + 1`.
@@ -391,25 +531,21 @@ impl SpectrumAnalyzer {
                 channels,
             });
         }
+        out.reserve(self.frames_completed_by(samples));
         let frame = self.config.frame;
         let hop = self.config.hop;
         let mut pos = 0;
         while pos < samples {
             let take = (frame - self.fill).min(samples - pos);
-            for (c, state) in self.states.iter_mut().enumerate() {
+            for c in 0..channels {
                 let src = &data[c * samples + pos..c * samples + pos + take];
-                let dst = &mut state.buffer[self.fill..self.fill + take];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = s.into();
-                }
+                with_engine!(&mut self.engine, e => e.load(c, self.fill, src));
             }
             self.fill += take;
             pos += take;
             if self.fill == frame {
                 self.analyse_frame(out);
-                for state in &mut self.states {
-                    state.buffer.copy_within(hop..frame, 0);
-                }
+                with_engine!(&mut self.engine, e => e.slide(hop));
                 self.fill = frame - hop;
                 self.buffer_start += hop as u64;
             }
@@ -425,23 +561,17 @@ impl SpectrumAnalyzer {
         self.frames += 1;
         let n = self.config.frame;
         let bins = self.bins;
-        for state in &mut self.states {
-            let Some(mean) = finite_mean(&state.buffer) else {
+        let detrend = self.config.detrend;
+        for (c, state) in self.states.iter_mut().enumerate() {
+            let slot = state.next_slot;
+            let power = &mut state.powers[slot * bins..(slot + 1) * bins];
+            let analysed = with_engine!(&mut self.engine, e => e.analyse(c, detrend, power));
+            let Some((stats, sums)) = analysed else {
                 state.invalid_frames += 1;
                 out.push_invalid();
                 continue;
             };
-            let stats = frame_stats_and_window(
-                &state.buffer,
-                mean,
-                self.config.detrend,
-                self.window.coefficients(),
-                self.fft.input_mut(),
-            );
             out.push_stats(&stats, true);
-            let slot = state.next_slot;
-            let power = &mut state.powers[slot * bins..(slot + 1) * bins];
-            let sums = power_spectrum(self.fft.process(), power, n);
             state.next_slot = (slot + 1) % self.config.average;
             state.stored = (state.stored + 1).min(self.config.average);
             let power = &state.powers[slot * bins..(slot + 1) * bins];
@@ -549,8 +679,8 @@ impl SpectrumAnalyzer {
 
     /// Forgets all buffered samples, spectra and counters (the configuration stays).
     pub fn reset(&mut self) {
+        with_engine!(&mut self.engine, e => e.clear());
         for state in &mut self.states {
-            state.buffer.fill(0.0);
             state.powers.fill(0.0);
             state.stored = 0;
             state.next_slot = 0;

@@ -2,6 +2,9 @@
 
 use std::ops::Range;
 
+use num_complex::Complex;
+
+use super::precision::Real;
 use super::{Result, SpectrumError};
 
 /// Bins `k` of an `n`-point FFT at `sample_rate` whose frequency `k fs / n` lies in
@@ -102,57 +105,155 @@ impl PowerSums {
     }
 }
 
-super::simd::multiversion!(
-    /// Writes `|X_k|^2` of an `n`-point one-sided spectrum into `power` and returns its
-    /// one-sided totals, in one pass.
-    pub fn power_spectrum(
-        spectrum: &[num_complex::Complex64],
-        power: &mut [f64],
-        n: usize,
-    ) -> PowerSums => power_spectrum_impl
-);
+/// Writes `|X_k|^2` of an `n`-point one-sided spectrum into `power` (in f64, whatever the
+/// spectrum's precision; the squares are summed in it) and returns its one-sided totals,
+/// in one pass.
+pub fn power_spectrum<T: Real>(spectrum: &[Complex<T>], power: &mut [f64], n: usize) -> PowerSums {
+    assert_eq!(spectrum.len(), power.len());
+    one_sided(T::power_sums(spectrum, power), power, n)
+}
 
-#[inline(always)]
-fn power_spectrum_impl(
-    spectrum: &[num_complex::Complex64],
+/// [`power_spectrum`] through the portable loop only.
+#[cfg(test)]
+pub(crate) fn power_spectrum_portable_for_tests<T: Real>(
+    spectrum: &[Complex<T>],
     power: &mut [f64],
     n: usize,
 ) -> PowerSums {
-    assert_eq!(spectrum.len(), power.len());
-    let mut total = [0.0f64; 4];
-    let mut moment = [0.0f64; 4];
-    let mut k = [0.0, 1.0, 2.0, 3.0];
-    let body = power.len() - power.len() % 4;
-    for (sc, pc) in spectrum[..body]
-        .chunks_exact(4)
-        .zip(power[..body].chunks_exact_mut(4))
-    {
-        for l in 0..4 {
-            let p = sc[l].re * sc[l].re + sc[l].im * sc[l].im;
-            pc[l] = p;
-            total[l] += p;
-            moment[l] += k[l] * p;
-            k[l] += 4.0;
-        }
-    }
-    let mut total_tail = 0.0;
-    let mut moment_tail = 0.0;
-    for i in body..power.len() {
-        let p = spectrum[i].re * spectrum[i].re + spectrum[i].im * spectrum[i].im;
-        power[i] = p;
-        total_tail += p;
-        moment_tail += i as f64 * p;
-    }
+    one_sided(power_sums_portable(spectrum, power), power, n)
+}
+
+/// One-sided totals from plain sums over the bins of an `n`-point power spectrum.
+fn one_sided(raw: RawPowerSums, power: &[f64], n: usize) -> PowerSums {
     // Every bin counts twice in a one-sided spectrum but DC and (even n) Nyquist.
     let mut sums = PowerSums {
-        total: 2.0 * ((total[0] + total[2]) + (total[1] + total[3]) + total_tail) - power[0],
-        moment: 2.0 * ((moment[0] + moment[2]) + (moment[1] + moment[3]) + moment_tail),
+        total: 2.0 * raw.total - power[0],
+        moment: 2.0 * raw.moment,
     };
     if n % 2 == 0 && n / 2 < power.len() {
         sums.total -= power[n / 2];
         sums.moment -= (n / 2) as f64 * power[n / 2];
     }
     sums
+}
+
+/// Plain (all-bins-once) sums of power and of `k * power` (internal to [`power_spectrum`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawPowerSums {
+    pub(crate) total: f64,
+    pub(crate) moment: f64,
+}
+
+/// Lanes of the power sums: two AVX vectors of f64.
+const POWER_LANES: usize = 8;
+
+/// Per-lane sums of power and of `k * power`.
+struct PowerLanes {
+    total: [f64; POWER_LANES],
+    moment: [f64; POWER_LANES],
+}
+
+impl PowerLanes {
+    /// Bins `start..` (the ones after the full chunks), lane by lane.
+    fn tail<T: Real>(&mut self, spectrum: &[Complex<T>], power: &mut [f64], start: usize) {
+        for (l, k) in (start..power.len()).enumerate() {
+            let c = spectrum[k];
+            let p: f64 = (c.re * c.re + c.im * c.im).into();
+            power[k] = p;
+            self.total[l] += p;
+            self.moment[l] += k as f64 * p;
+        }
+    }
+
+    fn finish(&self) -> RawPowerSums {
+        let sum = |acc: &[f64; POWER_LANES]| {
+            let mut width = POWER_LANES;
+            let mut wide = *acc;
+            while width > 1 {
+                width /= 2;
+                for l in 0..width {
+                    wide[l] += wide[l + width];
+                }
+            }
+            wide[0]
+        };
+        RawPowerSums {
+            total: sum(&self.total),
+            moment: sum(&self.moment),
+        }
+    }
+}
+
+super::simd::multiversion!(
+    /// Portable power sums (see [`power_spectrum`]).
+    fn power_sums_portable<T: Real>(
+        spectrum: &[Complex<T>],
+        power: &mut [f64],
+    ) -> RawPowerSums => power_sums_lanes
+);
+
+#[inline(always)]
+fn power_sums_lanes<T: Real>(spectrum: &[Complex<T>], power: &mut [f64]) -> RawPowerSums {
+    const L: usize = POWER_LANES;
+    let mut lanes = PowerLanes {
+        total: [0.0; L],
+        moment: [0.0; L],
+    };
+    let mut k = [0.0f64; L];
+    for (l, kl) in k.iter_mut().enumerate() {
+        *kl = l as f64;
+    }
+    let body = power.len() - power.len() % L;
+    for (sc, pc) in spectrum[..body]
+        .chunks_exact(L)
+        .zip(power[..body].chunks_exact_mut(L))
+    {
+        for l in 0..L {
+            let p: f64 = (sc[l].re * sc[l].re + sc[l].im * sc[l].im).into();
+            pc[l] = p;
+            lanes.total[l] += p;
+            lanes.moment[l] += k[l] * p;
+            k[l] += L as f64;
+        }
+    }
+    lanes.tail(spectrum, power, body);
+    lanes.finish()
+}
+
+/// Power sums of f64 spectra: AVX where the CPU has it.
+pub(crate) fn power_sums_f64(spectrum: &[Complex<f64>], power: &mut [f64]) -> RawPowerSums {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx::detected() {
+        let mut lanes = PowerLanes {
+            total: [0.0; POWER_LANES],
+            moment: [0.0; POWER_LANES],
+        };
+        // SAFETY: AVX is available, checked just above; the slices have equal lengths.
+        let body = unsafe {
+            super::avx::power_sums_f64(spectrum, power, &mut lanes.total, &mut lanes.moment)
+        };
+        lanes.tail(spectrum, power, body);
+        return lanes.finish();
+    }
+    power_sums_portable(spectrum, power)
+}
+
+/// Power sums of f32 spectra: AVX where the CPU has it.
+pub(crate) fn power_sums_f32(spectrum: &[Complex<f32>], power: &mut [f64]) -> RawPowerSums {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx::detected() {
+        let mut lanes = PowerLanes {
+            total: [0.0; POWER_LANES],
+            moment: [0.0; POWER_LANES],
+        };
+        // SAFETY: AVX is available, checked just above; the slices have equal lengths.
+        let body =
+            unsafe { super::avx::power_sums(spectrum, power, &mut lanes.total, &mut lanes.moment) };
+        lanes.tail(spectrum, power, body);
+        return lanes.finish();
+    }
+    power_sums_portable(spectrum, power)
 }
 
 #[cfg(test)]

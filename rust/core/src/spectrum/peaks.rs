@@ -16,42 +16,89 @@ pub struct SpectralPeak {
 /// Indices of the `count` largest strict local maxima of `power` (bins 1 ..= len-2),
 /// largest first, written into `out` (cleared first; no allocation once it has capacity).
 /// A maximum must exceed its left neighbour and be at least its right one, so a flat top
-/// counts once.
+/// counts once. Equal powers rank by bin, lower first, so the result does not depend on
+/// the order bins are visited in.
 pub fn top_local_maxima(power: &[f64], count: usize, out: &mut Vec<usize>) {
     out.clear();
     if count == 0 || power.len() < 3 {
         return;
     }
-    // `threshold` is the smallest kept power once `out` is full. Blocks whose largest bin
-    // cannot beat it are skipped with one (vectorised) max, which is most of a spectrum.
-    let mut threshold = f64::NEG_INFINITY;
+    #[cfg(target_arch = "x86_64")]
+    if super::avx::detected() {
+        // SAFETY: AVX is available, checked just above; power.len() >= 3, count >= 1.
+        unsafe { super::avx::scan_local_maxima(power, count, out) };
+        return;
+    }
+    scan_in_order(power, count, out);
+}
+
+/// The portable scan, in ascending order. Once `out` is full, blocks whose largest bin is
+/// below the weakest kept one are skipped with one pass, which is most of a spectrum.
+fn scan_in_order(power: &[f64], count: usize, out: &mut Vec<usize>) {
     const BLOCK: usize = 16;
     let last = power.len() - 1;
+    let mut needed = f64::NEG_INFINITY;
     let mut start = 1;
     while start < last {
         let end = (start + BLOCK).min(last);
-        let block = &power[start..end];
-        let block_max = block
-            .iter()
-            .fold(f64::NEG_INFINITY, |m, &p| if p > m { p } else { m });
-        if block_max > threshold {
+        if power[start..end].iter().any(|&p| p >= needed) {
             for k in start..end {
-                let p = power[k];
-                if p <= threshold || p <= power[k - 1] || p < power[k + 1] {
-                    continue;
-                }
-                // Insert keeping descending order; earlier (lower) bins win ties.
-                let pos = out.partition_point(|&j| power[j] >= p);
-                if out.len() == count {
-                    out.pop();
-                }
-                out.insert(pos, k);
-                if out.len() == count {
-                    threshold = power[out[count - 1]];
+                if is_local_maximum(power, k) && outranks_kept(power, k, count, out) {
+                    needed = keep(power, k, count, out);
                 }
             }
         }
         start = end;
+    }
+}
+
+/// [`top_local_maxima`] through the portable scan only.
+#[cfg(test)]
+pub(crate) fn top_local_maxima_portable_for_tests(
+    power: &[f64],
+    count: usize,
+    out: &mut Vec<usize>,
+) {
+    out.clear();
+    if count > 0 && power.len() >= 3 {
+        scan_in_order(power, count, out);
+    }
+}
+
+/// Whether bin `k` (1 ..= len-2) exceeds its left neighbour and is at least its right one.
+#[inline(always)]
+pub(crate) fn is_local_maximum(power: &[f64], k: usize) -> bool {
+    power[k] > power[k - 1] && power[k] >= power[k + 1]
+}
+
+/// Whether bin `a` ranks before bin `b`: more power, or equal power and a lower bin.
+#[inline(always)]
+fn ranks_before(power: &[f64], a: usize, b: usize) -> bool {
+    power[a] > power[b] || (power[a] == power[b] && a < b)
+}
+
+/// Whether bin `k` belongs among the `count` kept so far (`out`, best first).
+#[inline(always)]
+pub(crate) fn outranks_kept(power: &[f64], k: usize, count: usize, out: &[usize]) -> bool {
+    match out.last() {
+        Some(&worst) if out.len() == count => ranks_before(power, k, worst),
+        _ => true,
+    }
+}
+
+/// Inserts bin `k` into `out` in rank order, dropping the worst beyond `count`. Returns the
+/// power a bin needs to be kept from now on (NEG_INFINITY until `out` is full).
+#[inline(always)]
+pub(crate) fn keep(power: &[f64], k: usize, count: usize, out: &mut Vec<usize>) -> f64 {
+    let pos = out.partition_point(|&j| ranks_before(power, j, k));
+    if out.len() == count {
+        out.pop();
+    }
+    out.insert(pos, k);
+    if out.len() == count {
+        power[out[count - 1]]
+    } else {
+        f64::NEG_INFINITY
     }
 }
 

@@ -6,24 +6,25 @@
 //! same floating-point operations in the same order and give bit-identical results; AVX only
 //! processes more lanes per instruction.
 
-/// `multiversion!(pub fn name(args) -> Ret => implementation);`
+/// `multiversion!(pub fn name<T: Bound>(args) -> Ret => implementation);` (the type
+/// parameter is optional).
 macro_rules! multiversion {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty
-        => $implementation:ident) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$g:ident : $bound:path>)?
+        ($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty => $implementation:ident) => {
         $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) -> $ret {
+        $vis fn $name $(<$g: $bound>)? ($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx")]
-                unsafe fn with_avx($($arg: $ty),*) -> $ret {
-                    $implementation($($arg),*)
+                unsafe fn with_avx $(<$g: $bound>)? ($($arg: $ty),*) -> $ret {
+                    $implementation $(::<$g>)? ($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx") {
                     // SAFETY: the CPU supports AVX, checked just above.
-                    return unsafe { with_avx($($arg),*) };
+                    return unsafe { with_avx $(::<$g>)? ($($arg),*) };
                 }
             }
-            $implementation($($arg),*)
+            $implementation $(::<$g>)? ($($arg),*)
         }
     };
 }

@@ -1,0 +1,469 @@
+//! Hand-vectorised AVX versions of the per-frame loops.
+//!
+//! The compiler does not vectorise these multi-accumulator reductions on its own. Each
+//! kernel keeps exactly the lane layout of its portable twin (lane `l` of the lane arrays
+//! is element `l` of the vector registers, concatenated), and performs the same operations
+//! in the same order, so both give bit-identical results; a test checks it.
+
+use std::arch::x86_64::*;
+
+use num_complex::Complex;
+
+/// Whether this CPU runs the kernels (std caches the detection).
+#[inline]
+pub fn detected() -> bool {
+    std::arch::is_x86_feature_detected!("avx")
+}
+
+/// `acc[l] += x[16 j + l]` over the full 16-sample chunks of `x`; returns how many samples
+/// it consumed.
+///
+/// # Safety
+/// The CPU must support AVX ([`detected`]).
+#[target_feature(enable = "avx")]
+pub unsafe fn sum_f64(x: &[f64], acc: &mut [f64; 16]) -> usize {
+    let body = x.len() - x.len() % 16;
+    let p = acc.as_mut_ptr();
+    let mut a = [
+        _mm256_loadu_pd(p),
+        _mm256_loadu_pd(p.add(4)),
+        _mm256_loadu_pd(p.add(8)),
+        _mm256_loadu_pd(p.add(12)),
+    ];
+    for c in x[..body].chunks_exact(16) {
+        let q = c.as_ptr();
+        for (k, lane) in a.iter_mut().enumerate() {
+            *lane = _mm256_add_pd(*lane, _mm256_loadu_pd(q.add(4 * k)));
+        }
+    }
+    for (k, lane) in a.iter().enumerate() {
+        _mm256_storeu_pd(p.add(4 * k), *lane);
+    }
+    body
+}
+
+/// `acc[l] += x[16 j + l] as f64` over the full 16-sample chunks of `x`; returns how many
+/// samples it consumed.
+///
+/// # Safety
+/// The CPU must support AVX ([`detected`]).
+#[target_feature(enable = "avx")]
+pub unsafe fn sum_widened(x: &[f32], acc: &mut [f64; 16]) -> usize {
+    let body = x.len() - x.len() % 16;
+    let p = acc.as_mut_ptr();
+    let mut a = [
+        _mm256_loadu_pd(p),
+        _mm256_loadu_pd(p.add(4)),
+        _mm256_loadu_pd(p.add(8)),
+        _mm256_loadu_pd(p.add(12)),
+    ];
+    for c in x[..body].chunks_exact(16) {
+        let q = c.as_ptr();
+        for (k, lane) in a.iter_mut().enumerate() {
+            *lane = _mm256_add_pd(*lane, _mm256_cvtps_pd(_mm_loadu_ps(q.add(4 * k))));
+        }
+    }
+    for (k, lane) in a.iter().enumerate() {
+        _mm256_storeu_pd(p.add(4 * k), *lane);
+    }
+    body
+}
+
+/// Lane accumulators of [`central_sums`]: sums of d^2, d^3, d^4 and extremes of d.
+pub type CentralLanes = [[f32; 16]; 5];
+
+/// Over the full 16-sample chunks: `d = x - mean`, `windowed = (d + offset) * window`, and
+/// lane sums of d^2, d^3, d^4, lane max and min of d. Returns the samples consumed.
+///
+/// # Safety
+/// The CPU must support AVX; `window` and `windowed` as long as `x`.
+#[target_feature(enable = "avx")]
+pub unsafe fn central_sums(
+    x: &[f32],
+    mean: f32,
+    offset: f32,
+    window: &[f32],
+    windowed: &mut [f32],
+    lanes: &mut CentralLanes,
+) -> usize {
+    assert!(window.len() == x.len() && windowed.len() == x.len());
+    let body = x.len() - x.len() % 16;
+    let load = |a: &[f32; 16]| {
+        [
+            _mm256_loadu_ps(a.as_ptr()),
+            _mm256_loadu_ps(a.as_ptr().add(8)),
+        ]
+    };
+    let [mut s2, mut s3, mut s4, mut hi, mut lo] = [
+        load(&lanes[0]),
+        load(&lanes[1]),
+        load(&lanes[2]),
+        load(&lanes[3]),
+        load(&lanes[4]),
+    ];
+    let mean = _mm256_set1_ps(mean);
+    let offset = _mm256_set1_ps(offset);
+    let (xp, wp, op) = (x.as_ptr(), window.as_ptr(), windowed.as_mut_ptr());
+    let mut i = 0;
+    while i < body {
+        for h in 0..2 {
+            let at = i + 8 * h;
+            let d = _mm256_sub_ps(_mm256_loadu_ps(xp.add(at)), mean);
+            let w = _mm256_loadu_ps(wp.add(at));
+            _mm256_storeu_ps(op.add(at), _mm256_mul_ps(_mm256_add_ps(d, offset), w));
+            let d2 = _mm256_mul_ps(d, d);
+            s2[h] = _mm256_add_ps(s2[h], d2);
+            s3[h] = _mm256_add_ps(s3[h], _mm256_mul_ps(d2, d));
+            s4[h] = _mm256_add_ps(s4[h], _mm256_mul_ps(d2, d2));
+            // max_ps(a, b) is `a > b ? a : b`, as the portable loop writes it.
+            hi[h] = _mm256_max_ps(d, hi[h]);
+            lo[h] = _mm256_min_ps(d, lo[h]);
+        }
+        i += 16;
+    }
+    for (k, v) in [s2, s3, s4, hi, lo].iter().enumerate() {
+        _mm256_storeu_ps(lanes[k].as_mut_ptr(), v[0]);
+        _mm256_storeu_ps(lanes[k].as_mut_ptr().add(8), v[1]);
+    }
+    body
+}
+
+/// Lane accumulators of [`central_sums_f64`].
+pub type CentralLanesF64 = [[f64; 8]; 5];
+
+/// [`central_sums`] for f64 frames, in 8 lanes (two vectors).
+///
+/// # Safety
+/// The CPU must support AVX; `window` and `windowed` as long as `x`.
+#[target_feature(enable = "avx")]
+pub unsafe fn central_sums_f64(
+    x: &[f64],
+    mean: f64,
+    offset: f64,
+    window: &[f64],
+    windowed: &mut [f64],
+    lanes: &mut CentralLanesF64,
+) -> usize {
+    assert!(window.len() == x.len() && windowed.len() == x.len());
+    let body = x.len() - x.len() % 8;
+    let load = |a: &[f64; 8]| {
+        [
+            _mm256_loadu_pd(a.as_ptr()),
+            _mm256_loadu_pd(a.as_ptr().add(4)),
+        ]
+    };
+    let [mut s2, mut s3, mut s4, mut hi, mut lo] = [
+        load(&lanes[0]),
+        load(&lanes[1]),
+        load(&lanes[2]),
+        load(&lanes[3]),
+        load(&lanes[4]),
+    ];
+    let mean = _mm256_set1_pd(mean);
+    let offset = _mm256_set1_pd(offset);
+    let (xp, wp, op) = (x.as_ptr(), window.as_ptr(), windowed.as_mut_ptr());
+    let mut i = 0;
+    while i < body {
+        for h in 0..2 {
+            let at = i + 4 * h;
+            let d = _mm256_sub_pd(_mm256_loadu_pd(xp.add(at)), mean);
+            let w = _mm256_loadu_pd(wp.add(at));
+            _mm256_storeu_pd(op.add(at), _mm256_mul_pd(_mm256_add_pd(d, offset), w));
+            let d2 = _mm256_mul_pd(d, d);
+            s2[h] = _mm256_add_pd(s2[h], d2);
+            s3[h] = _mm256_add_pd(s3[h], _mm256_mul_pd(d2, d));
+            s4[h] = _mm256_add_pd(s4[h], _mm256_mul_pd(d2, d2));
+            hi[h] = _mm256_max_pd(d, hi[h]);
+            lo[h] = _mm256_min_pd(d, lo[h]);
+        }
+        i += 8;
+    }
+    for (k, v) in [s2, s3, s4, hi, lo].iter().enumerate() {
+        _mm256_storeu_pd(lanes[k].as_mut_ptr(), v[0]);
+        _mm256_storeu_pd(lanes[k].as_mut_ptr().add(4), v[1]);
+    }
+    body
+}
+
+/// [`power_sums`] for f64 spectra.
+///
+/// # Safety
+/// The CPU must support AVX; `power` as long as `spectrum`.
+#[target_feature(enable = "avx")]
+pub unsafe fn power_sums_f64(
+    spectrum: &[Complex<f64>],
+    power: &mut [f64],
+    total: &mut [f64; 8],
+    moment: &mut [f64; 8],
+) -> usize {
+    assert_eq!(spectrum.len(), power.len());
+    let body = spectrum.len() - spectrum.len() % 8;
+    let sp = spectrum.as_ptr() as *const f64;
+    let pp = power.as_mut_ptr();
+    let mut t = [
+        _mm256_loadu_pd(total.as_ptr()),
+        _mm256_loadu_pd(total.as_ptr().add(4)),
+    ];
+    let mut m = [
+        _mm256_loadu_pd(moment.as_ptr()),
+        _mm256_loadu_pd(moment.as_ptr().add(4)),
+    ];
+    let mut k = [
+        _mm256_setr_pd(0.0, 1.0, 2.0, 3.0),
+        _mm256_setr_pd(4.0, 5.0, 6.0, 7.0),
+    ];
+    let step = _mm256_set1_pd(8.0);
+    let mut i = 0;
+    while i < body {
+        for h in 0..2 {
+            let bin = i + 4 * h;
+            let a = _mm256_loadu_pd(sp.add(2 * bin)); // re0 im0 re1 im1
+            let b = _mm256_loadu_pd(sp.add(2 * bin + 4)); // re2 im2 re3 im3
+                                                          // hadd: [a0+a1, b0+b1 | a2+a3, b2+b3] = [p0 p2 | p1 p3]; reorder the middle.
+            let h2 = _mm256_hadd_pd(_mm256_mul_pd(a, a), _mm256_mul_pd(b, b));
+            let swapped = _mm256_permute2f128_pd(h2, h2, 0x01); // [p1 p3 | p0 p2]
+            let lo = _mm256_unpacklo_pd(h2, swapped); // [p0 p1 | p1 p0]
+            let hi = _mm256_unpackhi_pd(h2, swapped); // [p2 p3 | p3 p2]
+            let p = _mm256_permute2f128_pd(lo, hi, 0x20); // [p0 p1 | p2 p3]
+            _mm256_storeu_pd(pp.add(bin), p);
+            t[h] = _mm256_add_pd(t[h], p);
+            m[h] = _mm256_add_pd(m[h], _mm256_mul_pd(k[h], p));
+            k[h] = _mm256_add_pd(k[h], step);
+        }
+        i += 8;
+    }
+    for h in 0..2 {
+        _mm256_storeu_pd(total.as_mut_ptr().add(4 * h), t[h]);
+        _mm256_storeu_pd(moment.as_mut_ptr().add(4 * h), m[h]);
+    }
+    body
+}
+
+/// Over the full 8-bin chunks: `power[k] = (re^2 + im^2) as f64` (summed in f32), lane
+/// sums of power and of `k * power`. Returns the bins consumed.
+///
+/// # Safety
+/// The CPU must support AVX; `power` as long as `spectrum`.
+#[target_feature(enable = "avx")]
+pub unsafe fn power_sums(
+    spectrum: &[Complex<f32>],
+    power: &mut [f64],
+    total: &mut [f64; 8],
+    moment: &mut [f64; 8],
+) -> usize {
+    assert_eq!(spectrum.len(), power.len());
+    let body = spectrum.len() - spectrum.len() % 8;
+    // Complex<f32> is repr(C) {re, im}: the spectrum is re, im, re, im, ... in memory.
+    let sp = spectrum.as_ptr() as *const f32;
+    let pp = power.as_mut_ptr();
+    let mut t = [
+        _mm256_loadu_pd(total.as_ptr()),
+        _mm256_loadu_pd(total.as_ptr().add(4)),
+    ];
+    let mut m = [
+        _mm256_loadu_pd(moment.as_ptr()),
+        _mm256_loadu_pd(moment.as_ptr().add(4)),
+    ];
+    let mut k = [
+        _mm256_setr_pd(0.0, 1.0, 2.0, 3.0),
+        _mm256_setr_pd(4.0, 5.0, 6.0, 7.0),
+    ];
+    let step = _mm256_set1_pd(8.0);
+    let mut i = 0;
+    while i < body {
+        let a = _mm256_loadu_ps(sp.add(2 * i)); // bins i .. i+3
+        let b = _mm256_loadu_ps(sp.add(2 * i + 8)); // bins i+4 .. i+7
+        let (a, b) = (_mm256_mul_ps(a, a), _mm256_mul_ps(b, b));
+        // hadd pairs within 128-bit halves: [p0 p1 p4 p5 | p2 p3 p6 p7].
+        let h = _mm256_hadd_ps(a, b);
+        let (lo, hi) = (_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        let first = _mm_shuffle_ps(lo, hi, 0b01_00_01_00); // p0 p1 p2 p3
+        let second = _mm_shuffle_ps(lo, hi, 0b11_10_11_10); // p4 p5 p6 p7
+        for (h, half) in [first, second].into_iter().enumerate() {
+            let p = _mm256_cvtps_pd(half);
+            _mm256_storeu_pd(pp.add(i + 4 * h), p);
+            t[h] = _mm256_add_pd(t[h], p);
+            m[h] = _mm256_add_pd(m[h], _mm256_mul_pd(k[h], p));
+            k[h] = _mm256_add_pd(k[h], step);
+        }
+        i += 8;
+    }
+    for h in 0..2 {
+        _mm256_storeu_pd(total.as_mut_ptr().add(4 * h), t[h]);
+        _mm256_storeu_pd(moment.as_mut_ptr().add(4 * h), m[h]);
+    }
+    body
+}
+
+/// [`super::peaks::top_local_maxima`], visiting blocks of bins in descending order of
+/// their largest bin and stopping once no block can hold a bin that ranks among those
+/// kept: the largest peaks come first, so few bins are ever inserted, and most blocks are
+/// never scanned. Within a block, four bins are tested at a time.
+///
+/// # Safety
+/// The CPU must support AVX; `power.len() >= 3`, `count >= 1`.
+#[target_feature(enable = "avx")]
+pub unsafe fn scan_local_maxima(power: &[f64], count: usize, out: &mut Vec<usize>) {
+    use super::peaks::{is_local_maximum, keep, outranks_kept};
+    const MAX_BLOCKS: usize = 64;
+    let last = power.len() - 1; // candidates are the bins 1 .. last
+    let candidates = last - 1;
+    let block = candidates.div_ceil(MAX_BLOCKS).next_multiple_of(4).max(16);
+    let blocks = candidates.div_ceil(block);
+    let mut block_max = [f64::NEG_INFINITY; MAX_BLOCKS];
+    for (b, m) in block_max.iter_mut().enumerate().take(blocks) {
+        *m = max(&power[1 + b * block..(1 + (b + 1) * block).min(last)]);
+    }
+    let p = power.as_ptr();
+    let mut needed = f64::NEG_INFINITY; // a kept bin has at least this power
+    loop {
+        let mut best = 0;
+        for b in 1..blocks {
+            if block_max[b] > block_max[best] {
+                best = b;
+            }
+        }
+        // Ties rank by bin, so a block whose maximum equals `needed` may still hold one.
+        if block_max[best] < needed || block_max[best] == f64::NEG_INFINITY {
+            return;
+        }
+        block_max[best] = f64::NEG_INFINITY;
+        let (start, end) = (1 + best * block, (1 + (best + 1) * block).min(last));
+        let mut k = start;
+        // Bins k .. k+3 compare with k-1 .. k+4, all within the spectrum while k + 4 <= last.
+        while k + 4 <= end {
+            let centre = _mm256_loadu_pd(p.add(k));
+            let candidate = _mm256_and_pd(
+                _mm256_and_pd(
+                    _mm256_cmp_pd(centre, _mm256_loadu_pd(p.add(k - 1)), _CMP_GT_OQ),
+                    _mm256_cmp_pd(centre, _mm256_loadu_pd(p.add(k + 1)), _CMP_GE_OQ),
+                ),
+                _mm256_cmp_pd(centre, _mm256_set1_pd(needed), _CMP_GE_OQ),
+            );
+            let mut bits = _mm256_movemask_pd(candidate);
+            while bits != 0 {
+                let bin = k + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if outranks_kept(power, bin, count, out) {
+                    needed = keep(power, bin, count, out);
+                }
+            }
+            k += 4;
+        }
+        for bin in k..end {
+            if is_local_maximum(power, bin) && outranks_kept(power, bin, count, out) {
+                needed = keep(power, bin, count, out);
+            }
+        }
+    }
+}
+
+/// The largest value of `x` (NEG_INFINITY if empty; `x` holds no NaN).
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn max(x: &[f64]) -> f64 {
+    let body = x.len() - x.len() % 8;
+    let p = x.as_ptr();
+    let mut a = [_mm256_set1_pd(f64::NEG_INFINITY); 2];
+    let mut i = 0;
+    while i < body {
+        a[0] = _mm256_max_pd(_mm256_loadu_pd(p.add(i)), a[0]);
+        a[1] = _mm256_max_pd(_mm256_loadu_pd(p.add(i + 4)), a[1]);
+        i += 8;
+    }
+    let mut lanes = [0.0f64; 8];
+    _mm256_storeu_pd(lanes.as_mut_ptr(), a[0]);
+    _mm256_storeu_pd(lanes.as_mut_ptr().add(4), a[1]);
+    lanes
+        .iter()
+        .chain(&x[body..])
+        .fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each kernel against its portable twin: bit-identical results (or, for the peak scan
+    //! that visits bins in another order, the identical list), on lengths with tails.
+    use super::super::bands::power_spectrum;
+    use super::super::bands::{power_spectrum_portable_for_tests, PowerSums};
+    use super::super::peaks::top_local_maxima;
+    use super::super::peaks::top_local_maxima_portable_for_tests;
+    use super::super::stats::{central_stats_portable_for_tests, frame_stats_and_window};
+    use super::super::stats::{finite_mean, finite_mean_portable_for_tests, Detrend};
+    use num_complex::Complex;
+
+    fn noise(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                3.0 + u + 0.7 * (i as f64 * 0.37).sin()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kernels_match_the_portable_loops_bit_for_bit() {
+        if !super::detected() {
+            eprintln!("no AVX on this CPU: the portable loops are the only ones in use");
+            return;
+        }
+        for n in [4, 15, 16, 17, 100, 1023, 4096] {
+            let x = noise(n, n as u64);
+            let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 5) as f64 * 0.1).collect();
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            assert_eq!(finite_mean(&x), finite_mean_portable_for_tests(&x), "n {n}");
+            assert_eq!(
+                finite_mean(&x32),
+                finite_mean_portable_for_tests(&x32),
+                "n {n}"
+            );
+            let mean = finite_mean(&x).unwrap();
+            for detrend in [Detrend::Mean, Detrend::None] {
+                let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+                let fast = frame_stats_and_window(&x, mean, detrend, &w, &mut a);
+                let slow = central_stats_portable_for_tests(&x, mean, detrend, &w, &mut b);
+                assert_eq!((fast, &a), (slow, &b), "f64 n {n} {detrend:?}");
+                let (mut a, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
+                let fast = frame_stats_and_window(&x32, mean, detrend, &w32, &mut a);
+                let slow = central_stats_portable_for_tests(&x32, mean, detrend, &w32, &mut b);
+                assert_eq!((fast, &a), (slow, &b), "f32 n {n} {detrend:?}");
+            }
+            let spectrum: Vec<Complex<f64>> = x
+                .chunks(2)
+                .map(|c| Complex::new(c[0], *c.last().unwrap_or(&0.0)))
+                .collect();
+            let spectrum32: Vec<Complex<f32>> = spectrum
+                .iter()
+                .map(|c| Complex::new(c.re as f32, c.im as f32))
+                .collect();
+            let bins = spectrum.len();
+            let check = |fast: (PowerSums, Vec<f64>), slow: (PowerSums, Vec<f64>)| {
+                assert_eq!(fast.0, slow.0, "n {n}");
+                assert_eq!(fast.1, slow.1, "n {n}");
+            };
+            let (mut a, mut b) = (vec![0.0; bins], vec![0.0; bins]);
+            let fast = power_spectrum(&spectrum, &mut a, 2 * bins - 2);
+            let slow = power_spectrum_portable_for_tests(&spectrum, &mut b, 2 * bins - 2);
+            check((fast, a), (slow, b));
+            let (mut a, mut b) = (vec![0.0; bins], vec![0.0; bins]);
+            let fast = power_spectrum(&spectrum32, &mut a, 2 * bins - 2);
+            let slow = power_spectrum_portable_for_tests(&spectrum32, &mut b, 2 * bins - 2);
+            check((fast, a), (slow, b));
+            // Peaks: noise, and a spectrum full of exact ties (ranked by bin either way).
+            let ties: Vec<f64> = (0..n).map(|i| [0.0, 2.0, 1.0, 2.0][i % 4]).collect();
+            for power in [&x, &ties] {
+                for count in [1, 5, 40] {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    top_local_maxima(power, count, &mut a);
+                    top_local_maxima_portable_for_tests(power, count, &mut b);
+                    assert_eq!(a, b, "n {n} count {count}");
+                }
+            }
+        }
+    }
+}

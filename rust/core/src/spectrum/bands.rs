@@ -185,16 +185,8 @@ impl PowerLanes {
     }
 }
 
-super::simd::multiversion!(
-    /// Portable power sums (see [`power_spectrum`]).
-    fn power_sums_portable<T: Real>(
-        spectrum: &[Complex<T>],
-        power: &mut [f64],
-    ) -> RawPowerSums => power_sums_lanes
-);
-
-#[inline(always)]
-fn power_sums_lanes<T: Real>(spectrum: &[Complex<T>], power: &mut [f64]) -> RawPowerSums {
+/// Portable power sums (see [`power_spectrum`]; the layout the AVX kernels reproduce).
+fn power_sums_portable<T: Real>(spectrum: &[Complex<T>], power: &mut [f64]) -> RawPowerSums {
     const L: usize = POWER_LANES;
     let mut lanes = PowerLanes {
         total: [0.0; L],

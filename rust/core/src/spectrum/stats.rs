@@ -97,13 +97,9 @@ pub fn finite_mean<T: Real>(x: &[T]) -> Option<f64> {
     sum.is_finite().then(|| sum / x.len() as f64)
 }
 
-super::simd::multiversion!(
-    /// The portable f64-lane sum behind [`finite_mean`].
-    fn frame_sum_portable<T: Real>(x: &[T]) -> f64 => frame_sum_lanes
-);
-
-#[inline(always)]
-fn frame_sum_lanes<T: Real>(x: &[T]) -> f64 {
+/// The portable f64-lane sum behind [`finite_mean`] (the layout [`super::avx::sum_f64`]
+/// and `sum_widened` reproduce).
+fn frame_sum_portable<T: Real>(x: &[T]) -> f64 {
     let mut acc = [0.0f64; MEAN_LANES];
     let body = x.len() - x.len() % MEAN_LANES;
     for c in x[..body].chunks_exact(MEAN_LANES) {
@@ -220,13 +216,16 @@ pub fn frame_stats_and_window<T: Real>(
     let sums = if detrend == Detrend::Linear {
         let slope = linear_slope(x);
         // The trend is removed first (into `windowed`), then the residual is summed and
-        // windowed in place; rare enough that it needs no fast path.
+        // windowed in place, by the portable loops: rare enough to need no fast path.
         let centre = (x.len() as f64 - 1.0) / 2.0;
         for (i, (d, &v)) in windowed.iter_mut().zip(x).enumerate() {
             *d = T::narrow(v.into() - mean - slope * (i as f64 - centre));
         }
-        let residual = windowed.to_vec();
-        T::central_sums(&residual, 0.0, offset, window, windowed)
+        if std::mem::size_of::<T>() == 4 {
+            central_sums_in_place::<T, F32_LANES>(windowed, offset, window)
+        } else {
+            central_sums_in_place::<T, F64_LANES>(windowed, offset, window)
+        }
     } else {
         T::central_sums(x, mean, offset, window, windowed)
     };
@@ -273,18 +272,7 @@ pub(crate) fn central_sums_f64(
     central_sums_portable_f64(x, mean, offset, window, windowed)
 }
 
-super::simd::multiversion!(
-    fn central_sums_portable_f64(
-        x: &[f64],
-        mean: f64,
-        offset: f64,
-        window: &[f64],
-        windowed: &mut [f64],
-    ) -> Moments => central_sums_lanes_f64
-);
-
-#[inline(always)]
-fn central_sums_lanes_f64(
+fn central_sums_portable_f64(
     x: &[f64],
     mean: f64,
     offset: f64,
@@ -323,18 +311,7 @@ pub(crate) fn central_sums_f32(
     central_sums_portable_f32(x, mean, offset, window, windowed)
 }
 
-super::simd::multiversion!(
-    fn central_sums_portable_f32(
-        x: &[f32],
-        mean: f64,
-        offset: f64,
-        window: &[f32],
-        windowed: &mut [f32],
-    ) -> Moments => central_sums_lanes_f32
-);
-
-#[inline(always)]
-fn central_sums_lanes_f32(
+fn central_sums_portable_f32(
     x: &[f32],
     mean: f64,
     offset: f64,
@@ -342,6 +319,29 @@ fn central_sums_lanes_f32(
     windowed: &mut [f32],
 ) -> Moments {
     central_sums_lanes::<f32, F32_LANES>(x, mean, offset, window, windowed)
+}
+
+/// Central sums of `buf` (already detrended), replacing it by `(buf + offset) * window`.
+fn central_sums_in_place<T: Real, const L: usize>(
+    buf: &mut [T],
+    offset: f64,
+    window: &[T],
+) -> Moments {
+    let (zero, offset) = (T::zero(), T::narrow(offset));
+    let mut lanes = CentralLanes::<T, L>::new();
+    let body = buf.len() - buf.len() % L;
+    let mut d = [zero; L];
+    for (chunk, w) in buf[..body]
+        .chunks_exact_mut(L)
+        .zip(window[..body].chunks_exact(L))
+    {
+        d.copy_from_slice(chunk);
+        lanes.chunk(&d, zero, offset, w, chunk);
+    }
+    let tail = buf.len() - body;
+    d[..tail].copy_from_slice(&buf[body..]);
+    lanes.tail(&d[..tail], zero, offset, &window[body..], &mut buf[body..]);
+    lanes.finish()
 }
 
 /// Per-lane accumulators of the central sums.

@@ -295,13 +295,16 @@ def compare(path_a: Path, path_b: Path) -> int:
             i = int(np.flatnonzero(bad)[0])
             failures.append(f"{key}[{i}]: {va[i]!r} vs {vb[i]!r} ({int(bad.sum())} differ)")
             continue
+        # How much of its allowance (the same one allclose applies) each value used.
+        allowance = atol + RTOL * np.abs(vb[finite])
         with np.errstate(invalid="ignore", divide="ignore"):
-            dev = np.abs(va - vb)[finite] / np.maximum(np.abs(vb[finite]), max(atol, 1e-300))
-        worst = max(worst, float(np.max(dev, initial=0.0)))
+            used = np.abs(va - vb)[finite] / np.maximum(allowance, 1e-300)
+        worst = max(worst, float(np.max(used, initial=0.0)))
     print(
         f"reference {label}: {len(a['numbers'])} quantities, "
         f"{sum(len(e['values']) for e in a['numbers'].values())} numbers, "
-        f"largest relative deviation {worst:.2e} (tolerance {RTOL:g}); "
+        f"largest deviation {worst:.2f} of its allowance (rtol {RTOL:g} per value plus "
+        f"{RTOL:g} x the array's largest magnitude); "
         f"not available yet: {', '.join(a['not_available']) or 'none'}"
     )
     for failure in failures:

@@ -87,6 +87,25 @@ M = 32
 FRAMES_BLOCK = _signal(FRAME + (M - 1) * HOP, seed=3)[0]
 
 
+def _best_fftw_plan(pyfftw: Any) -> Any:
+    """The floor at its best: FFTW_MEASURE picks its plan by timing, which a noisy machine
+    can mislead, so plan three times from scratch and keep the fastest plan."""
+    frames = pyfftw.empty_aligned((M, FRAME), dtype="float32")
+    frames[:] = np.lib.stride_tricks.sliding_window_view(FRAMES_BLOCK, FRAME)[::HOP]
+    best, best_time = None, float("inf")
+    for _ in range(3):
+        pyfftw.forget_wisdom()
+        plan = pyfftw.builders.rfft(frames, axis=1, threads=1, planner_effort="FFTW_MEASURE")
+        timings = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            plan()
+            timings.append(time.perf_counter() - t0)
+        if float(np.median(timings)) < best_time:
+            best, best_time = plan, float(np.median(timings))
+    return best
+
+
 def test_frame_features_isthmus(benchmark: Any, report: Any) -> None:
     benchmark.group = "spectrum: per-frame features vs FFTW"
     benchmark.extra_info["role"] = "isthmus"
@@ -112,24 +131,28 @@ def test_frame_features_float64(benchmark: Any, report: Any) -> None:
     report("spectrum: all features of one 4096 frame (float64)", f"{per_frame:.1f} us")
 
 
-def test_frame_features_vs_fftw_interleaved(report: Any) -> None:
+def test_frame_features_vs_fftw_interleaved(benchmark: Any, report: Any) -> None:
     """The same ratio, measured robustly on a machine whose speed drifts within seconds:
-    each round times both sides back to back and the ratio is the median of the rounds."""
+    each round times both sides back to back and the ratio is the median of the rounds.
+    (The benchmark fixture only runs the rounds once, under --benchmark-only.)"""
     pyfftw = pytest.importorskip("pyfftw", reason="pyfftw is the bench-only FFT floor")
     analyzer = _analyzer()
     analyzer.feed(FRAMES_BLOCK[: FRAME - HOP])
     block = FRAMES_BLOCK[FRAME - HOP :]
-    frames = pyfftw.empty_aligned((M, FRAME), dtype="float32")
-    frames[:] = np.lib.stride_tricks.sliding_window_view(FRAMES_BLOCK, FRAME)[::HOP]
-    plan = pyfftw.builders.rfft(frames, axis=1, threads=1, planner_effort="FFTW_MEASURE")
-    ratios = []
-    for _ in range(300):
-        t0 = time.perf_counter()
-        analyzer.feed(block)
-        t1 = time.perf_counter()
-        plan()
-        t2 = time.perf_counter()
-        ratios.append((t1 - t0) / (t2 - t1))
+    plan = _best_fftw_plan(pyfftw)
+    benchmark.group = "spectrum: frame features and FFTW, interleaved rounds"
+    ratios: list[float] = []
+
+    def rounds() -> None:
+        for _ in range(300):
+            t0 = time.perf_counter()
+            analyzer.feed(block)
+            t1 = time.perf_counter()
+            plan()
+            t2 = time.perf_counter()
+            ratios.append((t1 - t0) / (t2 - t1))
+
+    benchmark.pedantic(rounds, rounds=1, iterations=1)
     ratio = float(np.median(ratios))
     q1, q3 = np.percentile(ratios, [25, 75])
     status = "ok" if ratio <= 2 else "MISS"
@@ -144,9 +167,7 @@ def test_frame_fftw_floor(benchmark: Any, report: Any) -> None:
     pyfftw = pytest.importorskip("pyfftw", reason="pyfftw is the bench-only FFT floor")
     benchmark.group = "spectrum: per-frame features vs FFTW"
     benchmark.extra_info["role"] = "baseline"
-    frames = pyfftw.empty_aligned((M, FRAME), dtype="float32")
-    frames[:] = np.lib.stride_tricks.sliding_window_view(FRAMES_BLOCK, FRAME)[::HOP]
-    plan = pyfftw.builders.rfft(frames, axis=1, threads=1, planner_effort="FFTW_MEASURE")
+    plan = _best_fftw_plan(pyfftw)
     benchmark(plan)
     per_frame = benchmark.stats.stats.median / M * 1e6
     report("spectrum: one planned FFTW rfft of 4096 float32", f"{per_frame:.1f} us")

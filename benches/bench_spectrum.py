@@ -109,7 +109,9 @@ def _best_fftw_plan(pyfftw: Any) -> Any:
 def test_frame_features_isthmus(benchmark: Any, report: Any) -> None:
     benchmark.group = "spectrum: per-frame features vs FFTW"
     benchmark.extra_info["role"] = "isthmus"
-    benchmark.extra_info["target"] = "<=2"
+    # No target on this pair: run one after the other, they see different machine speeds
+    # (seconds apart, it drifts by 2x here). The target is checked on the interleaved
+    # rounds of test_frame_features_vs_fftw_interleaved.
     analyzer = _analyzer()
     analyzer.feed(FRAMES_BLOCK[: FRAME - HOP])
     block = FRAMES_BLOCK[FRAME - HOP :]  # M hops: exactly M frames per call from now on

@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::str::FromStr;
 
-use super::bands::{band_bins, one_sided_power_sum, power_spectrum, PowerSums};
+use super::bands::{band_bins, one_sided_power_sum, PowerSums};
 use super::fft::PlannedRealFft;
 use super::peaks::{refine_peak, top_local_maxima};
 use super::precision::{Precision, Real};
@@ -268,8 +268,7 @@ impl<T: Real> FrameEngine<T> {
         let mean = finite_mean(buffer)?;
         let stats =
             frame_stats_and_window(buffer, mean, detrend, &self.window, self.fft.input_mut());
-        let n = buffer.len();
-        Some((stats, power_spectrum(self.fft.process(), power, n)))
+        Some((stats, self.fft.power(power)))
     }
 }
 

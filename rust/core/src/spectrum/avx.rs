@@ -295,6 +295,102 @@ pub unsafe fn power_sums(
     body
 }
 
+/// `X[k]` for the 4 bins k .. k+3 of an even-length real frame, from the half-length
+/// complex FFT `z` (M values) of its sample pairs: `X[k] = E[k] + W^k O[k]` with
+/// `E = (z[k] + conj z[M-k]) / 2`, `O = (z[k] - conj z[M-k]) / 2i`. Reads z[k .. k+4] and
+/// z[M-k-3 .. M-k+1]; `twiddles[k] = -(cos, sin)(2 pi k / N) / 2`, that is `(-c, s)` with
+/// `W^k = c + i s` halved.
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn untangle4(zp: *const f32, wp: *const f32, m: usize, k: usize) -> __m256 {
+    let a = _mm256_loadu_ps(zp.add(2 * k));
+    // z[M-k-3 .. M-k+1] reversed: halves swapped as they are loaded (a cross-lane permute
+    // is far slower here), then the two complex values in each half.
+    let base = zp.add(2 * (m - k - 3));
+    let r = _mm256_insertf128_ps(
+        _mm256_castps128_ps256(_mm_loadu_ps(base.add(4))),
+        _mm_loadu_ps(base),
+        1,
+    );
+    let r = _mm256_castpd_ps(_mm256_permute_pd(_mm256_castps_pd(r), 0b0101));
+    let conj = _mm256_setr_ps(0.0, -0.0, 0.0, -0.0, 0.0, -0.0, 0.0, -0.0);
+    let b = _mm256_xor_ps(r, conj);
+    let even = _mm256_mul_ps(_mm256_add_ps(a, b), _mm256_set1_ps(0.5));
+    let d = _mm256_sub_ps(a, b);
+    let w = _mm256_loadu_ps(wp.add(2 * k));
+    let (neg_c, s) = (_mm256_moveldup_ps(w), _mm256_movehdup_ps(w));
+    let d_swapped = _mm256_permute_ps(d, 0b10_11_00_01);
+    // W^k O[k] with W^k = c + i s and O = -i d / 2: (s d.re + c d.im, s d.im - c d.re) / 2.
+    let odd = _mm256_addsub_ps(_mm256_mul_ps(s, d), _mm256_mul_ps(neg_c, d_swapped));
+    _mm256_add_ps(even, odd)
+}
+
+/// The power spectrum `power[k] = |X[k]|^2` (k = 0 ..= M, summed in f32) of an even-length
+/// real frame from the half-length complex FFT `z` of its sample pairs
+/// (`z[n] = x[2n] + i x[2n+1]`), untangled and squared in one pass; returns the plain sums
+/// of power and of `k * power`. `twiddles` as for [`untangle4`].
+///
+/// # Safety
+/// The CPU must support AVX; `twiddles.len() == z.len() >= 1`, `power.len() == z.len() + 1`.
+#[target_feature(enable = "avx")]
+pub unsafe fn untangled_power(
+    z: &[Complex<f32>],
+    twiddles: &[Complex<f32>],
+    power: &mut [f64],
+) -> (f64, f64) {
+    let m = z.len();
+    assert!(m >= 1 && twiddles.len() == m && power.len() == m + 1);
+    let zp = z.as_ptr() as *const f32;
+    let wp = twiddles.as_ptr() as *const f32;
+    let pp = power.as_mut_ptr();
+    let mut t = [_mm256_setzero_pd(); 2];
+    let mut mo = [_mm256_setzero_pd(); 2];
+    let mut kv = [
+        _mm256_setr_pd(1.0, 2.0, 3.0, 4.0),
+        _mm256_setr_pd(5.0, 6.0, 7.0, 8.0),
+    ];
+    let step = _mm256_set1_pd(8.0);
+    let mut k = 1;
+    // Bins k .. k+7 read z[M-k-7 ..], in range while k + 8 <= M.
+    while k + 8 <= m {
+        let (a, b) = (untangle4(zp, wp, m, k), untangle4(zp, wp, m, k + 4));
+        // hadd pairs within 128-bit halves: [p0 p1 p4 p5 | p2 p3 p6 p7].
+        let h = _mm256_hadd_ps(_mm256_mul_ps(a, a), _mm256_mul_ps(b, b));
+        let (lo, hi) = (_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        let first = _mm_shuffle_ps(lo, hi, 0b01_00_01_00); // p0 p1 p2 p3
+        let second = _mm_shuffle_ps(lo, hi, 0b11_10_11_10); // p4 p5 p6 p7
+        for (h, quarter) in [first, second].into_iter().enumerate() {
+            let p = _mm256_cvtps_pd(quarter);
+            _mm256_storeu_pd(pp.add(k + 4 * h), p);
+            t[h] = _mm256_add_pd(t[h], p);
+            mo[h] = _mm256_add_pd(mo[h], _mm256_mul_pd(kv[h], p));
+            kv[h] = _mm256_add_pd(kv[h], step);
+        }
+        k += 8;
+    }
+    let mut lanes = [0.0f64; 8];
+    _mm256_storeu_pd(lanes.as_mut_ptr(), _mm256_add_pd(t[0], t[1]));
+    _mm256_storeu_pd(lanes.as_mut_ptr().add(4), _mm256_add_pd(mo[0], mo[1]));
+    let mut total = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+    let mut moment = (lanes[4] + lanes[6]) + (lanes[5] + lanes[7]);
+    let mut add = |bin: usize, p: f64| {
+        power[bin] = p;
+        total += p;
+        moment += bin as f64 * p;
+    };
+    let z0 = z[0];
+    add(0, ((z0.re + z0.im) * (z0.re + z0.im)) as f64);
+    add(m, ((z0.re - z0.im) * (z0.re - z0.im)) as f64);
+    for bin in k..m {
+        let (a, b) = (z[bin], z[m - bin].conj());
+        let (w, d) = (twiddles[bin], a - b);
+        let re = 0.5 * (a.re + b.re) + (w.im * d.re - w.re * d.im);
+        let im = 0.5 * (a.im + b.im) + (w.im * d.im + w.re * d.re);
+        add(bin, (re * re + im * im) as f64);
+    }
+    (total, moment)
+}
+
 /// [`super::peaks::top_local_maxima`], visiting blocks of bins in descending order of
 /// their largest bin and stopping once no block can hold a bin that ranks among those
 /// kept: the largest peaks come first, so few bins are ever inserted, and most blocks are

@@ -124,7 +124,7 @@ pub(crate) fn power_spectrum_portable_for_tests<T: Real>(
 }
 
 /// One-sided totals from plain sums over the bins of an `n`-point power spectrum.
-fn one_sided(raw: RawPowerSums, power: &[f64], n: usize) -> PowerSums {
+pub(crate) fn one_sided(raw: RawPowerSums, power: &[f64], n: usize) -> PowerSums {
     // Every bin counts twice in a one-sided spectrum but DC and (even n) Nyquist.
     let mut sums = PowerSums {
         total: 2.0 * raw.total - power[0],

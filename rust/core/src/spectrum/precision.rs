@@ -42,6 +42,23 @@ pub trait Real: FftNum + Float + Into<f64> + Default + Debug {
     /// of `k * power`.
     #[doc(hidden)]
     fn power_sums(spectrum: &[Complex<Self>], power: &mut [f64]) -> RawPowerSums;
+
+    /// Whether [`Real::untangled_power`] has a kernel for this type on this CPU.
+    #[doc(hidden)]
+    fn has_untangled_power() -> bool {
+        false
+    }
+
+    /// The power spectrum of an even-length real frame from the half-length complex FFT of
+    /// its sample pairs, and its plain sums. Only called when [`Real::has_untangled_power`].
+    #[doc(hidden)]
+    fn untangled_power(
+        _z: &[Complex<Self>],
+        _twiddles: &[Complex<Self>],
+        _power: &mut [f64],
+    ) -> RawPowerSums {
+        unreachable!("no untangled_power kernel for this type")
+    }
 }
 
 impl Real for f32 {
@@ -66,6 +83,25 @@ impl Real for f32 {
 
     fn power_sums(spectrum: &[Complex<Self>], power: &mut [f64]) -> RawPowerSums {
         bands::power_sums_f32(spectrum, power)
+    }
+
+    fn has_untangled_power() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return super::avx::detected();
+        #[cfg(not(target_arch = "x86_64"))]
+        return false;
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn untangled_power(
+        z: &[Complex<Self>],
+        twiddles: &[Complex<Self>],
+        power: &mut [f64],
+    ) -> RawPowerSums {
+        assert!(super::avx::detected());
+        // SAFETY: AVX is available (asserted); the kernel asserts the lengths itself.
+        let (total, moment) = unsafe { super::avx::untangled_power(z, twiddles, power) };
+        RawPowerSums { total, moment }
     }
 }
 

@@ -92,7 +92,7 @@ fn profile<T: Real>(x: &[f32], precision: Precision, repeat: usize) {
     }) / FRAMES as f64;
 
     println!(
-        "{name}: all features {frame_us:.2} us/frame = {:.2}x its real FFT",
+        "{name}: all features {frame_us:.2} us/frame = {:.2}x one realfft transform",
         frame_us / fft_us
     );
     println!("  real FFT {fft_us:.2} us, stats+window {stats_us:.2} us, power {power_us:.2} us, 5 peaks {peaks_us:.2} us");

@@ -69,7 +69,7 @@ pub unsafe fn sum_widened(x: &[f32], acc: &mut [f64; 16]) -> usize {
     body
 }
 
-/// Lane accumulators of [`central_sums`]: sums of d^2, d^3, d^4 and extremes of d.
+/// Lane accumulators of [`central_sums_f32`]: sums of d^2, d^3, d^4 and extremes of d.
 pub type CentralLanes = [[f32; 16]; 5];
 
 /// Over the full 16-sample chunks: `d = x - mean`, `windowed = (d + offset) * window`, and
@@ -78,7 +78,7 @@ pub type CentralLanes = [[f32; 16]; 5];
 /// # Safety
 /// The CPU must support AVX; `window` and `windowed` as long as `x`.
 #[target_feature(enable = "avx")]
-pub unsafe fn central_sums(
+pub unsafe fn central_sums_f32(
     x: &[f32],
     mean: f32,
     offset: f32,
@@ -131,7 +131,7 @@ pub unsafe fn central_sums(
 /// Lane accumulators of [`central_sums_f64`].
 pub type CentralLanesF64 = [[f64; 8]; 5];
 
-/// [`central_sums`] for f64 frames, in 8 lanes (two vectors).
+/// [`central_sums_f32`] for f64 frames, in 8 lanes (two vectors).
 ///
 /// # Safety
 /// The CPU must support AVX; `window` and `windowed` as long as `x`.
@@ -185,7 +185,7 @@ pub unsafe fn central_sums_f64(
     body
 }
 
-/// [`power_sums`] for f64 spectra.
+/// [`power_sums_f32`] for f64 spectra.
 ///
 /// # Safety
 /// The CPU must support AVX; `power` as long as `spectrum`.
@@ -245,7 +245,7 @@ pub unsafe fn power_sums_f64(
 /// # Safety
 /// The CPU must support AVX; `power` as long as `spectrum`.
 #[target_feature(enable = "avx")]
-pub unsafe fn power_sums(
+pub unsafe fn power_sums_f32(
     spectrum: &[Complex<f32>],
     power: &mut [f64],
     total: &mut [f64; 8],

@@ -213,39 +213,48 @@ fn power_sums_portable<T: Real>(spectrum: &[Complex<T>], power: &mut [f64]) -> R
     lanes.finish()
 }
 
+/// A hand-vectorised body of the power sums over the full chunks (`avx::power_sums_*`):
+/// spectrum, power and the lane sums of power and `k * power`; returns the bins consumed.
+type PowerKernel<T> =
+    unsafe fn(&[Complex<T>], &mut [f64], &mut [f64; POWER_LANES], &mut [f64; POWER_LANES]) -> usize;
+
 /// Power sums of f64 spectra: AVX where the CPU has it.
 pub(crate) fn power_sums_f64(spectrum: &[Complex<f64>], power: &mut [f64]) -> RawPowerSums {
     #[cfg(target_arch = "x86_64")]
-    if super::avx::detected() {
-        let mut lanes = PowerLanes {
-            total: [0.0; POWER_LANES],
-            moment: [0.0; POWER_LANES],
-        };
-        // SAFETY: AVX is available, checked just above; the slices have equal lengths.
-        let body = unsafe {
-            super::avx::power_sums_f64(spectrum, power, &mut lanes.total, &mut lanes.moment)
-        };
-        lanes.tail(spectrum, power, body);
-        return lanes.finish();
-    }
-    power_sums_portable(spectrum, power)
+    let kernel = super::avx::detected().then_some(super::avx::power_sums_f64 as PowerKernel<f64>);
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernel = None;
+    power_sums_with(kernel, spectrum, power)
 }
 
 /// Power sums of f32 spectra: AVX where the CPU has it.
 pub(crate) fn power_sums_f32(spectrum: &[Complex<f32>], power: &mut [f64]) -> RawPowerSums {
     #[cfg(target_arch = "x86_64")]
-    if super::avx::detected() {
-        let mut lanes = PowerLanes {
-            total: [0.0; POWER_LANES],
-            moment: [0.0; POWER_LANES],
-        };
-        // SAFETY: AVX is available, checked just above; the slices have equal lengths.
-        let body =
-            unsafe { super::avx::power_sums(spectrum, power, &mut lanes.total, &mut lanes.moment) };
-        lanes.tail(spectrum, power, body);
-        return lanes.finish();
-    }
-    power_sums_portable(spectrum, power)
+    let kernel = super::avx::detected().then_some(super::avx::power_sums_f32 as PowerKernel<f32>);
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernel = None;
+    power_sums_with(kernel, spectrum, power)
+}
+
+/// The power sums through `kernel` (full chunks) and the portable tail, or all portable.
+/// `kernel` must be one the CPU runs.
+fn power_sums_with<T: Real>(
+    kernel: Option<PowerKernel<T>>,
+    spectrum: &[Complex<T>],
+    power: &mut [f64],
+) -> RawPowerSums {
+    let Some(kernel) = kernel else {
+        return power_sums_portable(spectrum, power);
+    };
+    let mut lanes = PowerLanes {
+        total: [0.0; POWER_LANES],
+        moment: [0.0; POWER_LANES],
+    };
+    // SAFETY: the callers pass a kernel only once its CPU feature is detected; the kernel
+    // asserts that the slices have equal lengths.
+    let body = unsafe { kernel(spectrum, power, &mut lanes.total, &mut lanes.moment) };
+    lanes.tail(spectrum, power, body);
+    lanes.finish()
 }
 
 #[cfg(test)]

@@ -244,6 +244,12 @@ pub struct Moments {
     min: f64,
 }
 
+/// A hand-vectorised body of the central sums over the full chunks (`avx::central_sums_*`):
+/// same arguments as [`central_sums_lanes`] plus its lane accumulators; returns the samples
+/// it consumed.
+type CentralKernel<T, const L: usize> =
+    unsafe fn(&[T], T, T, &[T], &mut [T], &mut [[T; L]; 5]) -> usize;
+
 /// Central sums of f64 frames: AVX where the CPU has it, else the portable lanes.
 pub(crate) fn central_sums_f64(
     x: &[f64],
@@ -253,33 +259,11 @@ pub(crate) fn central_sums_f64(
     windowed: &mut [f64],
 ) -> Moments {
     #[cfg(target_arch = "x86_64")]
-    if super::avx::detected() {
-        let mut lanes = CentralLanes::<f64, F64_LANES>::new();
-        let mut raw = [lanes.s2, lanes.s3, lanes.s4, lanes.hi, lanes.lo];
-        // SAFETY: AVX is available, checked just above; the slices have equal lengths.
-        let body =
-            unsafe { super::avx::central_sums_f64(x, mean, offset, window, windowed, &mut raw) };
-        [lanes.s2, lanes.s3, lanes.s4, lanes.hi, lanes.lo] = raw;
-        lanes.tail(
-            &x[body..],
-            mean,
-            offset,
-            &window[body..],
-            &mut windowed[body..],
-        );
-        return lanes.finish();
-    }
-    central_sums_portable_f64(x, mean, offset, window, windowed)
-}
-
-fn central_sums_portable_f64(
-    x: &[f64],
-    mean: f64,
-    offset: f64,
-    window: &[f64],
-    windowed: &mut [f64],
-) -> Moments {
-    central_sums_lanes::<f64, F64_LANES>(x, mean, offset, window, windowed)
+    let kernel = super::avx::detected()
+        .then_some(super::avx::central_sums_f64 as CentralKernel<f64, F64_LANES>);
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernel = None;
+    central_sums_with::<f64, F64_LANES>(kernel, x, mean, offset, window, windowed)
 }
 
 /// Central sums of f32 frames: AVX where the CPU has it, else the portable lanes.
@@ -291,34 +275,41 @@ pub(crate) fn central_sums_f32(
     windowed: &mut [f32],
 ) -> Moments {
     #[cfg(target_arch = "x86_64")]
-    if super::avx::detected() {
-        let mut lanes = CentralLanes::<f32, F32_LANES>::new();
-        let mut raw = [lanes.s2, lanes.s3, lanes.s4, lanes.hi, lanes.lo];
-        let (mean_t, offset_t) = (mean as f32, offset as f32);
-        // SAFETY: AVX is available, checked just above; the slices have equal lengths.
-        let body =
-            unsafe { super::avx::central_sums(x, mean_t, offset_t, window, windowed, &mut raw) };
-        [lanes.s2, lanes.s3, lanes.s4, lanes.hi, lanes.lo] = raw;
-        lanes.tail(
-            &x[body..],
-            mean_t,
-            offset_t,
-            &window[body..],
-            &mut windowed[body..],
-        );
-        return lanes.finish();
-    }
-    central_sums_portable_f32(x, mean, offset, window, windowed)
+    let kernel = super::avx::detected()
+        .then_some(super::avx::central_sums_f32 as CentralKernel<f32, F32_LANES>);
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernel = None;
+    central_sums_with::<f32, F32_LANES>(kernel, x, mean, offset, window, windowed)
 }
 
-fn central_sums_portable_f32(
-    x: &[f32],
+/// The central sums through `kernel` (full chunks) and the portable tail, or all portable.
+/// `kernel` must be one the CPU runs.
+fn central_sums_with<T: Real, const L: usize>(
+    kernel: Option<CentralKernel<T, L>>,
+    x: &[T],
     mean: f64,
     offset: f64,
-    window: &[f32],
-    windowed: &mut [f32],
+    window: &[T],
+    windowed: &mut [T],
 ) -> Moments {
-    central_sums_lanes::<f32, F32_LANES>(x, mean, offset, window, windowed)
+    let Some(kernel) = kernel else {
+        return central_sums_lanes::<T, L>(x, mean, offset, window, windowed);
+    };
+    let (mean, offset) = (T::narrow(mean), T::narrow(offset));
+    let mut lanes = CentralLanes::<T, L>::new();
+    let mut raw = [lanes.s2, lanes.s3, lanes.s4, lanes.hi, lanes.lo];
+    // SAFETY: the callers pass a kernel only once its CPU feature is detected; the kernel
+    // asserts that the slices have equal lengths.
+    let body = unsafe { kernel(x, mean, offset, window, windowed, &mut raw) };
+    [lanes.s2, lanes.s3, lanes.s4, lanes.hi, lanes.lo] = raw;
+    lanes.tail(
+        &x[body..],
+        mean,
+        offset,
+        &window[body..],
+        &mut windowed[body..],
+    );
+    lanes.finish()
 }
 
 /// Central sums of `buf` (already detrended), replacing it by `(buf + offset) * window`.

@@ -126,8 +126,14 @@ pub(crate) fn power_spectrum_portable_for_tests<T: Real>(
 /// One-sided totals from plain sums over the bins of an `n`-point power spectrum.
 pub(crate) fn one_sided(raw: RawPowerSums, power: &[f64], n: usize) -> PowerSums {
     // Every bin counts twice in a one-sided spectrum but DC and (even n) Nyquist.
+    let Some(&dc) = power.first() else {
+        return PowerSums {
+            total: 0.0,
+            moment: 0.0,
+        };
+    };
     let mut sums = PowerSums {
-        total: 2.0 * raw.total - power[0],
+        total: 2.0 * raw.total - dc,
         moment: 2.0 * raw.moment,
     };
     if n % 2 == 0 && n / 2 < power.len() {

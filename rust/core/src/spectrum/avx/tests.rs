@@ -5,6 +5,7 @@
 
 use super::super::bands::{power_spectrum, power_spectrum_portable_for_tests};
 use super::super::peaks::{top_local_maxima, top_local_maxima_portable_for_tests};
+use super::super::precision::Real;
 use super::super::stats::{
     central_stats_portable_for_tests, finite_mean, finite_mean_portable_for_tests,
     frame_stats_and_window, Detrend, FrameStats,
@@ -118,6 +119,30 @@ fn portable_sum<T: Copy + Into<f64>>(x: &[T]) -> f64 {
     acc[0]
 }
 
+/// The kernel-backed central statistics against the portable loop, outputs included.
+fn check_central_stats<T: Real>(x: &[T], mean: f64, detrend: Detrend, w: &[T], what: &str) {
+    let n = x.len();
+    let (mut a, mut b) = (vec![T::default(); n], vec![T::default(); n]);
+    let fast = frame_stats_and_window(x, mean, detrend, w, &mut a);
+    let slow = central_stats_portable_for_tests(x, mean, detrend, w, &mut b);
+    assert!(
+        same_stats(&fast, &slow) && same_slice(&a, &b),
+        "{what}: {fast:?} vs {slow:?}"
+    );
+}
+
+/// The kernel-backed power spectrum and its sums against the portable loop.
+fn check_power_sums<T: Real>(spectrum: &[Complex<T>], n: usize, what: &str) {
+    let bins = spectrum.len();
+    let (mut a, mut b) = (vec![0.0; bins], vec![0.0; bins]);
+    let fast = power_spectrum(spectrum, &mut a, n);
+    let slow = power_spectrum_portable_for_tests(spectrum, &mut b, n);
+    assert!(
+        same(fast.total, slow.total) && same(fast.moment, slow.moment) && same_slice(&a, &b),
+        "{what}"
+    );
+}
+
 #[test]
 fn exhaustive_sums_and_central_stats() {
     if !avx_in_use() {
@@ -149,20 +174,9 @@ fn exhaustive_sums_and_central_stats() {
             ];
             for mean in means {
                 for detrend in [Detrend::Mean, Detrend::None] {
-                    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
-                    let fast = frame_stats_and_window(&x, mean, detrend, &w, &mut a);
-                    let slow = central_stats_portable_for_tests(&x, mean, detrend, &w, &mut b);
-                    assert!(
-                        same_stats(&fast, &slow) && same_slice(&a, &b),
-                        "f64 n {n} salt {salt} mean {mean} {detrend:?}: {fast:?} vs {slow:?}"
-                    );
-                    let (mut a, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
-                    let fast = frame_stats_and_window(&x32, mean, detrend, &w32, &mut a);
-                    let slow = central_stats_portable_for_tests(&x32, mean, detrend, &w32, &mut b);
-                    assert!(
-                        same_stats(&fast, &slow) && same_slice(&a, &b),
-                        "f32 n {n} salt {salt} mean {mean} {detrend:?}: {fast:?} vs {slow:?}"
-                    );
+                    let what = format!("n {n} salt {salt} mean {mean} {detrend:?}");
+                    check_central_stats(&x, mean, detrend, &w, &format!("f64 {what}"));
+                    check_central_stats(&x32, mean, detrend, &w32, &format!("f32 {what}"));
                 }
             }
         }
@@ -190,24 +204,8 @@ fn exhaustive_power_sums() {
             // Every n that gives this many bins, and some that don't (n is only used for the
             // one-sided correction).
             for n in [2 * bins.max(1) - 2, 2 * bins.max(1) - 1, 0, 1, 2 * bins + 7] {
-                let (mut a, mut b) = (vec![0.0; bins], vec![0.0; bins]);
-                let fast = power_spectrum(&s64, &mut a, n);
-                let slow = power_spectrum_portable_for_tests(&s64, &mut b, n);
-                assert!(
-                    same(fast.total, slow.total)
-                        && same(fast.moment, slow.moment)
-                        && same_slice(&a, &b),
-                    "f64 bins {bins} n {n} salt {salt}"
-                );
-                let (mut a, mut b) = (vec![0.0; bins], vec![0.0; bins]);
-                let fast = power_spectrum(&s32, &mut a, n);
-                let slow = power_spectrum_portable_for_tests(&s32, &mut b, n);
-                assert!(
-                    same(fast.total, slow.total)
-                        && same(fast.moment, slow.moment)
-                        && same_slice(&a, &b),
-                    "f32 bins {bins} n {n} salt {salt}"
-                );
+                check_power_sums(&s64, n, &format!("f64 bins {bins} n {n} salt {salt}"));
+                check_power_sums(&s32, n, &format!("f32 bins {bins} n {n} salt {salt}"));
             }
         }
     }

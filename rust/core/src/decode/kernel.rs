@@ -349,6 +349,7 @@ mod tests {
         assert_eq!(bcd_decode(0x12A4, 4), None);
     }
     /// Every value of a column as raw bits, so NaN payloads are compared too.
+    #[cfg(target_arch = "x86_64")]
     fn bits(column: &Column) -> Vec<u64> {
         fn all<T: Copy>(v: &[T], f: impl Fn(T) -> u64) -> Vec<u64> {
             v.iter().map(|&x| f(x)).collect()

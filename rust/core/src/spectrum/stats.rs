@@ -99,7 +99,7 @@ pub fn finite_mean<T: Real>(x: &[T]) -> Option<f64> {
 
 /// The portable f64-lane sum behind [`finite_mean`] (the layout [`super::avx::sum_f64`]
 /// and `sum_widened` reproduce).
-fn frame_sum_portable<T: Real>(x: &[T]) -> f64 {
+pub(crate) fn frame_sum_portable<T: Real>(x: &[T]) -> f64 {
     let mut acc = [0.0f64; MEAN_LANES];
     let body = x.len() - x.len() % MEAN_LANES;
     for c in x[..body].chunks_exact(MEAN_LANES) {

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import pytest
 
 from isthmus.errors import ConfigError
+from isthmus.uns.contract import contract, contract_fingerprint
 from isthmus.uns.models import (
     MODELS,
     ActiveAlerts,
@@ -145,19 +145,16 @@ def test_asset_path_in_config_names_the_field() -> None:
 # -- models ---------------------------------------------------------------------------------
 
 
-def fingerprint(schema: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
-
-
-# A model's JSON Schema is part of its published contract: when one of these changes,
-# bump the model's SCHEMA_VERSION and record the new fingerprint here.
+# A model's contract (wire names, types, bounds, required fields, enum values, units) is
+# what consumers depend on: when it changes, bump the model's SCHEMA_VERSION and record the
+# new fingerprint here. Documentation and the msgspec version rendering it do not count.
 SCHEMA_FINGERPRINTS = {
-    "urn:isthmus:uns:Pump:v1": "5f5df39854d18094",
-    "urn:isthmus:uns:Motor:v1": "42682da39b808355",
-    "urn:isthmus:uns:RotatingAsset:v1": "620629040e6dce3e",
+    "urn:isthmus:uns:Pump:v1": "22c84abfae7c6fa5",
+    "urn:isthmus:uns:Motor:v1": "51aa7532faf766c2",
+    "urn:isthmus:uns:RotatingAsset:v1": "af4576db8a586a62",
     # v2: alerts carry typed evidence.
-    "urn:isthmus:uns:Alert:v2": "1e5a7ef893a22151",
-    "urn:isthmus:uns:ActiveAlerts:v2": "febec057f48ee878",
+    "urn:isthmus:uns:Alert:v2": "a8b2eb74222538f5",
+    "urn:isthmus:uns:ActiveAlerts:v2": "3d6b118fba7bc2ac",
 }
 
 
@@ -165,9 +162,63 @@ SCHEMA_FINGERPRINTS = {
 def test_schema_is_versioned(model: type[Any]) -> None:
     schema = json_schema(model)
     assert schema["$id"] == f"urn:isthmus:uns:{model.__name__}:v{model.SCHEMA_VERSION}"
-    assert SCHEMA_FINGERPRINTS[schema["$id"]] == fingerprint(schema), (
-        f"{model.__name__}'s schema changed: bump SCHEMA_VERSION and update the fingerprint"
+    assert SCHEMA_FINGERPRINTS[schema["$id"]] == contract_fingerprint(model), (
+        f"{model.__name__}'s contract changed: bump SCHEMA_VERSION and update the fingerprint"
     )
+
+
+def _variant(doc: str, bound: float, unit: str, zones: tuple[str, ...], required: bool) -> Any:
+    """A small model built from parts, to see which edits move the fingerprint."""
+    speed = Annotated[
+        float, msgspec.Meta(ge=bound, description=doc, extra_json_schema={"x-unit": unit})
+    ]
+    zone = Literal[zones]  # type: ignore[valid-type]
+    fields: list[Any] = [
+        ("speed", speed if required else speed | None, msgspec.NODEFAULT if required else None),
+        ("zone", zone | None, None),
+    ]
+    return msgspec.defstruct("Probe", fields, kw_only=True, module="probe")
+
+
+def test_fingerprint_follows_the_contract_not_the_documentation() -> None:
+    base = contract_fingerprint(_variant("Shaft speed", 0, "rpm", ("A", "B"), False))
+    # documentation, including its whitespace, is not contract
+    for doc in ("  Shaft   speed\n   of the pump  ", "", "Other words entirely"):
+        assert contract_fingerprint(_variant(doc, 0, "rpm", ("A", "B"), False)) == base
+    # each of these is a change a consumer sees
+    assert contract_fingerprint(_variant("Shaft speed", 1, "rpm", ("A", "B"), False)) != base
+    assert contract_fingerprint(_variant("Shaft speed", 0, "Hz", ("A", "B"), False)) != base
+    assert contract_fingerprint(_variant("Shaft speed", 0, "rpm", ("A", "B", "C"), False)) != base
+    assert contract_fingerprint(_variant("Shaft speed", 0, "rpm", ("A", "B"), True)) != base
+    renamed = msgspec.defstruct(
+        "Probe", [("speed", float | None, None)], kw_only=True, rename="camel"
+    )
+    other = msgspec.defstruct("Probe", [("speed_rpm", float | None, None)], kw_only=True)
+    assert contract_fingerprint(renamed) != contract_fingerprint(other)
+
+
+def test_fingerprint_ignores_docstring_layout() -> None:
+    """msgspec 0.23 strips docstring indentation in the JSON Schema: not a contract change."""
+
+    class Documented(msgspec.Struct, kw_only=True):
+        """One line.
+
+        Indented continuation that some msgspec versions keep and others strip.
+        """
+
+        value: float | None = None
+
+    class Plain(msgspec.Struct, kw_only=True):
+        value: float | None = None
+
+    Plain.__qualname__ = Documented.__qualname__
+    assert contract_fingerprint(Documented) == contract_fingerprint(Plain)
+    assert contract(Alert)["structs"]  # Alert refers to AlertEvidence and EvidencePeak
+    assert {n.rsplit(".", 1)[1] for n in contract(Alert)["structs"]} == {
+        "Alert",
+        "AlertEvidence",
+        "EvidencePeak",
+    }
 
 
 def test_schema_declares_units_and_bounds() -> None:

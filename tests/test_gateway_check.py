@@ -165,7 +165,8 @@ def toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    items = [(k, v) for k, v in value.items() if v is not None]  # TOML has no null
+    return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in items) + "}"
 
 
 def write(tmp_path: Path, raw: dict[str, Any]) -> Path:
@@ -264,3 +265,200 @@ def test_examples_still_pass_check() -> None:
 def test_toml_round_trip_helper_is_faithful(tmp_path: Path) -> None:
     raw = base()
     assert tomllib.loads(write(tmp_path, raw).read_text()) == msgspec.to_builtins(raw)
+
+
+# --- check --probe: real peers (pymodbus and asyncua simulators, Mosquitto with mTLS) --------
+
+
+def probe_config(modbus_port: int, opcua_port: int, broker: Any, tmp_path: Path) -> Path:
+    from isthmus.simulator.vendors import acme_map
+
+    group = msgspec.to_builtins(acme_map().poll_group(interval=1.0))
+    group["tags"] = group["tags"][:3]
+    raw = base()
+    raw["sources"] = {
+        "modbus": [
+            {"name": "acme", "host": "127.0.0.1", "port": modbus_port, "poll_groups": [group]},
+            {
+                "name": "missing",
+                "host": "127.0.0.1",
+                "port": free_tcp_port(),
+                "connect_timeout": 1.0,
+                "poll_groups": [
+                    {"name": "g", "interval": 1, "tags": [{"name": "x", "address": 0}]}
+                ],
+            },
+        ],
+        "opcua": [
+            {
+                "name": "charlie",
+                "url": f"opc.tcp://127.0.0.1:{opcua_port}/isthmus/",
+                "nodes": [
+                    {"node_id": "ns=2;s=C.ShaftSpeed", "name": "ShaftSpeed", "unit": "rpm"},
+                    {"node_id": "ns=2;s=C.NoSuchThing", "name": "ghost"},
+                ],
+            }
+        ],
+    }
+    raw["assets"][0]["fields"] = {"speed_rpm": {"tag": "acme.speed"}}
+    del raw["assets"][0]["vibration"]
+    raw["assets"][0]["rules"] = []
+    tls = broker.tls
+    raw["mqtt"] = {
+        "url": broker.url,
+        "client_id": "gw-probe-test",
+        "ca_file": str(tls.ca),
+        "cert_file": str(tls.client_cert),
+        "key_file": str(tls.client_key),
+    }
+    raw["outbox"] = {"path": str(tmp_path / "outbox.sqlite3")}
+    return write(tmp_path, raw)
+
+
+def free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.network
+async def test_probe_reports_reachability_tls_and_each_tag(
+    mqtt_tls_broker: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from isthmus.simulator import PumpConfig, Simulator
+
+    modbus_port, opcua_port = free_tcp_port(), free_tcp_port()
+    sim = Simulator(
+        [PumpConfig("A", "acme", 1500.0, modbus_port), PumpConfig("C", "charlie", 1480.0)],
+        opcua_port=opcua_port,
+        tick_interval=0,
+    )
+    config = probe_config(modbus_port, opcua_port, mqtt_tls_broker, tmp_path)
+    async with sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "isthmus.cli",
+            "check",
+            "--probe",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out_b, err_b = await asyncio.wait_for(proc.communicate(), 60)
+        truth = sim.truth("A")
+    out, err = out_b.decode(), err_b.decode()
+    assert proc.returncode == 1, (out, err)  # the ghost node and the missing device
+    assert err == ""
+    probe = out[out.index("probe:") :]
+    assert f"modbus acme 127.0.0.1:{modbus_port} unit 1: reachable" in probe
+    speed = float(probe.split("speed = ")[1].split()[0])
+    assert speed == pytest.approx(truth.speed_rpm, abs=1.0)
+    assert "modbus missing 127.0.0.1:" in probe and "UNREACHABLE" in probe
+    assert f"opcua charlie opc.tcp://127.0.0.1:{opcua_port}/isthmus/: connected" in probe
+    assert "ShaftSpeed = 1480" in probe
+    assert "ghost (ns=2;s=C.NoSuchThing): BadNodeIdUnknown (0x80340000)" in probe
+    assert "TLS TLSv1.3 ok, broker certificate verified" in probe or "TLS TLSv1.2 ok" in probe
+    assert "MQTT 5 CONNECT accepted as gw-probe-test-probe" in probe
+    assert probe.rstrip().endswith("probe found problems")
+
+
+@pytest.mark.network
+async def test_probe_reports_a_tls_refusal(mqtt_tls_broker: Any, tmp_path: Path) -> None:
+    import asyncio
+
+    from mqtt_broker import make_pki
+
+    other = make_pki(tmp_path / "other-pki")  # a CA the broker's certificate is not from
+    raw = base()
+    del raw["assets"][0]["vibration"]
+    raw["assets"][0]["rules"] = []
+    raw["assets"][0]["fields"] = {"speed_rpm": {"tag": "vendor_a.speed"}}
+    raw["sources"]["modbus"][0]["waveforms"] = []
+    raw["sources"]["modbus"][0]["port"] = free_tcp_port()
+    raw["sources"]["modbus"][0]["connect_timeout"] = 0.5
+    raw["mqtt"] = {"url": mqtt_tls_broker.url, "ca_file": str(other.ca)}
+    raw["outbox"] = {"path": str(tmp_path / "outbox.sqlite3")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "isthmus.cli",
+        "check",
+        "--probe",
+        str(write(tmp_path, raw)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out_b, _ = await asyncio.wait_for(proc.communicate(), 60)
+    out = out_b.decode()
+    assert proc.returncode == 1
+    assert f"mqtt 127.0.0.1:{mqtt_tls_broker.port}: TLS REFUSED: CERTIFICATE_VERIFY_FAILED" in out
+
+
+# --- hostile arguments and files: rc 2 and one line on stderr, never a traceback ------------
+
+
+def hostile_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    good = tmp_path / "good.toml"
+    good.write_bytes((EXAMPLES / "minimal.toml").read_bytes())
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[gateway]\nname = "Kühler"\n'.encode("latin-1"))
+    one_error = tmp_path / "one-error.toml"
+    one_error.write_text("[gateway]\nqueue_size = 0\n")
+    return [
+        (["check", str(latin1)], "not UTF-8 text (byte 0xFC on line 2)"),
+        (["run", str(latin1)], "not UTF-8 text"),
+        (["check", str(tmp_path / "missing.toml")], "cannot read"),
+        (["check", str(tmp_path)], "cannot read"),
+        (["run", str(good), "--metrics-port", "70000"], "port 70000 is not in 1..65535"),
+        (["run", str(good), "--metrics-port", "http"], "'http' is not a port number"),
+        (["run", str(good), "--log-level", "bogus"], "unknown log level 'bogus'"),
+        (["run", str(good), "--log-format", "xml"], "invalid choice: 'xml'"),
+        (["demo", "--sample-rate", "0"], "--sample-rate"),
+        (["demo", "--sample-rate", "1000"], "--sample-rate"),
+        (["demo", "--sample-rate", "nan"], "--sample-rate"),
+        (["demo", "--mqtt", "http://x"], "unsupported scheme 'http'"),
+        (["demo", "--mqtt", "mqtt://u:pw@x"], "credentials in the URL"),
+        (["demo", "--duration", "-5"], "--duration"),
+        (["demo", "--duration", "inf"], "--duration"),
+        (["demo", "--fault-after", "nan"], "--fault-after"),
+        (["analyze"], "the following arguments are required"),
+        (["bogus-command"], "invalid choice"),
+        (["check"], "the following arguments are required: config"),
+    ]
+
+
+def test_hostile_arguments_give_one_line_and_rc_2(tmp_path: Path) -> None:
+    for args, expected in hostile_cases(tmp_path):
+        result = isthmus(*args, cwd=tmp_path)
+        lines = result.stderr.splitlines()
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(lines) == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr and expected in lines[0], (args, lines)
+
+
+def test_busy_or_bad_metrics_address_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    config = tmp_path / "gateway.toml"
+    raw = base()
+    raw["outbox"] = {"path": str(tmp_path / "outbox.sqlite3")}
+    config = write(tmp_path, raw)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for extra, expected in (
+            (["--metrics-port", str(port)], "Address already in use"),
+            (["--metrics-port", "9", "--metrics-host", "no such host!"], "cannot serve metrics"),
+            (["--metrics-port", "9", "--metrics-host", "192.0.2.1"], "cannot serve metrics"),
+        ):
+            result = isthmus("run", str(config), "--console", *extra, cwd=tmp_path)
+            lines = [line for line in result.stderr.splitlines() if "level=" not in line]
+            assert result.returncode == 2, (extra, result.stderr)
+            assert len(lines) == 1 and expected in lines[0], (extra, result.stderr)
+            assert "Traceback" not in result.stderr

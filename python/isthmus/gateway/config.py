@@ -281,8 +281,10 @@ def build_config(raw: dict[str, Any], source: str = "<config>") -> GatewayConfig
 
 
 def _config_error(source: str, errors: list[str]) -> ConfigError:
-    noun = "error" if len(errors) == 1 else "errors"
-    exc = ConfigError(f"{source}: {len(errors)} {noun}:\n  " + "\n  ".join(errors))
+    if len(errors) == 1:
+        exc = ConfigError(f"{source}: {errors[0]}")
+    else:
+        exc = ConfigError(f"{source}: {len(errors)} errors:\n  " + "\n  ".join(errors))
     exc.errors = errors  # type: ignore[attr-defined]
     return exc
 

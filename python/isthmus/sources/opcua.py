@@ -101,6 +101,7 @@ class OpcUaSession:
         self._refused_logged: set[tuple[str, str]] = set()
         self.last_error: str | None = None
         self.security_policy_uri: str | None = None  # of the current session
+        self.server_certificate_label: str | None = None  # the trusted server's, once verified
 
     async def __aenter__(self) -> OpcUaSession:
         self._task = asyncio.create_task(self.run(), name=f"opcua:{self.endpoint.name}")
@@ -218,7 +219,11 @@ class OpcUaSession:
         """
         from asyncua.client.client import Client
 
-        from isthmus.sources.trust import load_certificates, verify_server_certificate
+        from isthmus.sources.trust import (
+            certificate_label,
+            load_certificates,
+            verify_server_certificate,
+        )
 
         ep = self.endpoint
         trusted = []
@@ -238,7 +243,8 @@ class OpcUaSession:
         if not offered:
             raise UntrustedCertificate(f"{ep.url} offered no certificate for {policy_uri}")
         der = _first_certificate(offered)
-        verify_server_certificate(der, trusted, server=ep.url, where=" and ".join(places))
+        cert = verify_server_certificate(der, trusted, server=ep.url, where=" and ".join(places))
+        self.server_certificate_label = certificate_label(cert)
         return der
 
     async def _subscribe(self, client: Any) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -64,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from isthmus.errors import ConfigError
-    from isthmus.gateway.config import load_config
-
-    from isthmus.gateway.config import warnings
+    from isthmus.gateway.config import load_config, warnings
 
     try:
         config = load_config(args.config)

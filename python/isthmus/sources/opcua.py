@@ -12,8 +12,12 @@ as a gap and overlapping samples dropped.
 Server restarts: asyncua's watchdog probes the server every
 ``keepalive_interval`` s; on a lost connection the session is torn down, every
 node reported BAD, and a new session with new subscriptions is created after an
-exponential, jittered backoff. The session only reads and subscribes: no
-writes, no method calls.
+exponential backoff with equal jitter (a delay drawn from the upper half of the
+step). The session only reads and subscribes: no writes, no method calls.
+
+Security: with Basic256Sha256 the server's certificate is checked against the
+endpoint's ``trust_list``/``server_certificate`` (:mod:`isthmus.sources.trust`)
+before the session is created, so credentials only go to a trusted server.
 """
 
 from __future__ import annotations

@@ -89,7 +89,8 @@ class MqttSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keepalive_s: int = 30
     #: Timeout of the CONNECT/CONNACK exchange and of each PUBACK wait, seconds.
     timeout_s: float = 10.0
-    #: Reconnect backoff: first delay and ceiling, seconds (exponential, full jitter).
+    #: Reconnect backoff: first delay and ceiling, seconds (exponential, equal jitter:
+    #: each delay drawn from the upper half of the current step).
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     #: QoS of data products and vibration features. 1 (default) lets the outbox delete a

@@ -119,6 +119,16 @@ def test_isa95_topics() -> None:
     assert gateway_status_topic("acme", "plant1", "gw1") == "acme/plant1/_gateway/gw1/status"
 
 
+def test_whole_topic_length_and_levels() -> None:
+    from isthmus.uns.topics import MAX_TOPIC_BYTES, topic_problem
+
+    assert topic_problem("acme/plant1/pumps/line1/p101/alerts/active") is None
+    long_topic = "/".join(["x" * 1000] * 66)  # every level fine, the whole too long
+    assert len(long_topic.encode()) > MAX_TOPIC_BYTES
+    assert topic_problem(long_topic) == "topic of 66065 bytes is longer than MQTT's 65535"
+    assert "U+0007" in (topic_problem("a/b\x07/c") or "")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

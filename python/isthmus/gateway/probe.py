@@ -16,14 +16,17 @@ import ssl
 import time
 from typing import Any, TextIO
 
+import numpy as np
+
 from isthmus.gateway.config import GatewayConfig
 from isthmus.sources.config import ModbusDevice, OpcUaEndpoint
 from isthmus.uns.settings import MqttSettings
 
 
-def _value(value: Any, unit: str | None) -> str:
+def _value(value: Any, unit: str | None, dtype: str | None = None) -> str:
     if isinstance(value, float):
-        value = repr(value)
+        # an unscaled float32 register as float32 (49.166668), not its float64 widening
+        value = str(np.float32(value)) if dtype == "float32" else repr(value)
     return f"{value} {unit}" if unit else str(value)
 
 
@@ -45,6 +48,7 @@ async def probe_modbus(device: ModbusDevice, out: list[str]) -> bool:
         out.append(f"{where}: UNREACHABLE: {_reason(exc)}")
         return False
     ok = True
+    dtypes = {t.name: t.dtype for g in device.poll_groups for t in g.tags if t.scale == 1.0}
     try:
         out.append(f"{where}: reachable ({1e3 * (time.perf_counter() - began):.0f} ms)")
         for group in session.plan.groups:
@@ -54,7 +58,8 @@ async def probe_modbus(device: ModbusDevice, out: list[str]) -> bool:
                 index += consumed
                 for v in values:
                     if v.good:
-                        out.append(f"  {v.tag} = {_value(v.value, v.unit)}")
+                        value = _value(v.value, v.unit, dtypes.get(v.tag))
+                        out.append(f"  {v.tag} = {value}")
                     else:
                         ok = False
                         out.append(f"  {v.tag}: {v.quality.name.lower()} ({v.reason})")

@@ -120,16 +120,16 @@ def test_base_configuration_is_valid() -> None:
         (lambda c: c["gateway"].update(queue_sise=3), "gateway.queue_sise: unknown field"),
         (lambda c: c.update(extra={}), "extra: unknown section"),
         (lambda c: c["gateway"].update(queue_size=0), "gateway.queue_size: must be at least 1"),
-        (lambda c: c["gateway"].update(name="a/b"), "gateway.name: 'a/b' cannot be an MQTT"),
+        (lambda c: c["gateway"].update(name="a/b"), "gateway.name: topic level 'a/b' contains '/'"),
         (lambda c: c["assets"][0].update(model="Pumpe"), "assets[0].model: Invalid enum value"),
         (lambda c: c["assets"][0].pop("isa95"), "assets[0].isa95: missing required field"),
         (
             lambda c: c["assets"][0]["isa95"].update(line="l1/l2"),
-            "assets[0].isa95.line: 'l1/l2' cannot be an MQTT topic level",
+            "assets[0].isa95.line: topic level 'l1/l2' contains '/'",
         ),
         (
             lambda c: c["assets"][0]["isa95"].update(area="a+"),
-            "assets[0].isa95.area: 'a+' cannot be an MQTT topic level",
+            "assets[0].isa95.area: topic level 'a+' contains '+'",
         ),
         (
             lambda c: c["assets"][0]["fields"]["speed_rpm"].update(tag="vendor_a.sped"),

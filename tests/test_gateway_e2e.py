@@ -291,7 +291,7 @@ async def test_sigterm_flushes_the_outbox_and_a_restart_resumes(
                     "isthmus_poll_latency_seconds",
                     "isthmus_source_requests",
                     "isthmus_messages_total",
-                    "isthmus_uns_outbox_depth",
+                    "isthmus_outbox_depth",
                 ):
                     assert name in text, name
                 # The broker dies: the gateway keeps polling into its outbox.

@@ -54,6 +54,7 @@ security = "Basic256Sha256"
 mode = "SignAndEncrypt"
 certificate = "client.der"
 private_key = "client.pem"
+trust_list = "pki/trusted"
 username = "gateway"
 password_env = "P103_PASSWORD"
 nodes = [
@@ -102,13 +103,20 @@ def test_errors_name_the_config_path() -> None:
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"security": "None", "mode": "None", "certificate": None}, None),
+        ({"security": "None", "mode": "None", "certificate": None, "trust_list": None}, None),
         ({"certificate": None}, "needs certificate and private_key"),
         ({"mode": "None"}, "needs mode Sign or SignAndEncrypt"),
         ({"password_env": None}, "needs one of password_env, password_file"),
         ({"password_file": "pw.txt"}, "needs one of password_env, password_file"),
         ({"username": None}, "password source without username"),
         ({"url": "http://x"}, "opc.tcp://"),
+        ({"trust_list": None}, "needs trust_list"),
+        ({"trust_list": None, "server_certificate": "server.der"}, None),
+        (
+            {"security": "None", "mode": "None", "certificate": None, "private_key": None},
+            "trust_list/server_certificate need security",
+        ),
+        ({"url": "opc.tcp://gateway:pw@10.0.0.30:4840/"}, "credentials in the URL"),
     ],
 )
 def test_opcua_security_and_identity_rules(change: dict[str, object], match: str | None) -> None:

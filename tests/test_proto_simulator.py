@@ -129,11 +129,11 @@ def test_cli_prints_every_register_map(capsys: pytest.CaptureFixture[str]) -> No
     assert "waveform 'vibration'" in out
 
 
-def test_cli_rejects_unknown_fault() -> None:
-    from isthmus.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="faults are"):
-        cli_main(["simulate", "--maps", "--fault", "P-101:gearbox"])
+def test_cli_rejects_unknown_fault(capsys: pytest.CaptureFixture[str]) -> None:
+    # the CLI turns the ConfigError into one line on stderr and exit code 2
+    assert cli_main(["simulate", "--maps", "--fault", "P-101:gearbox"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "faults are" in err and "Traceback" not in err
 
 
 def test_vendor_registers_match_pymodbus_encoding() -> None:

@@ -69,7 +69,7 @@ def test_toml_settings_load() -> None:
     [
         ('[mqtt]\nurl = "http://x"', r"^mqtt\.url: unsupported scheme 'http'"),
         ('[mqtt]\nurl = "mqtt://"', r"^mqtt\.url: no host"),
-        ('[mqtt]\nurl = "mqtt://u:pw@h"', r"^mqtt\.url: a password in the URL"),
+        ('[mqtt]\nurl = "mqtt://u:pw@h"', r"^mqtt\.url: credentials in the URL are not accepted"),
         (
             '[mqtt]\npassword = "x"',
             r"^mqtt: Object contains unknown field `password`.*password_env",
@@ -119,11 +119,26 @@ def test_isa95_topics() -> None:
     assert gateway_status_topic("acme", "plant1", "gw1") == "acme/plant1/_gateway/gw1/status"
 
 
+def test_whole_topic_length_and_levels() -> None:
+    from isthmus.uns.topics import MAX_TOPIC_BYTES, topic_problem
+
+    assert topic_problem("acme/plant1/pumps/line1/p101/alerts/active") is None
+    long_topic = "/".join(["x" * 1000] * 66)  # every level fine, the whole too long
+    assert len(long_topic.encode()) > MAX_TOPIC_BYTES
+    assert topic_problem(long_topic) == "topic of 66065 bytes is longer than MQTT's 65535"
+    assert "U+0007" in (topic_problem("a/b\x07/c") or "")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("acme/plant1/pumps/line1", r"assets\.p101\.path: .* needs 5 levels"),
-        ("acme/plant1//line1/p101", r"assets\.p101\.path\.area: empty topic segment"),
+        ("acme/plant1//line1/p101", r"assets\.p101\.path\.area: empty topic level"),
+        ("acme/plant1/pu\x07mps/line1/p101", r"path\.area: .* control characters U\+0007"),
+        ("acme/plant1/pumps/line1/p\x85", r"path\.asset: .* control characters U\+0085"),
+        ("acme/plant1/pumps/ line1/p101", r"path\.line: .* leading or trailing spaces"),
+        ("acme/plant1/pumps/line1/$p101", r"path\.asset: .* may not start with '\$'"),
+        ("acme/plant1/pumps/line1/" + "x" * 1025, r"path\.asset: .* longer than 1024"),
         ("acme/plant+1/pumps/line1/p101", r"assets\.p101\.path\.site: .* contains '\+'"),
         ("acme/plant1/pumps/line#/p101", r"path\.line: .* contains '#'"),
         ("$SYS/plant1/pumps/line1/p101", r"path\.enterprise: .* may not start with '\$'"),

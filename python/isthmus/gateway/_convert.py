@@ -87,7 +87,6 @@ def _struct_errors(raw: Any, tp: type[msgspec.Struct], path: str, errors: list[s
         _leaf(raw, tp, path, errors)
         return
     fields = msgspec.structs.fields(tp)
-    errors_before = len(errors)
     known = {f.encode_name for f in fields}
     tag_field = tp.__struct_config__.tag_field
     if tag_field is not None:
@@ -97,21 +96,47 @@ def _struct_errors(raw: Any, tp: type[msgspec.Struct], path: str, errors: list[s
             errors.append(
                 f"{join(path, key)}: unknown field (expected one of {', '.join(sorted(known))})"
             )
+    # What is sound, kept to run this Struct's own cross-field checks even when some
+    # children are broken: a bad tag must not hide the device's bad port.
+    pruned: dict[str, Any] = {}
+    missing = False
     for field in fields:
-        if field.encode_name not in raw:
+        name = field.encode_name
+        if name not in raw:
             if field.required:
-                errors.append(f"{join(path, field.encode_name)}: missing required field")
+                errors.append(f"{join(path, name)}: missing required field")
+                missing = True
             continue
-        collect_errors(raw[field.encode_name], field.type, join(path, field.encode_name), errors)
-    # Cross-field checks a Struct does in __post_init__ run only when its fields are sound.
-    if len(errors) == errors_before and hasattr(tp, "__post_init__"):
-        try:
-            msgspec.convert(raw, tp)
-        except msgspec.ValidationError as exc:
-            message = _leaf_error(path, exc)
-            # Checks that name their field ("url: no host in ...") get it on the path.
-            head, _, rest = message.partition(": ")
-            named, sep, detail = rest.partition(": ")
+        value = raw[name]
+        fpath = join(path, name)
+        if typing.get_origin(field.type) is list and isinstance(value, list):
+            (item_tp,) = typing.get_args(field.type)
+            kept = []
+            for index, item in enumerate(value):
+                before = len(errors)
+                collect_errors(item, item_tp, join(fpath, index), errors)
+                if len(errors) == before:
+                    kept.append(item)
+            pruned[name] = kept
+            continue
+        before = len(errors)
+        collect_errors(value, field.type, fpath, errors)
+        if len(errors) == before:
+            pruned[name] = value
+        elif field.required:
+            missing = True
+    if missing or not hasattr(tp, "__post_init__"):
+        return
+    try:
+        msgspec.convert(pruned, tp)
+    except msgspec.ValidationError as exc:
+        message = _leaf_error(path, exc)
+        # Checks that name their field ("url: no host in ...") get it on the path;
+        # a check reporting several problems gives one line each.
+        head, _, rest = message.partition(": ")
+        for line in rest.split("\n"):
+            named, sep, detail = line.partition(": ")
             if sep and named in known:
-                message = f"{join(head, named)}: {detail}"
-            errors.append(message)
+                errors.append(f"{join(head, named)}: {detail}")
+            else:
+                errors.append(f"{head}: {line}")

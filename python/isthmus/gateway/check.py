@@ -1,7 +1,10 @@
-"""``isthmus check CONFIG``: validate a configuration without starting anything.
+"""``isthmus check [--probe] CONFIG``: validate a configuration without starting anything.
 
 Prints every error with its path and exits 2, or prints a summary of what the
-gateway would do and each Modbus device's coalesced request plan and exits 0.
+gateway would do and each Modbus device's coalesced request plan (and warnings)
+and exits 0. With ``--probe`` it then reaches every device, endpoint and the
+broker once, read-only (:mod:`isthmus.gateway.probe`), and exits 1 when one of
+them or one tag did not answer well.
 """
 
 from __future__ import annotations
@@ -13,11 +16,17 @@ from typing import TextIO
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="gateway configuration file (TOML)")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also connect to every device, endpoint and the broker once (read-only) and "
+        "show reachability, TLS and each tag's first value or error",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from isthmus.errors import ConfigError
-    from isthmus.gateway.config import load_config
+    from isthmus.gateway.config import load_config, warnings
 
     try:
         config = load_config(args.config)
@@ -25,7 +34,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"isthmus check: {exc}", file=sys.stderr)
         return 2
     describe(config, sys.stdout)
-    return 0
+    for note in warnings(config):
+        print(f"warning: {note}", file=sys.stdout)
+    if not args.probe:
+        return 0
+    import asyncio
+    import logging
+
+    from isthmus.gateway.probe import probe
+
+    # what the peers said is in the probe's report; the libraries' own logging is not
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL + 1)
+    sys.stdout.flush()
+    return 0 if asyncio.run(probe(config, sys.stdout)) else 1
 
 
 def describe(config: object, out: TextIO) -> None:

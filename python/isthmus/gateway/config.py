@@ -14,15 +14,20 @@ Layout (see ``examples/`` for complete files)::
     [[assets.rules]]
 
 Tags are referenced as ``"<source>.<tag>"`` (source = Modbus device or OPC UA
-endpoint name). :func:`load_config` reports *every* error at once, each with its
+endpoint name; a source name may not contain a dot, so every reference has one
+reading). :func:`load_config` reports *every* error at once, each with its
 path (``assets[2].vibration.bearing: unknown bearing "6205x"``), by raising
-:class:`isthmus.ConfigError`; nothing is started from an invalid file.
+:class:`isthmus.ConfigError`; nothing is started from an invalid file. It also
+checks what the file points at: certificate, key and password files, trust lists,
+password environment variables and the outbox directory.
+
+This module is plain data plus checks: it imports the sources and UNS areas and
+the Rust core, never other gateway modules, so anything may import it.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,10 +36,17 @@ from typing import Any, Literal
 import msgspec
 
 from isthmus.errors import ConfigError
-from isthmus.gateway import contracts
 from isthmus.gateway._convert import collect_errors
+from isthmus.sources.catalog import (
+    SourceCatalog,
+    loose_catalog,
+    request_rate_problems,
+    source_catalog,
+    source_entries,
+)
 from isthmus.sources.config import SourcesConfig
 from isthmus.uns.settings import MqttSettings, OutboxSettings
+from isthmus.uns.topics import segment_problem
 
 ModelType = Literal["Pump", "Motor", "RotatingAsset"]
 Severity = Literal["info", "warning", "critical"]
@@ -200,10 +212,22 @@ def load_config(path: str | Path) -> GatewayConfig:
     """Read and validate a configuration file; :class:`ConfigError` lists every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return parse_config(text, source=str(path))
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02X} on line {line}); "
+            "save the file as UTF-8"
+        ) from None
+    config = parse_config(text, source=str(path))
+    problems = environment_problems(config)
+    if problems:
+        raise _config_error(str(path), problems)
+    return config
 
 
 def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
@@ -247,8 +271,9 @@ def build_config(raw: dict[str, Any], source: str = "<config>") -> GatewayConfig
     catalog = None
     if "sources" in raw and "sources" not in sound:
         # Broken sources still name their tags: check references against those names
-        # rather than calling every tag unknown.
-        catalog = contracts.loose_catalog(raw["sources"])
+        # rather than calling every tag unknown, and their names for clashes.
+        catalog = loose_catalog(raw["sources"])
+        errors.extend(_source_problems(_raw_sources(raw["sources"])))
     errors.extend(validate(partial, assets, asset_count=len(raw_assets), catalog=catalog))
     if errors:
         raise _config_error(source, errors)
@@ -256,22 +281,22 @@ def build_config(raw: dict[str, Any], source: str = "<config>") -> GatewayConfig
 
 
 def _config_error(source: str, errors: list[str]) -> ConfigError:
-    noun = "error" if len(errors) == 1 else "errors"
-    exc = ConfigError(f"{source}: {len(errors)} {noun}:\n  " + "\n  ".join(errors))
+    if len(errors) == 1:
+        exc = ConfigError(f"{source}: {errors[0]}")
+    else:
+        exc = ConfigError(f"{source}: {len(errors)} errors:\n  " + "\n  ".join(errors))
     exc.errors = errors  # type: ignore[attr-defined]
     return exc
 
 
 # --- semantic checks (every error, with its path) -------------------------------------------
 
-_TOPIC_UNSAFE = re.compile(r"[/+#\x00]")
-
 
 def validate(
     config: GatewayConfig,
     assets: list[tuple[int, Asset]] | None = None,
     asset_count: int | None = None,
-    catalog: contracts.SourceCatalog | None = None,
+    catalog: SourceCatalog | None = None,
 ) -> list[str]:
     """Checks across sections: references, duplicates, units, bearings, rule sanity.
 
@@ -291,12 +316,14 @@ def validate(
             errors.append(f"gateway.{name}: must be a positive number of seconds, got {value}")
     for level in ("name", "enterprise", "site"):
         value = getattr(g, level)
-        if value is not None and (not value or _TOPIC_UNSAFE.search(value)):
-            errors.append(f"gateway.{level}: {value!r} cannot be an MQTT topic level")
+        problem = segment_problem(value) if value is not None else None
+        if problem:
+            errors.append(f"gateway.{level}: {problem}")
 
     if catalog is None:
-        catalog = contracts.source_catalog(config.sources, errors)
-        errors.extend(contracts.request_rate_problems(config.sources))
+        catalog = source_catalog(config.sources, [])
+        errors.extend(_source_problems(_typed_sources(config.sources)))
+        errors.extend(request_rate_problems(config.sources))
     if asset_count == 0:
         errors.append("assets: no assets configured")
     _duplicates(((f"assets[{i}].name", a.name) for i, a in assets), errors)
@@ -315,17 +342,17 @@ def _duplicates(items: Iterable[tuple[str, str]], errors: list[str], what: str =
             seen[value] = path
 
 
-def _validate_asset(
-    path: str, asset: Asset, catalog: contracts.SourceCatalog, errors: list[str]
-) -> None:
+def _validate_asset(path: str, asset: Asset, catalog: SourceCatalog, errors: list[str]) -> None:
+    # five levels of at most 1024 bytes keep every topic far below MQTT's 65535 bytes
     for level in ("enterprise", "site", "area", "line", "asset"):
         value = getattr(asset.isa95, level)
         if level == "asset" and value is None:
             value = asset.name
-        if not value or _TOPIC_UNSAFE.search(value):
-            errors.append(f"{path}.isa95.{level}: {value!r} cannot be an MQTT topic level")
+        problem = segment_problem(value)
+        if problem:
+            errors.append(f"{path}.isa95.{level}: {problem}")
 
-    model_fields: dict[str, str | None] | None = contracts.model_field_units(asset.model)
+    model_fields: dict[str, str | None] | None = model_field_units(asset.model)
     for field_name, mapping in asset.fields.items():
         fpath = f"{path}.fields.{field_name}"
         if asset.vibration is not None and field_name in VIBRATION_FIELDS:
@@ -345,7 +372,7 @@ def _validate_asset(
             errors.append(f"{fpath}.tag: unknown tag {mapping.tag!r}{catalog.hint(mapping.tag)}")
         unit = mapping.unit if mapping.unit is not None else tag_unit
         target = model_fields.get(field_name) if model_fields is not None else None
-        problem = contracts.unit_problem(unit, target)
+        problem = unit_problem(unit, target)
         if problem:
             errors.append(f"{fpath}.unit: {problem}")
         if mapping.deadband is not None and not mapping.deadband >= 0:
@@ -361,7 +388,7 @@ def _validate_asset(
 def _validate_vibration(
     path: str,
     vib: VibrationSection,
-    catalog: contracts.SourceCatalog,
+    catalog: SourceCatalog,
     errors: list[str],
     asset_fields: dict[str, FieldMapping],
 ) -> None:
@@ -386,7 +413,7 @@ def _validate_vibration(
     if vib.envelope_average < 1:
         errors.append(f"{path}.envelope_average: must be >= 1, got {vib.envelope_average}")
     if vib.bearing is not None:
-        problem = contracts.bearing_problem(vib.bearing)
+        problem = bearing_problem(vib.bearing)
         if problem:
             errors.append(f"{path}.bearing: {problem}")
     if vib.bearing is not None and vib.speed_tag is None and "speed_rpm" not in asset_fields:
@@ -451,3 +478,185 @@ def _validate_rule(path: str, rule: Rule, asset: Asset, errors: list[str]) -> No
         )
     if rule.kind == "bearing" and rule.raise_at is None:
         errors.append(f"{path}.raise_at: a bearing rule needs raise_at (dB)")
+
+
+# --- models, units, bearings: the UNS area and the Rust core, reached downward --------------
+
+
+def model_field_units(model: str) -> dict[str, str | None]:
+    """Field name -> declared unit of a data-product model (None: unitless)."""
+    from isthmus.uns.models import MODELS, field_units
+
+    return field_units(MODELS[model])
+
+
+def unit_problem(unit: str | None, target: str | None) -> str | None:
+    """Why a value in ``unit`` cannot feed a field in ``target``, or None when it can."""
+    from isthmus.uns.units import UNITS, conversion
+
+    if unit is None or target is None:
+        if unit is not None and unit not in UNITS:
+            return f"unknown unit {unit!r} (known: {', '.join(UNITS)})"
+        if unit is not None and target is None:
+            return f"the field has no unit, but the tag is in {unit!r}"
+        return None
+    try:
+        conversion(unit, target, "unit")
+    except ConfigError as exc:
+        return str(exc).removeprefix("unit: ")
+    return None
+
+
+def bearing_problem(name: str) -> str | None:
+    """Why ``name`` is not a bearing of the core's catalogue, or None when it is."""
+    from isthmus import _core
+    from isthmus.errors import DiagnosticsError
+
+    try:
+        _core.bearing(name)
+    except DiagnosticsError:
+        catalogue = sorted(_core.bearing_catalogue())
+        return f"unknown bearing {name!r} (catalogue: {', '.join(catalogue)})"
+    return None
+
+
+# --- sources: names that make references ambiguous, sources with nothing to read -----------
+
+
+def _typed_sources(sources: SourcesConfig) -> list[tuple[str, object, int]]:
+    out: list[tuple[str, object, int]] = []
+    for path, entry in source_entries(sources):
+        count = sum(len(g.tags) for g in getattr(entry, "poll_groups", []))
+        count += len(getattr(entry, "waveforms", [])) + len(getattr(entry, "nodes", []))
+        out.append((path, entry.name, count))
+    return out
+
+
+def _raw_sources(raw: Any) -> list[tuple[str, object, int]]:
+    """The same as :func:`_typed_sources` from a structurally broken ``[sources]`` table."""
+
+    def items(value: Any) -> list[Any]:
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+    if not isinstance(raw, dict):
+        return []
+    out: list[tuple[str, object, int]] = []
+    for kind in ("modbus", "opcua"):
+        entries = raw.get(kind)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, dict):
+                continue
+            count = sum(len(items(g.get("tags"))) for g in items(entry.get("poll_groups")))
+            count += len(items(entry.get("waveforms"))) + len(items(entry.get("nodes")))
+            out.append((f"sources.{kind}[{index}]", entry.get("name"), count))
+    return out
+
+
+def _source_problems(sources: list[tuple[str, object, int]]) -> list[str]:
+    """Dots in names (``a.b``+``c`` and ``a``+``b.c`` would both be ``a.b.c``), duplicates,
+    sources without a single tag."""
+    errors: list[str] = []
+    seen: dict[str, str] = {}
+    for path, name, count in sources:
+        if not isinstance(name, str):
+            continue
+        if "." in name:
+            errors.append(
+                f"{path}.name: {name!r} contains '.', which separates source and tag in "
+                "references (\"<source>.<tag>\"); use '-' or '_'"
+            )
+        if name in seen:
+            errors.append(f"{path}.name: duplicate source name {name!r} (first at {seen[name]})")
+        else:
+            seen[name] = path
+        if count == 0:
+            errors.append(f"{path}: source {name!r} has no tags, waveforms or nodes to read")
+    return errors
+
+
+def warnings(config: GatewayConfig) -> list[str]:
+    """Legal but suspicious: Modbus tags of one device whose registers overlap with another
+    type or offset (one of them decodes the other's bytes as garbage)."""
+    out: list[str] = []
+    for index, device in enumerate(config.sources.modbus):
+        spans: list[tuple[str, int, int, str, str]] = []
+        for group in device.poll_groups:
+            for tag in group.tags:
+                if tag.register in ("holding", "input") and tag.dtype != "bit":
+                    end = tag.address + tag.width
+                    spans.append((tag.register, tag.address, end, tag.name, tag.dtype))
+        spans.sort()
+        for i, (space, start, end, name, dtype) in enumerate(spans):
+            for other_space, o_start, o_end, other, o_dtype in spans[i + 1 :]:
+                if other_space != space or o_start >= end:
+                    break
+                if (start, dtype) == (o_start, o_dtype):
+                    continue  # the same value under two names
+                out.append(
+                    f"sources.modbus[{index}]: tags {name!r} ({dtype}, {space} "
+                    f"{start}..{end - 1}) and {other!r} ({o_dtype}, {other_space} "
+                    f"{o_start}..{o_end - 1}) overlap"
+                )
+    return out
+
+
+# --- what the file points at: files, directories, environment variables ---------------------
+
+
+def _file_problem(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except IsADirectoryError:
+        return f"{path} is a directory, not a file"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    return None
+
+
+def environment_problems(config: GatewayConfig) -> list[str]:
+    """Missing or unreadable files, unset password variables, a missing outbox directory.
+
+    Paths are taken as the gateway will take them (relative to the working directory).
+    Secrets are only checked for presence; their values are never read into a message.
+    """
+    import os
+
+    from isthmus.sources.trust import load_certificates
+
+    errors: list[str] = []
+
+    def need_file(where: str, path: str | None) -> None:
+        problem = _file_problem(path) if path else None
+        if problem:
+            errors.append(f"{where}: {problem}")
+
+    def need_env(where: str, name: str | None) -> None:
+        if name and name not in os.environ:
+            errors.append(f"{where}: environment variable {name} is not set")
+
+    m = config.mqtt
+    if m is not None:
+        for name in ("ca_file", "cert_file", "key_file", "password_file"):
+            need_file(f"mqtt.{name}", getattr(m, name))
+        need_env("mqtt.password_env", m.password_env)
+    for index, ep in enumerate(config.sources.opcua):
+        where = f"sources.opcua[{index}]"
+        for name in ("certificate", "private_key", "password_file"):
+            need_file(f"{where}.{name}", getattr(ep, name))
+        need_env(f"{where}.password_env", ep.password_env)
+        for name in ("trust_list", "server_certificate"):
+            value = getattr(ep, name)
+            if value:
+                try:
+                    load_certificates(value, f"{where}.{name}")
+                except ConfigError as exc:
+                    errors.append(str(exc))
+    directory = Path(config.outbox.path).parent
+    if not directory.is_dir():
+        errors.append(
+            f"outbox.path: directory {directory} does not exist (the gateway does not create it)"
+        )
+    elif not os.access(directory, os.W_OK):
+        errors.append(f"outbox.path: directory {directory} is not writable")
+    return errors

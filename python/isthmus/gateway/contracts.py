@@ -8,11 +8,16 @@ gateway's own code reads the same whichever way those areas spell things.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from typing import Any
 
-from isthmus.errors import ConfigError
+from isthmus.gateway.config import bearing_problem, model_field_units, unit_problem
+from isthmus.sources.catalog import (
+    SourceCatalog,
+    loose_catalog,
+    request_rate_problems,
+    source_catalog,
+)
 from isthmus.sources.config import SourcesConfig
 from isthmus.uns.settings import MqttSettings, OutboxSettings
 
@@ -21,9 +26,11 @@ __all__ = [
     "OutboxSettings",
     "SourceCatalog",
     "SourcesSection",
-    "bearing_names",
+    "bearing_problem",
     "converter",
+    "loose_catalog",
     "model_field_units",
+    "request_rate_problems",
     "source_catalog",
     "unit_problem",
 ]
@@ -32,89 +39,6 @@ SourcesSection = SourcesConfig
 
 
 # --- sources ---------------------------------------------------------------------------------
-
-
-class SourceCatalog:
-    """Every tag and waveform the sources provide, by ``"<source>.<name>"``."""
-
-    def __init__(self) -> None:
-        self.tags: dict[str, str | None] = {}  # reference -> unit declared at the source
-        self.waveforms: dict[str, float | None] = {}  # reference -> sample rate (Hz)
-        self.waveform_units: dict[str, str | None] = {}
-
-    def has_tag(self, ref: str) -> bool:
-        return ref in self.tags
-
-    def tag_unit(self, ref: str) -> str | None:
-        return self.tags.get(ref)
-
-    def has_waveform(self, ref: str) -> bool:
-        return ref in self.waveforms
-
-    def waveform_rate(self, ref: str) -> float | None:
-        return self.waveforms.get(ref)
-
-    def hint(self, ref: str) -> str:
-        """`` (did you mean 'a.b'?)`` when a close reference exists."""
-        close = difflib.get_close_matches(ref, [*self.tags, *self.waveforms], n=1)
-        return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def source_catalog(sources: SourcesConfig, errors: list[str]) -> SourceCatalog:
-    """Index the sources' tags and waveforms; duplicate source names go to ``errors``."""
-    catalog = SourceCatalog()
-    seen: dict[str, str] = {}
-    entries: list[tuple[str, Any]] = [
-        *((f"sources.modbus[{i}]", d) for i, d in enumerate(sources.modbus)),
-        *((f"sources.opcua[{i}]", e) for i, e in enumerate(sources.opcua)),
-    ]
-    for path, entry in entries:
-        if entry.name in seen:
-            errors.append(
-                f"{path}.name: duplicate source name {entry.name!r} (first at {seen[entry.name]})"
-            )
-            continue
-        seen[entry.name] = path
-        for group in getattr(entry, "poll_groups", []):
-            for tag in group.tags:
-                catalog.tags[f"{entry.name}.{tag.name}"] = tag.unit
-        for block in getattr(entry, "waveforms", []):
-            ref = f"{entry.name}.{block.name}"
-            catalog.waveforms[ref] = block.sample_rate
-            catalog.waveform_units[ref] = block.unit
-        for node in getattr(entry, "nodes", []):
-            ref = f"{entry.name}.{node.name}"
-            if node.waveform:
-                catalog.waveforms[ref] = node.sample_rate
-                catalog.waveform_units[ref] = node.unit
-            else:
-                catalog.tags[ref] = node.unit
-    return catalog
-
-
-def loose_catalog(raw: Any) -> SourceCatalog:
-    """Tag and waveform names of a structurally broken ``[sources]`` table, as far as readable."""
-    catalog = SourceCatalog()
-
-    def items(value: Any) -> list[dict[str, Any]]:
-        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-    if not isinstance(raw, dict):
-        return catalog
-    for entry in items(raw.get("modbus")) + items(raw.get("opcua")):
-        source = entry.get("name")
-        for group in items(entry.get("poll_groups")):
-            for tag in items(group.get("tags")):
-                catalog.tags[f"{source}.{tag.get('name')}"] = tag.get("unit")
-        for block in items(entry.get("waveforms")):
-            catalog.waveforms[f"{source}.{block.get('name')}"] = None
-        for node in items(entry.get("nodes")):
-            ref = f"{source}.{node.get('name')}"
-            if node.get("waveform"):
-                catalog.waveforms[ref] = None
-            else:
-                catalog.tags[ref] = node.get("unit")
-    return catalog
 
 
 def request_plan_lines(device: Any) -> list[str]:
@@ -138,25 +62,6 @@ def request_plan_lines(device: Any) -> list[str]:
             f"{block.sample_rate / block.samples:.0f} reads/s at {block.sample_rate:g} Hz"
         )
     return lines
-
-
-def request_rate_problems(sources: SourcesConfig) -> list[str]:
-    """Modbus devices whose request-rate limit cannot carry their poll groups and waveforms."""
-    from isthmus.sources.modbus import plan_device
-
-    problems: list[str] = []
-    for index, device in enumerate(sources.modbus):
-        plan = plan_device(device)
-        polls = sum(len(g.requests) / g.group.interval for g in plan.groups)
-        waves = sum(b.sample_rate / b.samples for b in device.waveforms)
-        needed = polls + waves
-        if needed > device.max_requests_per_second:
-            problems.append(
-                f"sources.modbus[{index}].max_requests_per_second: {device.name!r} needs "
-                f"{needed:.0f} reads/s ({polls:.1f} polls + {waves:.0f} waveform blocks) "
-                f"but is limited to {device.max_requests_per_second:g}/s: samples would be lost"
-            )
-    return problems
 
 
 def describe_sources(sources: SourcesConfig) -> list[str]:
@@ -193,30 +98,6 @@ def model_class(model: str) -> Any:
     return MODELS[model]
 
 
-def model_field_units(model: str) -> dict[str, str | None]:
-    """Field name -> declared unit of a data-product model (None: unitless)."""
-    from isthmus.uns.models import field_units
-
-    return field_units(model_class(model))
-
-
-def unit_problem(unit: str | None, target: str | None) -> str | None:
-    """Why a value in ``unit`` cannot feed a field in ``target``, or None when it can."""
-    from isthmus.uns.units import UNITS, conversion
-
-    if unit is None or target is None:
-        if unit is not None and unit not in UNITS:
-            return f"unknown unit {unit!r} (known: {', '.join(UNITS)})"
-        if unit is not None and target is None:
-            return f"the field has no unit, but the tag is in {unit!r}"
-        return None
-    try:
-        conversion(unit, target, "unit")
-    except ConfigError as exc:
-        return str(exc).removeprefix("unit: ")
-    return None
-
-
 def converter(unit: str | None, target: str | None) -> Callable[[float], float]:
     """A function turning a value in ``unit`` into ``target`` (identity when either is None)."""
     from isthmus.uns.units import conversion
@@ -227,30 +108,6 @@ def converter(unit: str | None, target: str | None) -> Callable[[float], float]:
 
 
 # --- bearing catalogue (diagnostics area) ------------------------------------------------------
-
-
-def bearing_names() -> frozenset[str]:
-    """Names and aliases in the diagnostics' bearing catalogue."""
-    from isthmus.gateway.diagnosis import core
-
-    names: set[str] = set()
-    for name, entry in core("bearing_catalogue")().items():
-        names.add(name)
-        names.update(entry.get("aliases", []))
-    return frozenset(names)
-
-
-def bearing_problem(name: str) -> str | None:
-    """Why ``name`` is not a catalogue bearing, or None when it is."""
-    from isthmus.errors import DiagnosticsError
-    from isthmus.gateway.diagnosis import core
-
-    try:
-        core("bearing")(name)
-    except DiagnosticsError:
-        catalogue = sorted(core("bearing_catalogue")())
-        return f"unknown bearing {name!r} (catalogue: {', '.join(catalogue)})"
-    return None
 
 
 # --- sessions (protocols area: isthmus.sources.modbus / opcua) -----------------------------------

@@ -9,9 +9,13 @@ P-102 after ``--fault-after`` seconds and shows a live view: per asset speed,
 temperature, velocity RMS, ISO 20816 zone, bearing diagnosis, active alerts
 and the data product exactly as it is published.
 
-With ``--mqtt URL`` the gateway publishes to that broker (through the outbox);
-without it, to the console view and the local outbox. ``--duration`` makes a
-scripted run that exits by itself with a summary.
+With ``--mqtt URL`` the gateway publishes to that broker (through the outbox)
+under its own namespace ``isthmus-demo/simulated-plant/...`` (never the one of
+``examples/``), clears the retained topics it left there when it stops, and
+reports how many messages the broker acknowledged: a broker that was never
+reached is a failure (exit 1), not a success with counts. Without ``--mqtt`` it
+publishes to the console view and the local outbox. ``--duration`` makes a
+scripted run that exits by itself with a summary. The live view fits 80x24.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
+import math
 import signal
 import socket
 import sys
@@ -29,27 +35,79 @@ from pathlib import Path
 from typing import Any, TextIO
 
 DEMO_PUMPS = (("P-101", "acme", 1797.0), ("P-102", "bravo", 2950.0))
+# The demo's own corner of a broker: never the namespace of examples/ or of a plant.
+DEMO_ENTERPRISE = "isthmus-demo"
+DEMO_SITE = "simulated-plant"
+# Simulated accelerometer rates the demo supports: the ISO band (10-1000 Hz) needs a
+# Nyquist frequency above 1 kHz with margin; above 51.2 kHz the simulator cannot keep up.
+SAMPLE_RATES = (4096.0, 51200.0)
+VIEW_WIDTH, VIEW_HEIGHT = 80, 24
+PRODUCT_LINES = 3  # of each data product's JSON in the view (the rest is cut)
 FAULTY_PUMP = "P-102"
 BEARING = "SKF 6205"  # the simulator's bearing, by its catalogue alias
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds (negative: never, where allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+    return value
+
+
+def _duration(text: str) -> float:
+    value = _seconds(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} s: must be >= 0 (0: until Ctrl-C)")
+    return value
+
+
+def _sample_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate in Hz") from None
+    low, high = SAMPLE_RATES
+    if not low <= value <= high:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} Hz is not in {low:g}..{high:g} Hz")
+    return value
+
+
+def _mqtt_url(text: str) -> str:
+    from isthmus.errors import ConfigError
+    from isthmus.uns.settings import MqttSettings
+
+    try:
+        MqttSettings(url=text)
+    except (ConfigError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("url: ")) from None
+    return text
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--duration", type=float, default=0.0, help="stop after this many seconds (0: Ctrl-C)"
+        "--duration", type=_duration, default=0.0, help="stop after this many seconds (0: Ctrl-C)"
     )
     parser.add_argument(
-        "--mqtt", metavar="URL", default=None, help="publish to this broker (mqtt://host:port)"
+        "--mqtt",
+        metavar="URL",
+        type=_mqtt_url,
+        default=None,
+        help=f"publish to this broker (mqtt://host:port) under {DEMO_ENTERPRISE}/{DEMO_SITE}/",
     )
     parser.add_argument(
         "--fault-after",
-        type=float,
+        type=_seconds,
         default=20.0,
         metavar="S",
         help="inject an outer-race fault into P-102 after S seconds (default 20; <0: never)",
     )
     parser.add_argument(
         "--clear-after",
-        type=float,
+        type=_seconds,
         default=-1.0,
         metavar="S",
         help="remove the fault again after S seconds (default: never)",
@@ -59,10 +117,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sample-rate",
-        type=float,
+        type=_sample_rate,
         default=25600.0,
         metavar="HZ",
-        help="vibration sample rate of the simulated accelerometer (default 25600)",
+        help="vibration sample rate of the simulated accelerometer (default 25600, "
+        f"{SAMPLE_RATES[0]:g}..{SAMPLE_RATES[1]:g})",
     )
     parser.add_argument(
         "--plain",
@@ -93,11 +152,14 @@ def demo_config(
     pumps: tuple[tuple[str, str, float], ...] = DEMO_PUMPS,
     gateway_name: str = "demo-gateway",
     sample_rate: float = 25600.0,
+    enterprise: str = "acme",
+    site: str = "plant1",
 ) -> Any:
     """The built-in configuration for simulated pumps (validated like any file).
 
     ``ports``: pump name -> its Modbus port. The register maps come from the
     simulator's vendor definitions, so the configuration matches them exactly.
+    ``isthmus demo`` itself publishes under ``DEMO_ENTERPRISE``/``DEMO_SITE``.
     """
     import msgspec
 
@@ -124,8 +186,8 @@ def demo_config(
             "name": name,
             "model": "Pump",
             "isa95": {
-                "enterprise": "acme",
-                "site": "plant1",
+                "enterprise": enterprise,
+                "site": site,
                 "area": "utilities",
                 "line": "cooling",
             },
@@ -297,39 +359,44 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     return str(value)
 
 
-def render(gateway: Any, sink: Any, elapsed: float, events: list[str], width: int = 100) -> str:
-    """The view as text: one line per asset, its published data product, recent events."""
+def render(
+    gateway: Any,
+    sink: Any,
+    elapsed: float,
+    events: list[str],
+    width: int = VIEW_WIDTH,
+    height: int = VIEW_HEIGHT,
+) -> str:
+    """The view as text, at most ``width`` x ``height``: one line per asset, its published
+    data product (cut to a line), the counters, and as many recent events as fit."""
     from isthmus.gateway.sinks import ConsoleSink
 
     lines = [
-        f"isthmus demo  t={elapsed:5.1f} s   gateway {gateway.config.gateway.name}   "
-        f"(Ctrl-C to stop)",
-        "",
-        f"{'asset':<7}{'vendor':<7}{'speed rpm':>10}{'temp °C':>9}{'press bar':>10}"
-        f"{'vel mm/s':>10}{'ISO':>5}  {'diagnosis':<30}active alerts",
+        f"isthmus demo t={elapsed:5.1f}s gateway {gateway.config.gateway.name} (Ctrl-C stops)",
+        f"{'asset':<6}{'vendor':<6}{'rpm':>6}{'°C':>6}{'bar':>6}{'mm/s':>6}{'ISO':>4} "
+        f"{'diagnosis':<22}alerts",
     ]
     for runtime in gateway.assets.values():
         v = runtime.values
         vib = runtime.last_vibration
         if runtime.vibration is None:
-            diagnosis = "n/a (device sends features)"
+            diagnosis = "(in device)"
         elif vib is None:
             diagnosis = "waiting for samples"
         else:
-            diagnosis = f"{vib.diagnosis} {vib.score_db:.1f} dB"
+            diagnosis = f"{vib.diagnosis} {vib.score_db:.1f}dB"
             if vib.diagnosis != "none":
-                diagnosis += f" @{vib.frequency_hz:.0f} Hz"
-        alerts = ", ".join(a.alert_id.rsplit(".", 1)[-1] for a in runtime.active_alerts.values())
+                diagnosis += f" {vib.frequency_hz:.0f}Hz"
+        alerts = ",".join(a.alert_id.rsplit(".", 1)[-1] for a in runtime.active_alerts.values())
         speed = _fmt(v.get("speed_rpm"), ".0f")
         temperature = _fmt(v.get("bearing_temperature_c"))
         pressure = _fmt(v.get("discharge_pressure_bar"), ".2f")
         velocity = _fmt(v.get("vibration_velocity_rms_mm_s"), ".2f")
         zone = _fmt(v.get("iso20816_zone"))
         lines.append(
-            f"{runtime.name:<7}{_vendor_of(runtime):<7}{speed:>10}{temperature:>9}{pressure:>10}"
-            f"{velocity:>10}{zone:>5}  {diagnosis:<30}{alerts or '-'}"
+            f"{runtime.name:<6}{_vendor_of(runtime):<6}{speed:>6}{temperature:>6}{pressure:>6}"
+            f"{velocity:>6}{zone:>4} {diagnosis:<22}{alerts or '-'}"
         )
-    lines.append("")
     lines.append("data products as published (retained on <asset path>/state):")
     for runtime in gateway.assets.values():
         body = sink.last.get((runtime.name, "product")) if isinstance(sink, ConsoleSink) else None
@@ -337,21 +404,29 @@ def render(gateway: Any, sink: Any, elapsed: float, events: list[str], width: in
             import msgspec
 
             body = msgspec.json.encode(runtime.product)
+        lines.append(f" {runtime.path.state}")
         text = body.decode() if body else "(nothing yet)"
-        lines.append(f"  {runtime.path.state}")
-        lines.append("    " + (text if len(text) <= width * 3 else text[: width * 3] + " ..."))
+        step = width - 2
+        chunks = [text[i : i + step] for i in range(0, len(text), step)]
+        if len(chunks) > PRODUCT_LINES:
+            chunks = chunks[:PRODUCT_LINES]
+            chunks[-1] = chunks[-1][: step - 4] + " ..."
+        lines.extend("  " + chunk for chunk in chunks)
     m = gateway.metrics
-    lines.append("")
     lines.append(
-        f"messages {int(m.total('isthmus_messages_total'))}   dropped "
-        f"{int(m.total('isthmus_dropped_total'))}   ring losses "
-        f"{int(m.total('isthmus_ring_lost_samples'))} samples   DSP "
-        f"{_mean_ms(m):.2f} ms/frame   outbox depth {int(m.total('isthmus_outbox_depth'))}"
+        f"msgs {int(m.total('isthmus_messages_total'))} dropped "
+        f"{int(m.total('isthmus_dropped_total'))} ring lost "
+        f"{int(m.total('isthmus_ring_lost_samples'))} DSP {_mean_ms(m):.2f}ms/frame outbox "
+        f"{int(m.total('isthmus_outbox_depth'))}"
     )
-    lines.append("")
     lines.append("events:")
-    lines.extend(f"  {e}" for e in events[-8:])
-    return "\n".join(lines)
+    room = max(height - len(lines), 0)
+    lines.extend(f" {e}" for e in (events[-room:] if room else []))
+    return "\n".join(_clip(line, width) for line in lines[:height])
+
+
+def _clip(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _vendor_of(runtime: Any) -> str:
@@ -382,13 +457,29 @@ class View:
         self.out.flush()
 
 
+log = logging.getLogger("isthmus.demo")
+
+
 async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Run the demo; returns the exit code (0 when the scenario ran)."""
+    """Run the demo; returns the exit code (0 when the scenario ran and, with ``--mqtt``,
+    the broker acknowledged what was published; 1 when it did not)."""
 
     from isthmus.gateway import logs
     from isthmus.gateway.metrics import Metrics
     from isthmus.gateway.pipeline import Gateway
     from isthmus.gateway.sinks import ConsoleSink, UnsSink
+
+    class CountingUnsSink(UnsSink):
+        """Keeps the publisher's last counters: what the broker really acknowledged."""
+
+        final: dict[str, int] = {}  # noqa: RUF012 (replaced, never mutated)
+
+        async def close(self) -> None:
+            publisher = self.publisher
+            await super().close()
+            if publisher is not None:
+                with contextlib.suppress(Exception):
+                    self.final = publisher.counters.snapshot()
 
     workdir = Path(tempfile.mkdtemp(prefix="isthmus-demo-"))
     outbox_path = args.outbox or workdir / "outbox.sqlite3"
@@ -398,16 +489,21 @@ async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         logs.setup("INFO", "kv", log_file)
         ports = {name: free_port() for name, _, _ in DEMO_PUMPS}
         config = demo_config(
-            ports, outbox=str(outbox_path), mqtt=args.mqtt, sample_rate=args.sample_rate
+            ports,
+            outbox=str(outbox_path),
+            mqtt=args.mqtt,
+            sample_rate=args.sample_rate,
+            enterprise=DEMO_ENTERPRISE,
+            site=DEMO_SITE,
         )
         sim = SimulatorProcess(
             [(name, vendor, rpm, ports[name]) for name, vendor, rpm in DEMO_PUMPS],
             args.sample_rate,
             workdir / "simulator.log",
         )
-        sink: ConsoleSink | UnsSink
+        sink: ConsoleSink | CountingUnsSink
         if config.mqtt is not None:
-            sink = UnsSink(config.mqtt, config.outbox)
+            sink = CountingUnsSink(config.mqtt, config.outbox)
         else:
             sink = ConsoleSink(stream=None, outbox=config.outbox)
         events: list[str] = []
@@ -433,6 +529,20 @@ async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             f"simulator: P-101 acme on :{ports['P-101']}, P-102 bravo on :{ports['P-102']}"
             f"; publishing to {args.mqtt or 'the console and ' + str(outbox_path)}"
         )
+        lost_reported = 0
+
+        def report_ring_losses() -> None:
+            # shown in the view, and logged: a loss must leave a trace after the screen is gone
+            nonlocal lost_reported
+            lost = int(metrics.total("isthmus_ring_lost_samples"))
+            if lost > lost_reported:
+                log.warning(
+                    "vibration ring lost %d samples (%d since the start): the DSP fell behind",
+                    lost - lost_reported,
+                    lost,
+                )
+                note(f"RING LOST {lost - lost_reported} samples ({lost} in all)")
+                lost_reported = lost
 
         async def scenario() -> None:
             injected = cleared = False
@@ -450,6 +560,7 @@ async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                     await sim.clear(FAULTY_PUMP)
                     note(f"REMOVED the fault from {FAULTY_PUMP}")
                     cleared = True
+                report_ring_losses()
                 if args.duration > 0 and elapsed >= args.duration:
                     stop.set()
                     break
@@ -461,9 +572,67 @@ async def demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         async with sim, asyncio.TaskGroup() as group:
             group.create_task(gateway.run(stop), name="gateway")
             group.create_task(scenario(), name="demo-scenario")
-        out.write(summary(gateway, sink, time.monotonic() - started, outbox_path, log_path))
+        report_ring_losses()
+        text = summary(gateway, sink, time.monotonic() - started, outbox_path, log_path)
+        code = 0
+        if isinstance(sink, CountingUnsSink):
+            assert config.mqtt is not None
+            delivery, code = await _delivery(config.mqtt, sink.final)
+            text += delivery
+        out.write(text)
         out.flush()
-    return 0
+    return code
+
+
+async def _delivery(mqtt: Any, counters: dict[str, int]) -> tuple[str, int]:
+    """What the broker acknowledged, the retained topics cleared; exit code 1 on no delivery."""
+    connects = counters.get("mqtt.connects", 0)
+    acked = counters.get("mqtt.published", 0)
+    waiting = counters.get("outbox.depth", 0)
+    prefix = f"{DEMO_ENTERPRISE}/{DEMO_SITE}"
+    if connects == 0:
+        return (
+            f"  FAILED: the broker at {mqtt.url} was never reached; nothing was delivered, "
+            f"{waiting} messages wait in the outbox\n",
+            1,
+        )
+    try:
+        cleared = await clear_retained(mqtt, f"{prefix}/#")
+    except Exception as exc:
+        cleared_text = f"could not clear the retained topics under {prefix}/: {exc}"
+    else:
+        cleared_text = f"cleared {cleared} retained topics under {prefix}/"
+    line = (
+        f"  broker {mqtt.url}: {acked} messages acknowledged, {waiting} still in the outbox; "
+        f"{cleared_text}\n"
+    )
+    if acked == 0:
+        return "  FAILED: the broker acknowledged nothing\n" + line, 1
+    return line, 0
+
+
+async def clear_retained(mqtt: Any, pattern: str, quiet_s: float = 1.0) -> int:
+    """Delete every retained message under ``pattern`` (an empty retained payload each)."""
+    import aiomqtt
+
+    topics: set[str] = set()
+    async with aiomqtt.Client(
+        hostname=mqtt.host,
+        port=mqtt.port,
+        identifier=f"{mqtt.identifier}-cleanup",
+        timeout=mqtt.timeout_s,
+    ) as client:
+        await client.subscribe(pattern, qos=1)
+        with contextlib.suppress(TimeoutError):
+            while True:  # retained messages arrive right after SUBSCRIBE; stop when quiet
+                async with asyncio.timeout(quiet_s):
+                    message = await anext(client.messages)
+                if message.retain and message.payload:
+                    topics.add(str(message.topic))
+        await client.unsubscribe(pattern)
+        for topic in sorted(topics):
+            await client.publish(topic, b"", qos=1, retain=True)
+    return len(topics)
 
 
 def summary(gateway: Any, sink: Any, elapsed: float, outbox: Path, log: Path) -> str:
@@ -487,7 +656,7 @@ def summary(gateway: Any, sink: Any, elapsed: float, outbox: Path, log: Path) ->
         kind: int(m.total("isthmus_messages_total", kind=kind))
         for kind in ("product", "features", "alert", "status")
     }
-    lines.append(f"  messages: {json.dumps(published)}")
+    lines.append(f"  messages produced: {json.dumps(published)}")
     lines.append(
         f"  dropped {int(m.total('isthmus_dropped_total'))}, ring losses "
         f"{int(m.total('isthmus_ring_lost_samples'))} samples, DSP {_mean_ms(m):.2f} ms per frame"

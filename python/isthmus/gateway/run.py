@@ -10,12 +10,35 @@ from __future__ import annotations
 import argparse
 import sys
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def tcp_port(text: str) -> int:
+    """An argparse type: a TCP port 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not in 1..65535")
+    return port
+
+
+def log_level(text: str) -> str:
+    """An argparse type: a log level name, any case."""
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"unknown log level {text!r} (use {', '.join(LOG_LEVELS)})"
+        )
+    return level
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="gateway configuration file (TOML)")
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=tcp_port,
         default=None,
         metavar="PORT",
         help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics",
@@ -26,7 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format", choices=["kv", "json"], default=None, help="override [gateway].log_format"
     )
-    parser.add_argument("--log-level", default=None, help="override [gateway].log_level")
+    parser.add_argument(
+        "--log-level", type=log_level, default=None, help="override [gateway].log_level"
+    )
     parser.add_argument(
         "--console",
         action="store_true",
@@ -38,17 +63,20 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from isthmus.errors import ConfigError
-    from isthmus.gateway.config import load_config
+    from isthmus.gateway.config import load_config, warnings
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"isthmus run: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(config, args))
+    try:
+        return asyncio.run(serve(config, args, warnings(config)))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
 
 
-async def serve(config: object, args: argparse.Namespace) -> int:
+async def serve(config: object, args: argparse.Namespace, notes: list[str] | None = None) -> int:
     """Run the configured gateway in this event loop until a signal arrives."""
     import asyncio
     import logging
@@ -66,10 +94,20 @@ async def serve(config: object, args: argparse.Namespace) -> int:
         args.log_level or config.gateway.log_level, args.log_format or config.gateway.log_format
     )
     log = logging.getLogger("isthmus.gateway")
+    for note in notes or []:
+        log.warning("configuration: %s", note)
     metrics = Metrics()
     server = None
     if args.metrics_port is not None:
-        server = serve_metrics(metrics, args.metrics_port, args.metrics_host)
+        try:
+            server = serve_metrics(metrics, args.metrics_port, args.metrics_host)
+        except OSError as exc:  # port taken, address not ours, host unknown
+            print(
+                f"isthmus run: --metrics-host/--metrics-port: cannot serve metrics on "
+                f"{args.metrics_host}:{args.metrics_port}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
         log.info(
             "metrics served",
             extra={"url": f"http://{args.metrics_host}:{args.metrics_port}/metrics"},

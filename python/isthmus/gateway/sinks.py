@@ -186,9 +186,11 @@ class UnsSink:
             counters = self.publisher.counters.snapshot()
         finally:
             self._collecting = False
+        # outbox figures carry the same names as with the console sink (isthmus_outbox_*)
         return [
             (
-                "isthmus_uns_" + name.replace(".", "_"),
+                ("isthmus_" if name.startswith("outbox.") else "isthmus_uns_")
+                + name.replace(".", "_"),
                 f"UNS publisher counter {name}",
                 {},
                 float(value),

@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -77,23 +79,27 @@ class TagSpec(_Config):
     byte: Literal["high", "low"] | None = None
 
     def __post_init__(self) -> None:
+        problems: list[str] = []
+        where = f"tag {self.name!r}"
         if not self.name:
-            raise ValueError("tag name must not be empty")
+            problems.append("tag name must not be empty")
         if self.register in ("coil", "discrete") and self.dtype != "bit":
-            raise ValueError(f"tag {self.name!r}: {self.register} tags are dtype 'bit'")
+            problems.append(f"{where}: {self.register} tags are dtype 'bit'")
         word_bit = self.dtype == "bit" and self.register in ("holding", "input")
         if word_bit and (self.bit is None or not 0 <= self.bit <= 15):
-            raise ValueError(f"tag {self.name!r}: a bit of a register needs bit in 0..15")
+            problems.append(f"{where}: a bit of a register needs bit in 0..15")
         try:
-            width = register_width(self.dtype, self.length)
+            width: int | None = register_width(self.dtype, self.length)
         except ValueError as exc:
-            raise ValueError(f"tag {self.name!r}: {exc}") from None
-        if not self.address >= 0 or self.address + width > 65536:
-            raise ValueError(f"tag {self.name!r}: address {self.address} outside 0..65535")
+            problems.append(f"{where}: {exc}")
+            width = None
+        if width is not None and (not self.address >= 0 or self.address + width > 65536):
+            problems.append(f"{where}: address {self.address} outside 0..65535")
         if not math.isfinite(self.scale) or not math.isfinite(self.offset):
-            raise ValueError(f"tag {self.name!r}: scale and offset must be finite")
-        if self.register in ("holding", "input"):
+            problems.append(f"{where}: scale and offset must be finite")
+        if not problems and self.register in ("holding", "input"):
             self.to_tag()  # and the decoder's own rules (TagError is a ValueError)
+        _raise_all(problems)
 
     @property
     def width(self) -> int:
@@ -128,12 +134,15 @@ class PollGroup(_Config):
     tags: list[TagSpec]
 
     def __post_init__(self) -> None:
-        if not self.interval > 0:
-            raise ValueError(f"poll group {self.name!r}: interval must be > 0 s")
-        names = [t.name for t in self.tags]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        problems: list[str] = []
+        if not (self.interval > 0 and math.isfinite(self.interval)):
+            problems.append(
+                f"poll group {self.name!r}: interval must be > 0 s, got {self.interval}"
+            )
+        dupes = _duplicates(t.name for t in self.tags)
         if dupes:
-            raise ValueError(f"poll group {self.name!r}: duplicate tag names {dupes}")
+            problems.append(f"poll group {self.name!r}: duplicate tag names {dupes}")
+        _raise_all(problems)
 
 
 class WaveformBlock(_Config):
@@ -164,21 +173,26 @@ class WaveformBlock(_Config):
 
     def __post_init__(self) -> None:
         where = f"waveform {self.name!r}"
-        if not self.sample_rate > 0:
-            raise ValueError(f"{where}: sample_rate must be > 0 Hz")
+        problems: list[str] = []
+        if not (self.sample_rate > 0 and math.isfinite(self.sample_rate)):
+            problems.append(f"{where}: sample_rate must be > 0 Hz")
         if self.samples < 1:
-            raise ValueError(f"{where}: samples must be >= 1")
+            problems.append(f"{where}: samples must be >= 1")
         if self.slots < 1 or 65536 % self.slots:
             # block k lives in slot k % slots and its 16-bit counter is k % 65536
-            raise ValueError(f"{where}: slots must be a power of two (1, 2, 4, ... 65536)")
+            problems.append(f"{where}: slots must be a power of two (1, 2, 4, ... 65536)")
         if self.stride is not None and self.stride < self.block_registers:
-            raise ValueError(f"{where}: stride {self.stride} < block size {self.block_registers}")
-        end = max(self.address, self.sequence_address + 1) + self.slot_stride * (self.slots - 1)
-        if min(self.address, self.sequence_address) < 0 or end + self.block_registers > 65536:
-            raise ValueError(f"{where}: registers outside 0..65535")
+            problems.append(f"{where}: stride {self.stride} < block size {self.block_registers}")
+        if not problems:
+            end = max(self.address, self.sequence_address + 1)
+            end += self.slot_stride * (self.slots - 1)
+            low = min(self.address, self.sequence_address)
+            if low < 0 or end + self.block_registers > 65536:
+                problems.append(f"{where}: registers outside 0..65535")
         seq_inside = self.address <= self.sequence_address < self.address + self.block_registers
         if seq_inside:
-            raise ValueError(f"{where}: sequence register inside the sample registers")
+            problems.append(f"{where}: sequence register inside the sample registers")
+        _raise_all(problems)
 
     @property
     def width(self) -> int:
@@ -220,26 +234,30 @@ class ModbusDevice(_Config):
 
     def __post_init__(self) -> None:
         where = f"device {self.name!r}"
+        problems: list[str] = []
+        if not self.host:
+            problems.append(f"{where}: host must not be empty")
         if not 0 < self.port < 65536:
-            raise ValueError(f"{where}: port must be in 1..65535")
+            problems.append(f"{where}: port must be in 1..65535, got {self.port}")
         if not 0 <= self.unit_id <= 255:
-            raise ValueError(f"{where}: unit_id must be in 0..255")
+            problems.append(f"{where}: unit_id must be in 0..255, got {self.unit_id}")
         for field in ("connect_timeout", "request_timeout", "max_requests_per_second"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"{where}: {field} must be > 0")
+            value = getattr(self, field)
+            if not (value > 0 and math.isfinite(value)):
+                problems.append(f"{where}: {field} must be > 0, got {value}")
         if not 0 < self.backoff_initial <= self.backoff_max:
-            raise ValueError(f"{where}: need 0 < backoff_initial <= backoff_max")
+            problems.append(f"{where}: need 0 < backoff_initial <= backoff_max")
         if self.max_gap < 0:
-            raise ValueError(f"{where}: max_gap must be >= 0 registers")
+            problems.append(f"{where}: max_gap must be >= 0 registers")
         if not 1 <= self.max_read_registers <= MAX_READ_REGISTERS:
-            raise ValueError(f"{where}: max_read_registers must be in 1..{MAX_READ_REGISTERS}")
+            problems.append(f"{where}: max_read_registers must be in 1..{MAX_READ_REGISTERS}")
         if not 1 <= self.max_read_bits <= MAX_READ_BITS:
-            raise ValueError(f"{where}: max_read_bits must be in 1..{MAX_READ_BITS}")
+            problems.append(f"{where}: max_read_bits must be in 1..{MAX_READ_BITS}")
         for block in self.waveforms:
             # a counter right before the samples is read with them, in the same request
             one_read = block.block_registers + (block.sequence_address == block.address - 1)
             if one_read > self.max_read_registers:
-                raise ValueError(
+                problems.append(
                     f"{where}: waveform {block.name!r} needs {one_read} registers "
                     f"in one read, more than max_read_registers={self.max_read_registers}"
                 )
@@ -251,16 +269,19 @@ class ModbusDevice(_Config):
                     else self.max_read_registers
                 )
                 if tag.width > limit:
-                    raise ValueError(
+                    problems.append(
                         f"{where}: tag {tag.name!r} spans {tag.width} registers, more than "
                         f"one read may take ({limit})"
                     )
-        names = [t.name for g in self.poll_groups for t in g.tags] + [
-            w.name for w in self.waveforms
-        ]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = _duplicates(
+            [t.name for g in self.poll_groups for t in g.tags] + [w.name for w in self.waveforms]
+        )
         if dupes:
-            raise ValueError(f"{where}: duplicate tag names {dupes}")
+            problems.append(f"{where}: duplicate tag names {dupes}")
+        group_dupes = _duplicates(g.name for g in self.poll_groups)
+        if group_dupes:
+            problems.append(f"{where}: duplicate poll group names {group_dupes}")
+        _raise_all(problems)
 
 
 class OpcUaNode(_Config):
@@ -280,12 +301,16 @@ class OpcUaNode(_Config):
     unit: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.sampling_interval >= 0:
-            raise ValueError(f"node {self.name!r}: sampling_interval must be >= 0 s")
+        problems: list[str] = []
+        if not self.name:
+            problems.append("node name must not be empty")
+        if not (self.sampling_interval >= 0 and math.isfinite(self.sampling_interval)):
+            problems.append(f"node {self.name!r}: sampling_interval must be >= 0 s")
         if self.queue_size < 1:
-            raise ValueError(f"node {self.name!r}: queue_size must be >= 1")
+            problems.append(f"node {self.name!r}: queue_size must be >= 1")
         if self.waveform and not (self.sample_rate or 0) > 0:
-            raise ValueError(f"node {self.name!r}: a waveform node needs sample_rate > 0 Hz")
+            problems.append(f"node {self.name!r}: a waveform node needs sample_rate > 0 Hz")
+        _raise_all(problems)
 
 
 class OpcUaEndpoint(_Config):
@@ -293,9 +318,21 @@ class OpcUaEndpoint(_Config):
 
     ``security`` is ``None`` or ``Basic256Sha256`` (then ``mode`` is ``Sign`` or
     ``SignAndEncrypt`` and a client ``certificate`` + ``private_key`` (PEM or
-    DER paths) are required). Without ``username`` the session is anonymous;
-    with it, the password comes from the environment variable
-    ``password_env`` or the file ``password_file`` (never from the config).
+    DER paths) are required).
+
+    A secure endpoint must say which server certificates it trusts, or the
+    username and password would go to whichever server answers on the port:
+    ``trust_list`` is a certificate file (PEM, may hold several, or DER) or a
+    directory of them (``*.pem``, ``*.crt``, ``*.cer``, ``*.der``); the server's
+    certificate is trusted when it is one of them (same SHA-256 thumbprint) or
+    was issued by a CA certificate among them, and is inside its validity
+    period. ``server_certificate`` pins one certificate (a trust list of one).
+    Any other certificate is refused before the session is created; the error
+    names its subject and SHA-256 thumbprint.
+
+    Without ``username`` the session is anonymous; with it, the password comes
+    from the environment variable ``password_env`` or the file ``password_file``
+    (never from the config, nor from the URL).
     """
 
     name: str
@@ -305,6 +342,7 @@ class OpcUaEndpoint(_Config):
     certificate: str | None = None
     private_key: str | None = None
     server_certificate: str | None = None
+    trust_list: str | None = None
     username: str | None = None
     password_env: str | None = None
     password_file: str | None = None
@@ -317,36 +355,52 @@ class OpcUaEndpoint(_Config):
 
     def __post_init__(self) -> None:
         where = f"endpoint {self.name!r}"
-        if not self.url.startswith("opc.tcp://"):
-            raise ValueError(f"{where}: url must start with opc.tcp://")
+        problems: list[str] = []
+        problems.extend(f"{where}: {p}" for p in _opcua_url_problems(self.url))
         if self.security == "None" and self.mode != "None":
-            raise ValueError(f"{where}: mode {self.mode!r} needs security Basic256Sha256")
+            problems.append(f"{where}: mode {self.mode!r} needs security Basic256Sha256")
         if self.security != "None":
             if self.mode == "None":
-                raise ValueError(
+                problems.append(
                     f"{where}: security {self.security} needs mode Sign or SignAndEncrypt"
                 )
             if not (self.certificate and self.private_key):
-                raise ValueError(
+                problems.append(
                     f"{where}: security {self.security} needs certificate and private_key"
                 )
+            if not (self.trust_list or self.server_certificate):
+                problems.append(
+                    f"{where}: security {self.security} needs trust_list (a file or directory "
+                    "of trusted server certificates, or their CA) or server_certificate; "
+                    "without it any server on the port would receive the session"
+                )
+        elif self.trust_list or self.server_certificate:
+            problems.append(f"{where}: trust_list/server_certificate need security Basic256Sha256")
         if self.username is not None and (self.password_env is None) == (
             self.password_file is None
         ):
-            raise ValueError(
+            problems.append(
                 f"{where}: user {self.username!r} needs one of password_env, password_file"
             )
         if self.username is None and (self.password_env or self.password_file):
-            raise ValueError(f"{where}: a password source without username")
+            problems.append(f"{where}: a password source without username")
         for field in ("timeout", "publishing_interval", "keepalive_interval"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"{where}: {field} must be > 0 s")
+            value = getattr(self, field)
+            if not (value > 0 and math.isfinite(value)):
+                problems.append(f"{where}: {field} must be > 0 s, got {value}")
         if not 0 < self.backoff_initial <= self.backoff_max:
-            raise ValueError(f"{where}: need 0 < backoff_initial <= backoff_max")
-        names = [n.name for n in self.nodes]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+            problems.append(f"{where}: need 0 < backoff_initial <= backoff_max")
+        dupes = _duplicates(n.name for n in self.nodes)
         if dupes:
-            raise ValueError(f"{where}: duplicate node names {dupes}")
+            problems.append(f"{where}: duplicate node names {dupes}")
+        # one monitored item per node id: a second tag on the same node would never get values
+        node_dupes = _duplicates(n.node_id for n in self.nodes)
+        if node_dupes:
+            problems.append(
+                f"{where}: node ids subscribed twice {node_dupes} (map one tag to several "
+                "fields instead)"
+            )
+        _raise_all(problems)
 
     def password(self) -> str | None:
         """The user's password, read now from the environment or the file.
@@ -379,6 +433,41 @@ class SourcesConfig(_Config):
 
 
 T = TypeVar("T")
+
+
+def _duplicates(names: Iterable[str]) -> list[str]:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return sorted(n for n, c in counts.items() if c > 1)
+
+
+def _raise_all(problems: list[str]) -> None:
+    """Raise every problem at once (one per line): a fix should not reveal the next one."""
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
+def _opcua_url_problems(url: str) -> list[str]:
+    """What is wrong with an OPC UA URL; never repeats a password it carries."""
+    if not url.startswith("opc.tcp://"):
+        return ["url must start with opc.tcp://"]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ["url has a bad port"]
+    problems: list[str] = []
+    if parts.username is not None or parts.password is not None:
+        problems.append(
+            "url: credentials in the URL are not accepted (they would end up in logs); "
+            "use username with password_env or password_file"
+        )
+    if not parts.hostname:
+        problems.append("url has no host")
+    if port == 0:
+        problems.append("url has a bad port")
+    return problems
 
 
 def parse(kind: type[T], data: Any, path: str = "") -> T:

@@ -17,7 +17,7 @@ device never holds up another. Inside a session:
   counter finds repeated blocks (not yet ready: wait) and skipped ones
   (overwritten before we read them: reported to the ring as a gap).
 * **Health.** ``asyncio.timeout`` around every request; reconnect with
-  exponential backoff and full jitter; a per-device request-rate limit
+  exponential backoff and equal jitter; a per-device request-rate limit
   (requests are spaced at least ``1 / max_requests_per_second`` apart);
   statistics in :class:`DeviceStats`.
 
@@ -389,7 +389,7 @@ class ModbusSession:
             self.last_error = reason
             self._report_all_bad(f"not connected ({reason})")
             self.stats.reconnects += 1
-            # full jitter: spread reconnects of many gateways over the whole window
+            # equal jitter (upper half of the step): gateways restarted together spread out
             await asyncio.sleep(random.uniform(0.5 * backoff, backoff))
             backoff = min(backoff * 2, self.device.backoff_max)
 

@@ -12,8 +12,12 @@ as a gap and overlapping samples dropped.
 Server restarts: asyncua's watchdog probes the server every
 ``keepalive_interval`` s; on a lost connection the session is torn down, every
 node reported BAD, and a new session with new subscriptions is created after an
-exponential, jittered backoff. The session only reads and subscribes: no
-writes, no method calls.
+exponential backoff with equal jitter (a delay drawn from the upper half of the
+step). The session only reads and subscribes: no writes, no method calls.
+
+Security: with Basic256Sha256 the server's certificate is checked against the
+endpoint's ``trust_list``/``server_certificate`` (:mod:`isthmus.sources.trust`)
+before the session is created, so credentials only go to a trusted server.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from isthmus.errors import ConfigError
 from isthmus.sources.config import OpcUaEndpoint, OpcUaNode
 from isthmus.sources.modbus import BlockCallback, _ignore, cancel_and_wait
+from isthmus.sources.trust import UntrustedCertificate
 from isthmus.sources.values import Quality, TagValue
 
 log = logging.getLogger(__name__)
@@ -96,8 +102,10 @@ class OpcUaSession:
         self._closing = False
         self._lost = asyncio.Event()
         self._by_node: dict[Any, OpcUaNode] = {}
+        self._refused_logged: set[tuple[str, str]] = set()
         self.last_error: str | None = None
         self.security_policy_uri: str | None = None  # of the current session
+        self.server_certificate_label: str | None = None  # the trusted server's, once verified
 
     async def __aenter__(self) -> OpcUaSession:
         self._task = asyncio.create_task(self.run(), name=f"opcua:{self.endpoint.name}")
@@ -132,6 +140,11 @@ class OpcUaSession:
                 async with asyncio.timeout(self.endpoint.timeout * (2 + len(self.endpoint.nodes))):
                     await self._subscribe(client)
                 await self._lost.wait()
+            except (UntrustedCertificate, ConfigError) as exc:
+                # a trust decision or an unusable file: said once, not on every retry
+                reason = str(exc)
+                if reason != self.last_error:
+                    log.error("opcua %s: %s", self.endpoint.name, reason)
             except (OSError, TimeoutError, ConnectionError) as exc:
                 reason = str(exc) or type(exc).__name__
                 log.warning("opcua %s: %s", self.endpoint.name, reason)
@@ -172,11 +185,13 @@ class OpcUaSession:
                 if ep.mode == "Sign"
                 else ua.MessageSecurityMode.SignAndEncrypt
             )
+            # Verified before set_security: asyncua would take whatever the server offers.
+            offered = await self._trusted_server_certificate(mode, SecurityPolicyBasic256Sha256.URI)
             await client.set_security(
                 SecurityPolicyBasic256Sha256,
                 ep.certificate,
                 ep.private_key,
-                server_certificate=ep.server_certificate,
+                server_certificate=offered,
                 mode=mode,
             )
         if ep.username is not None:
@@ -199,6 +214,43 @@ class OpcUaSession:
         self.security_policy_uri = client.security_policy.URI
         return client
 
+    async def _trusted_server_certificate(self, mode: Any, policy_uri: str) -> bytes:
+        """The DER certificate the server offers for ``mode``, once the trust list vouches for it.
+
+        Read from the server's endpoint list over an unsecured discovery channel (which
+        carries no credentials); the secure channel set up with it afterwards proves the
+        server holds the matching private key. Raises :class:`UntrustedCertificate`.
+        """
+        from asyncua.client.client import Client
+
+        from isthmus.sources.trust import (
+            certificate_label,
+            load_certificates,
+            verify_server_certificate,
+        )
+
+        ep = self.endpoint
+        trusted = []
+        places = []
+        if ep.trust_list:
+            trusted += load_certificates(ep.trust_list, f"endpoint {ep.name!r}: trust_list")
+            places.append(f"trust_list {ep.trust_list}")
+        if ep.server_certificate:
+            trusted += load_certificates(
+                ep.server_certificate, f"endpoint {ep.name!r}: server_certificate"
+            )
+            places.append(f"server_certificate {ep.server_certificate}")
+        discovery = Client(ep.url, timeout=ep.timeout)
+        async with asyncio.timeout(ep.timeout * 2):
+            endpoints = await discovery.connect_and_get_server_endpoints()
+        offered = Client.find_endpoint(endpoints, mode, policy_uri).ServerCertificate
+        if not offered:
+            raise UntrustedCertificate(f"{ep.url} offered no certificate for {policy_uri}")
+        der = _first_certificate(offered)
+        cert = verify_server_certificate(der, trusted, server=ep.url, where=" and ".join(places))
+        self.server_certificate_label = certificate_label(cert)
+        return der
+
     async def _subscribe(self, client: Any) -> None:
         from asyncua import ua
 
@@ -219,7 +271,19 @@ class OpcUaSession:
             for cfg, result in zip(nodes, results, strict=True):
                 if isinstance(result, ua.StatusCode):
                     _quality, reason = quality_of(result)
-                    bad.append(self._bad(cfg, reason or "refused"))
+                    reason = reason or "refused"
+                    bad.append(self._bad(cfg, reason))
+                    if (cfg.node_id, reason) not in self._refused_logged:
+                        # once per node and status: a reconnect must not repeat it
+                        self._refused_logged.add((cfg.node_id, reason))
+                        log.warning(
+                            "opcua %s: server refused node %s (tag %r): %s (0x%08X)",
+                            ep.name,
+                            cfg.node_id,
+                            cfg.name,
+                            reason,
+                            result.value,
+                        )
         self.stats.bad_nodes = len(bad)
         if bad:
             self.on_values(bad)
@@ -301,6 +365,14 @@ class OpcUaSession:
         values = [self._bad(n, reason) for n in self.endpoint.nodes if not n.waveform]
         if values:
             self.on_values(values)
+
+
+def _first_certificate(chain: bytes) -> bytes:
+    """The leaf of a DER certificate chain (OPC UA may send the chain concatenated)."""
+    # the outer SEQUENCE of a certificate > 255 bytes has a two-byte length at bytes 2:4
+    if len(chain) >= 4 and chain[1] == 0x82:
+        return chain[: int.from_bytes(chain[2:4], "big") + 4]
+    return chain
 
 
 class _Handler:

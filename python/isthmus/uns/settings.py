@@ -51,6 +51,17 @@ T = TypeVar("T")
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
+def _redacted(url: str) -> str:
+    """``url`` with anything before an ``@`` in its authority replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}://{authority}{slash}{path}"
+
+
 class MqttSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """How the gateway reaches the MQTT broker.
 
@@ -78,7 +89,8 @@ class MqttSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keepalive_s: int = 30
     #: Timeout of the CONNECT/CONNACK exchange and of each PUBACK wait, seconds.
     timeout_s: float = 10.0
-    #: Reconnect backoff: first delay and ceiling, seconds (exponential, full jitter).
+    #: Reconnect backoff: first delay and ceiling, seconds (exponential, equal jitter:
+    #: each delay drawn from the upper half of the current step).
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     #: QoS of data products and vibration features. 1 (default) lets the outbox delete a
@@ -93,23 +105,25 @@ class MqttSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
+        shown = _redacted(self.url)
+        if "@" in parts.netloc and ":" in parts.netloc.rpartition("@")[0]:
+            raise ConfigError(
+                "url: credentials in the URL are not accepted (they would end up in logs); "
+                "use username with password_env or password_file"
+            )
         if parts.scheme not in _DEFAULT_PORTS:
             raise ConfigError(
-                f"url: unsupported scheme {parts.scheme!r} in {self.url!r} "
+                f"url: unsupported scheme {parts.scheme!r} in {shown!r} "
                 "(use mqtt://host:port or mqtts://host:port)"
             )
         if not parts.hostname:
-            raise ConfigError(f"url: no host in {self.url!r}")
+            raise ConfigError(f"url: no host in {shown!r}")
         try:
             _ = parts.port
         except ValueError:
-            raise ConfigError(f"url: bad port in {self.url!r}") from None
+            raise ConfigError(f"url: bad port in {shown!r}") from None
         if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ConfigError(f"url: unexpected path or query in {self.url!r}")
-        if parts.password is not None:
-            raise ConfigError(
-                "url: a password in the URL is not accepted; use password_env or password_file"
-            )
+            raise ConfigError(f"url: unexpected path or query in {shown!r}")
         if not self.tls and any((self.ca_file, self.cert_file, self.key_file)):
             raise ConfigError(
                 "url: TLS files are set but the URL is mqtt://; use mqtts:// to enable TLS"

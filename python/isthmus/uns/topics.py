@@ -22,8 +22,15 @@ The gateway's own status is ``{enterprise}/{site}/_gateway/{gateway_id}/status``
 ``offline`` as the MQTT will when the connection dies without a DISCONNECT.
 
 "tel." is ``MqttSettings.telemetry_qos`` (1 by default). Leaves starting with ``_`` are
-metadata, not plant data. Segments may not be empty nor contain ``/``, ``+``, ``#`` or
-NUL, and the first may not start with ``$`` (reserved for broker topics).
+metadata, not plant data.
+
+Levels follow MQTT's rules for topic names (MQTT 5.0, 1.5.4 and 4.7): UTF-8 without
+U+0000, and, because brokers refuse or mangle them, no control characters (U+0001 to
+U+001F, U+007F to U+009F); no ``/`` (the separator), no wildcards ``+`` and ``#``; not
+empty; no leading or trailing spaces (a level that differs only by a space is a
+different topic that nobody will ever subscribe to); no leading ``$`` (reserved for
+broker topics such as ``$SYS``); at most 1024 bytes per level, and a whole topic at most
+65535 bytes (the MQTT string limit).
 """
 
 from __future__ import annotations
@@ -37,14 +44,20 @@ from isthmus.errors import ConfigError
 
 __all__ = [
     "LEAF_POLICY",
+    "MAX_LEVEL_BYTES",
+    "MAX_TOPIC_BYTES",
     "AssetPath",
     "Leaf",
     "LeafPolicy",
     "gateway_status_topic",
+    "segment_problem",
+    "topic_problem",
     "validate_segment",
 ]
 
-_FORBIDDEN = ("/", "+", "#", "\x00")
+_FORBIDDEN = ("/", "+", "#")
+MAX_LEVEL_BYTES = 1024
+MAX_TOPIC_BYTES = 65535  # an MQTT UTF-8 string carries a 16-bit length
 
 
 class Leaf(enum.StrEnum):
@@ -75,20 +88,54 @@ LEAF_POLICY: dict[Leaf, LeafPolicy] = {
 }
 
 
-def validate_segment(value: str, where: str, *, first: bool = False) -> str:
-    """Check one topic level; raise :class:`ConfigError` naming ``where`` if unusable."""
+def _is_control(char: str) -> bool:
+    return ord(char) <= 0x1F or 0x7F <= ord(char) <= 0x9F
+
+
+def segment_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a level of our topics, or None when it can."""
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: empty topic segment")
+        return "empty topic level"
+    controls = sorted({f"U+{ord(c):04X}" for c in value if _is_control(c)})
+    if controls:
+        return f"topic level {value!r} contains control characters {', '.join(controls)}"
     bad = [c for c in _FORBIDDEN if c in value]
     if bad:
         shown = ", ".join(repr(c) for c in bad)
-        raise ConfigError(f"{where}: topic segment {value!r} contains {shown}")
+        return f"topic level {value!r} contains {shown}"
     if value != value.strip():
-        raise ConfigError(f"{where}: topic segment {value!r} has leading or trailing spaces")
-    if first and value.startswith("$"):
-        raise ConfigError(f"{where}: topic {value!r} may not start with '$' (broker topics)")
-    if len(value.encode("utf-8")) > 1024:
-        raise ConfigError(f"{where}: topic segment longer than 1024 bytes")
+        return f"topic level {value!r} has leading or trailing spaces"
+    if value.startswith("$"):
+        return f"topic level {value!r} may not start with '$' (reserved for broker topics)"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate is not UTF-8
+        return f"topic level {value!r} is not valid UTF-8"
+    if size > MAX_LEVEL_BYTES:
+        return f"topic level of {size} bytes is longer than {MAX_LEVEL_BYTES}"
+    return None
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why a whole topic name is unusable (each level, and the total length), or None."""
+    for level in topic.split("/"):
+        problem = segment_problem(level)
+        if problem:
+            return problem
+    size = len(topic.encode("utf-8"))
+    if size > MAX_TOPIC_BYTES:
+        return f"topic of {size} bytes is longer than MQTT's {MAX_TOPIC_BYTES}"
+    return None
+
+
+def validate_segment(value: str, where: str, *, first: bool = False) -> str:
+    """Check one topic level; raise :class:`ConfigError` naming ``where`` if unusable.
+
+    ``first`` is kept for callers; a leading ``$`` is refused at every level.
+    """
+    problem = segment_problem(value)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     return value
 
 

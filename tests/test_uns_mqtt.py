@@ -349,14 +349,22 @@ async def test_producers_never_block_while_the_broker_is_away(tmp_path: Path) ->
     from mqtt_broker import free_port
 
     mqtt = fast_mqtt(f"mqtt://127.0.0.1:{free_port()}")  # nothing listens there
+    other = AssetPath(enterprise="acme", site="plant1", area="pumps", line="line1", asset="p2")
     async with publisher(mqtt, tmp_path / "ob.db", queue_size=5) as pub:
         states = [pub.publish_state(PATH, Pump(speed_rpm=float(i))) for i in range(8)]
-        assert states[5:] == [None, None, None]  # in-memory queue full: telemetry dropped
-        assert pub.counters.get("queue.dropped_telemetry") == 3
+        # In-memory queue full: the newest state replaces the queued one of its topic.
+        assert None not in states
+        assert pub.counters.get("queue.conflated_telemetry") == 3
+        # A topic with nothing queued has nothing to replace: dropped, counted.
+        assert pub.publish_state(other, Pump(speed_rpm=1.0)) is None
+        assert pub.counters.get("queue.dropped_telemetry") == 1
         sent = await pub.publish_alert(PATH, alert(1))  # alerts always get in
         assert sent
         await bounded(pub.flush())
         assert pub.counters.get("outbox.depth") == 5 + 2
+        rows = pub._outbox.peek(0, 10) if pub._outbox else []
+        speeds = [decode(r.payload, Pump).payload.speed_rpm for r in rows if r.topic == PATH.state]
+        assert speeds == [0.0, 1.0, 2.0, 3.0, 7.0]  # latest wins, in the replaced one's place
         async with asyncio.timeout(10):
             while pub.counters.get("mqtt.connect_failures") < 2:  # noqa: ASYNC110 (a counter)
                 await asyncio.sleep(0.05)

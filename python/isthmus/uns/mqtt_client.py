@@ -20,7 +20,7 @@ certificate alert surfaces as the ``ssl`` error that says so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import ssl
 import struct
 import time
@@ -254,7 +254,9 @@ def encode_connect(opts: ConnectOptions) -> bytes:
         if opts.password is not None:
             flags |= 0x40
             payload += _string(opts.password.encode("utf-8"))
-    variable = b"\x00\x04MQTT" + bytes([5 if v5 else 4, flags]) + struct.pack("!H", opts.keepalive_s)
+    variable = (
+        b"\x00\x04MQTT" + bytes([5 if v5 else 4, flags]) + struct.pack("!H", opts.keepalive_s)
+    )
     if v5:
         variable += b"\x00"  # no properties: session expiry 0, defaults for the rest
     body = variable + payload
@@ -271,13 +273,16 @@ class MqttConnection(asyncio.Protocol):
     ends; :attr:`closed` tells whether it ended and :attr:`error` why.
     """
 
-    def __init__(self, opts: ConnectOptions) -> None:
+    def __init__(self, opts: ConnectOptions, wake: asyncio.Event | None = None) -> None:
         self.opts = opts
         self.v5 = opts.protocol == "5"
         self.limits = BrokerLimits()
         self.error: MqttError | None = None
         self.closed = False
-        self.ack_ready = asyncio.Event()
+        #: True when the broker (or the network) ended the connection, not :meth:`abort`.
+        self.lost_by_peer = False
+        self._aborted = False
+        self.ack_ready = wake if wake is not None else asyncio.Event()
         self.connack: asyncio.Future[BrokerLimits] = asyncio.get_running_loop().create_future()
         self.inflight: dict[int, tuple[int, float]] = {}  # packet id -> (key, sent monotonic)
         self.broker_disconnect_reason: int | None = None
@@ -300,6 +305,7 @@ class MqttConnection(asyncio.Protocol):
         *,
         ssl_context: ssl.SSLContext | None,
         timeout_s: float,
+        wake: asyncio.Event | None = None,
     ) -> MqttConnection:
         """Connect (TCP, TLS), send CONNECT, wait for CONNACK, all within ``timeout_s``.
 
@@ -307,7 +313,7 @@ class MqttConnection(asyncio.Protocol):
         (the cause kept in the message: DNS, refused port, TLS alert, timeout).
         """
         loop = asyncio.get_running_loop()
-        conn = cls(opts)
+        conn = cls(opts, wake)
         try:
             async with asyncio.timeout(timeout_s):
                 await loop.create_connection(
@@ -329,7 +335,8 @@ class MqttConnection(asyncio.Protocol):
             raise MqttError(f"TLS handshake failed: {_ssl_text(exc)}") from None
         except OSError as exc:
             conn.abort()
-            raise MqttError(exc.strerror or str(exc)) from None
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise MqttError(f"{why} ({host}:{port})") from None
         except BaseException:
             conn.abort()
             raise
@@ -337,11 +344,13 @@ class MqttConnection(asyncio.Protocol):
 
     def disconnect(self) -> None:
         """Send DISCONNECT (no will) and close."""
+        self._aborted = True
         if self._transport is not None and not self.closed:
             self._write(b"\xe0\x00")
             self._transport.close()
 
     def abort(self) -> None:
+        self._aborted = True
         if self._transport is not None:
             self._transport.abort()
         if not self.connack.done():
@@ -355,6 +364,7 @@ class MqttConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.lost_by_peer = not self._aborted
         if self.error is None:
             if isinstance(exc, ssl.SSLError):
                 self.error = MqttError(f"TLS error: {_ssl_text(exc)}")
@@ -402,7 +412,9 @@ class MqttConnection(asyncio.Protocol):
                 self._packet(first, bytes(buf[start : start + length]))
                 pos = start + length
         except (MqttError, struct.error, IndexError, UnicodeDecodeError) as exc:
-            self.error = exc if isinstance(exc, MqttError) else MqttError(f"malformed packet: {exc}")
+            self.error = (
+                exc if isinstance(exc, MqttError) else MqttError(f"malformed packet: {exc}")
+            )
             self.abort()
         del buf[:pos]
         if acks:
@@ -509,8 +521,6 @@ class MqttConnection(asyncio.Protocol):
     def take_acks(self) -> list[tuple[int, int]]:
         """The ``(key, reason)`` pairs acknowledged since the last call, in arrival order."""
         acks, self._acks = self._acks, []
-        if not self.closed:
-            self.ack_ready.clear()
         return acks
 
     def oldest_inflight_age(self) -> float:
@@ -530,12 +540,6 @@ class MqttConnection(asyncio.Protocol):
             raise MqttError(f"broker silent: no PINGRESP within {timeout_s:g} s") from None
         if self.closed:
             raise self.error or MqttError("connection closed")
-
-    async def wait_closed(self) -> None:
-        with contextlib.suppress(Exception):
-            while not self.closed:
-                self.ack_ready.clear()
-                await self.ack_ready.wait()
 
 
 def _ssl_text(exc: ssl.SSLError) -> str:

@@ -255,9 +255,7 @@ class Outbox:
                         rows = []
                     self._delete_seqs(cur, replaced)
                     replaced = []
-                    freed_rows, freed_bytes = self._drop_oldest(
-                        cur, need_rows, need_bytes, latest
-                    )
+                    freed_rows, freed_bytes = self._drop_oldest(cur, need_rows, need_bytes, latest)
                     depth, nbytes = depth - freed_rows, nbytes - freed_bytes
                     telemetry -= freed_rows
                     telemetry_bytes -= freed_bytes
@@ -395,7 +393,7 @@ class Outbox:
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            removed, freed = self._delete(cur, keys)
+            removed, _ = self._delete(cur, keys)
             changed = dict(self.counters)
             changed["acked"] += removed
             self._save_counters(cur, changed)

@@ -281,6 +281,7 @@ class MqttConnection(asyncio.Protocol):
         self.closed = False
         #: True when the broker (or the network) ended the connection, not :meth:`abort`.
         self.lost_by_peer = False
+        self.tls_established = False
         self._aborted = False
         self.ack_ready = wake if wake is not None else asyncio.Event()
         self.connack: asyncio.Future[BrokerLimits] = asyncio.get_running_loop().create_future()
@@ -316,6 +317,7 @@ class MqttConnection(asyncio.Protocol):
         conn = cls(opts, wake)
         try:
             async with asyncio.timeout(timeout_s):
+                started = time.monotonic()
                 await loop.create_connection(
                     lambda: conn,
                     host,
@@ -323,6 +325,15 @@ class MqttConnection(asyncio.Protocol):
                     ssl=ssl_context,
                     server_hostname=host if ssl_context is not None else None,
                 )
+                if ssl_context is not None:
+                    # TLS 1.3: the broker judges our certificate after the handshake and
+                    # answers with an alert. Writing CONNECT before it arrives makes the
+                    # broker's close a TCP reset, which can swallow the alert; so wait
+                    # about one handshake's time for it first.
+                    await asyncio.sleep(min(0.25, max(0.02, time.monotonic() - started)))
+                    if conn.closed:
+                        raise conn.error or MqttError("connection closed after TLS handshake")
+                    conn.tls_established = True
                 conn._write(encode_connect(opts))
                 conn.limits = await asyncio.shield(conn.connack)
         except TimeoutError:
@@ -333,6 +344,9 @@ class MqttConnection(asyncio.Protocol):
         except ssl.SSLError as exc:
             conn.abort()
             raise MqttError(f"TLS handshake failed: {_ssl_text(exc)}") from None
+        except MqttError:
+            conn.abort()
+            raise
         except OSError as exc:
             conn.abort()
             why = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -368,6 +382,14 @@ class MqttConnection(asyncio.Protocol):
         if self.error is None:
             if isinstance(exc, ssl.SSLError):
                 self.error = MqttError(f"TLS error: {_ssl_text(exc)}")
+            elif isinstance(exc, ConnectionResetError) and not self.connack.done():
+                hint = (
+                    " (right after the TLS handshake: a broker that does not accept this "
+                    "client's certificate, or its absence, does this)"
+                    if self.tls_established
+                    else ""
+                )
+                self.error = MqttError(f"connection reset by the broker before CONNACK{hint}")
             elif exc is not None:
                 self.error = MqttError(f"connection lost: {exc}")
             elif self.broker_disconnect_reason is not None:
@@ -543,8 +565,11 @@ class MqttConnection(asyncio.Protocol):
 
 
 def _ssl_text(exc: ssl.SSLError) -> str:
-    reason = getattr(exc, "reason", None)
+    """``tlsv13 alert certificate required``, ``certificate verify failed: <why>``."""
     verify = getattr(exc, "verify_message", None)
     if verify:
-        return f"{reason or exc}: {verify}"
-    return str(reason or exc)
+        return f"certificate verify failed: {verify}"
+    text = str(exc)
+    if "] " in text:  # "[SSL: CODE] words (_ssl.c:NNN)" -> "words"
+        text = text.split("] ", 1)[1].rsplit(" (_ssl.c", 1)[0]
+    return text

@@ -884,12 +884,21 @@ class Publisher:
         return (row.seq, reason)
 
     async def _drain(self, conn: MqttConnection) -> None:
+        """Publish the outbox in ``seq`` order with up to ``window`` awaiting their PUBACK.
+
+        Rows are read ahead (up to two windows), so a PUBACK frees room that is refilled
+        at once, in the same write that acknowledges the broker's segment: a broker
+        that delays its small writes (Nagle) is not left waiting for our TCP ACK.
+        Acknowledged rows are deleted in batches: at half a window, when nothing is in
+        flight, or with the next read-ahead, in the same outbox thread hop.
+        """
         assert self._outbox is not None
         outbox = self._outbox
         limits: BrokerLimits = conn.limits
         window = max(1, min(self.mqtt.inflight, limits.receive_maximum))
         timeout = self.mqtt.timeout_s
         cursor = 0  # a new connection replays everything not yet acknowledged
+        ahead: deque[StoredMessage] = deque()
         sent: dict[int, StoredMessage] = {}
         self._inflight_rows = sent
         acked: list[int] = []
@@ -897,46 +906,35 @@ class Publisher:
         more = True
         waiters = self._direct_waiters
         retained = self._retained
-        while True:
-            self._wake.clear()  # before looking, so nothing set from now on is missed
-            for key, reason in conn.take_acks():
-                if key < 0:
-                    waiter = waiters.get(key)
-                    if waiter is not None:
-                        waiter.set()
-                    continue
-                row = sent.pop(key, None)
-                if row is None:
-                    continue
-                if reason >= 0x80:
-                    refused.append(self._refused(row, "broker refused it: " + reason_name(reason)))
-                    continue
-                acked.append(key)
-                if row.retain:
-                    retained[row.topic] = (row.payload, row.qos)
-                if key == self._suspect:
-                    self._suspect = None
-            if conn.closed:
-                if acked or refused:
-                    await self._db(outbox.settle, acked, refused, 0, 0)
-                    self._count_acked(len(acked), refused)
-                raise conn.error or MqttError("connection closed")
-            probing = cursor < self._probe_until
-            room = (1 if probing else window) - len(sent)
-            want = 0
-            if room > 0 and (more or self._new_rows) and (not sent or room * 4 >= window):
-                want = room
-                self._new_rows = False
-            if want or acked or refused:
-                rows = await self._db(outbox.settle, acked, refused, cursor, want)
-                self._count_acked(len(acked), refused)
-                acked, refused = [], []
-                if want:
-                    more = len(rows) == want
-                if rows:
-                    cursor = rows[-1].seq
+        try:
+            while True:
+                self._wake.clear()  # before looking, so nothing set from now on is missed
+                for key, reason in conn.take_acks():
+                    if key < 0:
+                        waiter = waiters.get(key)
+                        if waiter is not None:
+                            waiter.set()
+                        continue
+                    row = sent.pop(key, None)
+                    if row is None:
+                        continue
+                    if reason >= 0x80:
+                        why = "broker refused it: " + reason_name(reason)
+                        refused.append(self._refused(row, why))
+                        continue
+                    acked.append(key)
+                    if row.retain:
+                        retained[row.topic] = (row.payload, row.qos)
+                    if key == self._suspect:
+                        self._suspect = None
+                if conn.closed:
+                    raise conn.error or MqttError("connection closed")
+                probing = bool(ahead) and ahead[0].seq <= self._probe_until
+                room = (1 if probing else window) - len(sent)
+                if room > 0 and ahead:
                     batch = []
-                    for row in rows:
+                    while room > 0 and ahead:
+                        row = ahead.popleft()
                         problem = self._refusal(row, conn)
                         if problem is not None:
                             refused.append(self._refused(row, problem))
@@ -951,18 +949,43 @@ class Publisher:
                                 row.retain and limits.retain_available,
                             )
                         )
+                        room -= 1
+                        if ahead and ahead[0].seq <= self._probe_until:
+                            break  # the next one goes alone
                     if batch:
                         conn.publish_many(batch)
-                continue
-            if sent:
-                age = conn.oldest_inflight_age()
-                if age > timeout:
-                    raise MqttError(f"no PUBACK within {timeout:g} s")
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout - age + 0.01):
-                        await self._wake.wait()
-            else:
-                await self._wake.wait()
+                want = 0
+                if len(ahead) < window and (more or self._new_rows):
+                    want = 2 * window - len(ahead)
+                    self._new_rows = False
+                flush = bool(acked or refused) and (
+                    want > 0 or not sent or len(acked) + len(refused) >= max(1, window // 2)
+                )
+                if want or flush:
+                    rows = await self._db(outbox.settle, acked, refused, cursor, want)
+                    self._count_acked(len(acked), refused)
+                    acked, refused = [], []
+                    if want:
+                        more = len(rows) == want
+                    if rows:
+                        cursor = rows[-1].seq
+                        ahead.extend(rows)
+                    continue
+                if sent:
+                    age = conn.oldest_inflight_age()
+                    if age > timeout:
+                        raise MqttError(f"no PUBACK within {timeout:g} s")
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout - age + 0.01):
+                            await self._wake.wait()
+                else:
+                    await self._wake.wait()
+        finally:
+            if acked or refused:
+                # What the broker acknowledged is deleted even as the session ends.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._db(outbox.settle, acked, refused, 0, 0))
+                    self._count_acked(len(acked), refused)
 
     def _count_acked(self, n: int, refused: Sequence[tuple[int, str]]) -> None:
         if n:

@@ -36,7 +36,6 @@ __all__ = [
     "MqttConnection",
     "MqttError",
     "OutgoingPublish",
-    "encode_publish",
     "reason_name",
 ]
 
@@ -121,6 +120,10 @@ _MAX_PACKET = 268_435_455 + 5
 
 
 def _varint(n: int) -> bytes:
+    if n < 128:
+        return bytes((n,))
+    if n < 16384:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -196,19 +199,6 @@ class OutgoingPublish(NamedTuple):
     payload: bytes
     qos: int
     retain: bool
-
-
-def encode_publish(
-    topic: bytes, payload: bytes, qos: int, retain: bool, packet_id: int, v5: bool, dup: bool
-) -> bytes:
-    """One PUBLISH packet (no properties)."""
-    header = 0x30 | (qos << 1) | (1 if retain else 0) | (0x08 if dup and qos else 0)
-    variable = struct.pack("!H", len(topic)) + topic
-    if qos:
-        variable += struct.pack("!H", packet_id)
-    if v5:
-        variable += b"\x00"
-    return bytes([header]) + _varint(len(variable) + len(payload)) + variable + payload
 
 
 @dataclass
@@ -291,6 +281,7 @@ class MqttConnection(asyncio.Protocol):
         self.last_write = time.monotonic()
         self._acks: list[tuple[int, int]] = []
         self._buf = bytearray()
+        self._topic_cache: dict[str, bytes] = {}  # topic -> its length-prefixed UTF-8
         self._next_id = 1
         self._transport: asyncio.Transport | None = None
         self._pong = asyncio.Event()
@@ -416,14 +407,16 @@ class MqttConnection(asyncio.Protocol):
         try:
             while pos + 2 <= end:
                 first = buf[pos]
-                # Fast path: a 3.1.1 PUBACK, or an MQTT 5 one with reason "success" omitted.
-                if first == 0x40 and buf[pos + 1] == 2:
-                    if pos + 4 > end:
+                # Fast path: a PUBACK without properties (3.1.1; MQTT 5 with or without a
+                # reason code, such as 0x10 "no matching subscribers").
+                if first == 0x40 and 2 <= buf[pos + 1] <= 3:
+                    size = 2 + buf[pos + 1]
+                    if pos + size > end:
                         break
                     entry = inflight.pop((buf[pos + 2] << 8) | buf[pos + 3], None)
                     if entry is not None:
-                        acks.append((entry[0], 0))
-                    pos += 4
+                        acks.append((entry[0], buf[pos + 4] if size == 5 else 0))
+                    pos += size
                     continue
                 got = _read_varint(buf, pos + 1)
                 if got is None:
@@ -509,33 +502,55 @@ class MqttConnection(asyncio.Protocol):
         body += len(payload)
         return 1 + len(_varint(body)) + body
 
-    def publish_many(self, messages: Sequence[OutgoingPublish], *, dup: bool = False) -> None:
-        """Encode every message into one buffer and write it with one call.
+    def publish_many(
+        self, messages: Sequence[tuple[int, str, bytes, int, bool]], *, dup: bool = False
+    ) -> None:
+        """Encode every message (:class:`OutgoingPublish` fields) into one buffer, one write.
 
         QoS 0 messages count as acknowledged once written. Raises :class:`MqttError` if the
         connection is closed.
         """
         if self.closed or self._transport is None:
             raise self.error or MqttError("not connected")
-        v5 = self.v5
+        props = b"\x00" if self.v5 else b""
+        extra = len(props)
         now = time.monotonic()
         parts: list[bytes] = []
+        append = parts.append
         inflight = self.inflight
-        for msg in messages:
-            packet_id = 0
-            if msg.qos:
+        topics = self._topic_cache
+        for key, topic, payload, qos, retain in messages:
+            name = topics.get(topic)
+            if name is None:
+                raw = topic.encode("utf-8")
+                name = len(raw).to_bytes(2, "big") + raw
+                if len(topics) >= 65536:
+                    topics.clear()
+                topics[topic] = name
+            header = 0x30 | (qos << 1) | (1 if retain else 0)
+            remaining = len(name) + extra + len(payload)
+            if qos:
+                if dup:
+                    header |= 0x08
                 packet_id = self._next_id
                 while packet_id in inflight:
                     packet_id = packet_id % 65535 + 1
                 self._next_id = packet_id % 65535 + 1
-                inflight[packet_id] = (msg.key, now)
+                inflight[packet_id] = (key, now)
+                remaining += 2
+                if remaining < 128:
+                    append(bytes((header, remaining)))
+                else:
+                    append(bytes((header,)) + _varint(remaining))
+                append(name)
+                append(packet_id.to_bytes(2, "big"))
             else:
-                self._acks.append((msg.key, 0))
-            parts.append(
-                encode_publish(
-                    msg.topic.encode("utf-8"), msg.payload, msg.qos, msg.retain, packet_id, v5, dup
-                )
-            )
+                self._acks.append((key, 0))
+                append(bytes((header,)) + _varint(remaining))
+                append(name)
+            if extra:
+                append(props)
+            append(payload)
         self._write(b"".join(parts))
         if self._acks:
             self.ack_ready.set()

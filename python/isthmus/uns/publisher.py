@@ -161,9 +161,12 @@ _MAX_PAYLOAD_BYTES = 268435455
 
 def _check_publishable(topic: str, payload: bytes) -> None:
     """Refuse at the door what no broker could ever take (a wildcard is not a topic name)."""
-    if not topic or any(c in topic for c in "+#\x00"):
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
         raise ConfigError(f"topic {topic!r}: empty, or holds a wildcard (+, #) or NUL")
-    if len(topic.encode("utf-8", "surrogatepass")) > _MAX_TOPIC_BYTES:
+    # A character takes at most 4 bytes in UTF-8: only long topics need encoding.
+    if len(topic) > _MAX_TOPIC_BYTES // 4 and (
+        len(topic.encode("utf-8", "surrogatepass")) > _MAX_TOPIC_BYTES
+    ):
         raise ConfigError(f"topic {topic[:80]!r}...: longer than {_MAX_TOPIC_BYTES} bytes")
     if len(payload) > _MAX_PAYLOAD_BYTES:
         raise ConfigError(f"topic {topic!r}: payload of {len(payload)} bytes exceeds MQTT's limit")
@@ -257,6 +260,7 @@ class Publisher:
         self._suspect: int | None = None
         self._to_quarantine: list[tuple[int, str]] = []
         self._logged_refusals: set[tuple[str, str]] = set()
+        self._good_topics: set[str] = set()  # topics that passed topic_problem()
         for name in (
             "mqtt.connects",
             "mqtt.reconnects",
@@ -859,9 +863,13 @@ class Publisher:
 
     def _refusal(self, row: StoredMessage, conn: MqttConnection) -> str | None:
         """Why the broker would refuse ``row`` (checked before sending), or None."""
-        problem = topic_problem(row.topic)
-        if problem is not None:
-            return problem
+        if row.topic not in self._good_topics:
+            problem = topic_problem(row.topic)
+            if problem is not None:
+                return problem
+            if len(self._good_topics) >= 65536:
+                self._good_topics.clear()
+            self._good_topics.add(row.topic)
         limit = conn.limits.maximum_packet_size
         if len(row.payload) + 64 > limit:
             size = conn.packet_size(row.topic, row.payload, row.qos)
@@ -896,6 +904,7 @@ class Publisher:
         outbox = self._outbox
         limits: BrokerLimits = conn.limits
         window = max(1, min(self.mqtt.inflight, limits.receive_maximum))
+        max_qos, retain_ok = limits.maximum_qos, limits.retain_available
         timeout = self.mqtt.timeout_s
         cursor = 0  # a new connection replays everything not yet acknowledged
         ahead: deque[StoredMessage] = deque()
@@ -941,12 +950,12 @@ class Publisher:
                             continue
                         sent[row.seq] = row
                         batch.append(
-                            OutgoingPublish(
+                            (
                                 row.seq,
                                 row.topic,
                                 row.payload,
-                                min(row.qos, limits.maximum_qos),
-                                row.retain and limits.retain_available,
+                                row.qos if row.qos <= max_qos else max_qos,
+                                row.retain and retain_ok,
                             )
                         )
                         room -= 1

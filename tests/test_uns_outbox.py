@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isthmus.errors import SessionError
-from isthmus.uns.outbox import OutboundMessage, Outbox
+from isthmus.uns.outbox import OutboundMessage, Outbox, StoredMessage
 from isthmus.uns.settings import OutboxSettings
 
 
@@ -252,3 +253,86 @@ def test_one_commit_per_batch(tmp_path: Path) -> None:
         assert len(commits) == 2  # one for the 1000 inserts, one for the 1000 deletes
         assert sum(s.startswith("DELETE") for s in statements) == 2  # chunks of 500
         assert box.depth == 0 and box.counters["acked"] == 1000
+
+
+def table(box: Outbox) -> list[StoredMessage]:
+    """The stored rows, read without moving the drain's cursor as peek() does."""
+    rows = box._db.execute(
+        "SELECT seq, topic, payload, qos, retain, droppable, message_id FROM outbox ORDER BY seq"
+    ).fetchall()
+    return [StoredMessage(s, t, p, q, bool(r), bool(d), m) for s, t, p, q, r, d, m in rows]
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"),
+            st.lists(st.tuples(st.integers(0, 3), st.booleans()), min_size=1, max_size=6),
+        ),
+        st.tuples(st.just("send"), st.integers(1, 5)),
+        st.tuples(st.just("ack"), st.integers(1, 5)),
+        st.tuples(st.just("reconnect"), st.just(0)),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ops=_OPS)
+def test_conflation_invariants(tmp_path_factory: pytest.TempPathFactory, ops: list[Any]) -> None:
+    """With conflation always on: at most one unsent telemetry row per topic, and it is
+    the newest; rows on the wire are never replaced; alerts never conflate; counters add
+    up; depth and bytes match the table."""
+    path = tmp_path_factory.mktemp("conflate") / "o.db"
+    n = 0
+    newest: dict[str, str] = {}  # topic -> message id of its newest accepted telemetry
+    alerts: list[str] = []
+    acked: set[str] = set()
+    on_wire: list[StoredMessage] = []  # handed out since the last reconnect, not acked
+    cursor = 0
+    offered = accepted = 0
+    with Outbox(OutboxSettings(path=str(path)), conflate_above=0) as box:
+        for op, arg in ops:
+            if op == "put":
+                batch = []
+                for topic_no, is_alert in arg:
+                    n += 1
+                    batch.append(topic_msg(f"t{topic_no}", n, alert=is_alert))
+                results = box.put_many(batch)
+                offered += len(batch)
+                accepted += sum(r is not None for r in results)
+                for m, r in zip(batch, results, strict=True):
+                    if not m.droppable:
+                        assert r is not None
+                        alerts.append(m.message_id)
+                    elif r is not None:
+                        newest[m.topic] = m.message_id
+            elif op == "send":
+                rows = box.peek(cursor, arg)
+                on_wire += rows
+                cursor = rows[-1].seq if rows else cursor
+            elif op == "ack":
+                done, on_wire = on_wire[:arg], on_wire[arg:]
+                box.ack([m.seq for m in done])
+                acked |= {m.message_id for m in done}
+            else:
+                on_wire, cursor = [], 0
+                box.peek(0, 0)  # a new connection starts from the oldest row again
+            stored = table(box)
+            stored_ids = [m.message_id for m in stored]
+            assert box.depth == len(stored)
+            assert box.size_bytes == sum(len(m.topic) + len(m.payload) for m in stored)
+            assert [m.seq for m in stored] == sorted(m.seq for m in stored)
+            assert set(alerts) <= set(stored_ids) | acked  # alerts never conflated
+            assert {m.message_id for m in on_wire} <= set(stored_ids)  # never replaced
+            for topic, mid in newest.items():
+                assert mid in stored_ids or mid in acked  # the newest value always survives
+                unsent = [m for m in stored if m.topic == topic and m.droppable]
+                unsent = [m for m in unsent if m.seq > cursor]
+                assert len(unsent) <= 1
+                assert not unsent or unsent[0].message_id == mid
+            c = box.counters
+            in_batch = offered - accepted - c["rejected_telemetry"]
+            replaced = c["conflated_telemetry"] - in_batch
+            assert len(stored) == accepted - c["acked"] - c["dropped_telemetry"] - replaced

@@ -381,7 +381,7 @@ class Outbox:
             "WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
-        self._sent_upto = rows[-1][0] if rows else max(after_seq, self._sent_upto)
+        self._sent_upto = rows[-1][0] if rows else after_seq
         return [
             StoredMessage(seq, topic, payload, qos, bool(retain), bool(drop), mid)
             for seq, topic, payload, qos, retain, drop, mid in rows

@@ -219,9 +219,7 @@ def test_aiomqtt(
     benchmark.extra_info["role"] = "baseline"
 
     async def connect() -> Any:
-        client = aiomqtt.Client(
-            "127.0.0.1", broker_port, timeout=60, max_inflight_messages=window
-        )
+        client = aiomqtt.Client("127.0.0.1", broker_port, timeout=60, max_inflight_messages=window)
         client.pending_calls_threshold = window + 16
         await client.__aenter__()
         return client

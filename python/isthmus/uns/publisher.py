@@ -419,6 +419,8 @@ class Publisher:
 
         Each is enveloped and encoded once; returns their message ids (None if dropped).
         """
+        if self._closing:
+            raise SessionError("publisher is closed")
         encode = self._encoder.encode
         out: list[str | None] = []
         qos = self.mqtt.telemetry_qos
@@ -845,7 +847,8 @@ class Publisher:
 
     async def _keepalive(self, conn: MqttConnection) -> None:
         """PINGREQ when nothing was sent for half the keepalive; a silent broker is lost."""
-        half = self.mqtt.keepalive_s / 2.0
+        # An MQTT 5 broker may impose its own keepalive in the CONNACK.
+        half = (conn.limits.server_keep_alive or self.mqtt.keepalive_s) / 2.0
         while True:
             idle = time.monotonic() - conn.last_write
             if idle < half:

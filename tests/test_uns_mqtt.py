@@ -29,7 +29,7 @@ from isthmus.uns.models import (
 from isthmus.uns.publisher import Counters, Publisher, backoff_delay
 from isthmus.uns.settings import MqttSettings, OutboxSettings
 from isthmus.uns.topics import AssetPath
-from mqtt_broker import Broker, Collector
+from mqtt_broker import Broker, Collector, TlsFiles
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
 
@@ -721,3 +721,89 @@ async def test_batch_of_states_in_one_call(mqtt_broker: Broker, tmp_path: Path) 
     for i, path in enumerate(assets):
         env = decode(sub.on(path.state)[0].payload, Pump)
         assert env.payload.speed_rpm == float(i) and env.message_id == ids[i]
+
+
+def _pki_for_other_host(directory: Path) -> TlsFiles:
+    """A CA, a broker certificate for ``wrong.example`` only, and a client certificate."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "other CA")])
+
+    def cert(
+        subject: str, key: ec.EllipticCurvePrivateKey, ca: bool, san: str | None
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False
+            )
+        return builder.sign(ca_key, hashes.SHA256())
+
+    def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    server_key, client_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    files = TlsFiles(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
+    pem = serialization.Encoding.PEM
+    files.ca.write_bytes(cert("other CA", ca_key, True, None).public_bytes(pem))
+    files.server_cert.write_bytes(
+        cert("wrong", server_key, False, "wrong.example").public_bytes(pem)
+    )
+    files.client_cert.write_bytes(cert("gateway", client_key, False, None).public_bytes(pem))
+    files.server_key.write_bytes(pem_key(server_key))
+    files.client_key.write_bytes(pem_key(client_key))
+    return files
+
+
+async def test_broker_certificate_for_another_host_is_refused(
+    mqtt_broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    """The chain is trusted but the name is not 127.0.0.1: the host name check refuses."""
+    tls = _pki_for_other_host(tmp_path / "pki")
+    broker = mqtt_broker_factory(tls=tls)
+    mqtt = fast_mqtt(
+        broker.url,
+        ca_file=str(tls.ca),
+        cert_file=str(tls.client_cert),
+        key_file=str(tls.client_key),
+    )
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        await pub.publish_alert(PATH, alert(1))
+        async with asyncio.timeout(5):
+            while pub.counters.get("mqtt.connect_failures") < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert pub.last_error is not None
+        assert "certificate verify failed" in pub.last_error
+        assert "127.0.0.1" in pub.last_error  # "IP address mismatch, ... is not '127.0.0.1'"
+        assert pub.counters.get("mqtt.connects") == 0
+        assert pub.counters.get("outbox.depth") == 2  # nothing left for an impostor

@@ -807,3 +807,47 @@ async def test_broker_certificate_for_another_host_is_refused(
         assert "127.0.0.1" in pub.last_error  # "IP address mismatch, ... is not '127.0.0.1'"
         assert pub.counters.get("mqtt.connects") == 0
         assert pub.counters.get("outbox.depth") == 2  # nothing left for an impostor
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_payload_sizes_and_unicode_topics_arrive_byte_exact(
+    mqtt_broker: Broker, tmp_path: Path, protocol: str
+) -> None:
+    """Remaining lengths across the variable-byte-integer boundaries (127/128, 16383/16384,
+    2097151/2097152 bytes), an empty payload and non-ASCII topic levels."""
+    sizes = [0, 1, 100, 127, 128, 16_380, 16_384, 200_000, 2_097_152]
+    base = "acme/plant1/pompes/ligne-é/p-ü"
+    sent = {f"{base}/{i}": bytes((i * 7 + j) % 256 for j in range(n)) for i, n in enumerate(sizes)}
+    async with (
+        Collector(mqtt_broker.port, "acme/plant1/pompes/#") as sub,
+        publisher(fast_mqtt(mqtt_broker.url, protocol=protocol), tmp_path / "ob.db") as pub,
+    ):
+        for topic, payload in sent.items():
+            assert pub.enqueue(topic, payload, droppable=False)
+        await bounded(pub.wait_drained(), 20)
+        await bounded(sub.wait_for(lambda: len(sub.messages) >= len(sent)), 20)
+    assert {m.topic: m.payload for m in sub.messages} == sent
+
+
+@pytest.mark.parametrize(("telemetry_qos", "alert_qos"), [(0, 2), (1, 2)])
+async def test_qos0_telemetry_and_qos2_alerts(
+    mqtt_broker: Broker, tmp_path: Path, telemetry_qos: int, alert_qos: int
+) -> None:
+    mqtt = fast_mqtt(mqtt_broker.url, telemetry_qos=telemetry_qos, alert_qos=alert_qos)
+    async with (
+        Collector(mqtt_broker.port, "acme/#") as sub,
+        publisher(mqtt, tmp_path / "ob.db") as pub,
+    ):
+        states = [pub.publish_state(PATH, Pump(speed_rpm=float(i))) for i in range(20)]
+        sent = [await pub.publish_alert(PATH, alert(i)) for i in range(20)]
+        await bounded(pub.wait_drained())
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
+        await bounded(sub.wait_for(lambda: len(sub.on(PATH.state)) >= 20))
+        assert pub.counters.get("outbox.acked") == 60
+        assert pub.counters.get("mqtt.publish_refused") == 0
+    assert first_seen(alert_ids(sub)) == sent
+    got = [decode(m.payload, Pump).message_id for m in sub.on(PATH.state)]
+    assert got == states
+    # The subscriber asked for QoS 1: alerts arrive at min(2, 1); telemetry as published.
+    assert {m.qos for m in sub.on(PATH.alerts)} == {1}
+    assert {m.qos for m in sub.on(PATH.state)} == {telemetry_qos}

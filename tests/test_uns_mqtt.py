@@ -352,6 +352,7 @@ async def test_producers_never_block_while_the_broker_is_away(tmp_path: Path) ->
     other = AssetPath(enterprise="acme", site="plant1", area="pumps", line="line1", asset="p2")
     async with publisher(mqtt, tmp_path / "ob.db", queue_size=5) as pub:
         states = [pub.publish_state(PATH, Pump(speed_rpm=float(i))) for i in range(8)]
+        assert pub.backlog() == 5 and pub.waiting() == 0
         # In-memory queue full: the newest state replaces the queued one of its topic.
         assert None not in states
         assert pub.counters.get("queue.conflated_telemetry") == 3
@@ -362,6 +363,7 @@ async def test_producers_never_block_while_the_broker_is_away(tmp_path: Path) ->
         assert sent
         await bounded(pub.flush())
         assert pub.counters.get("outbox.depth") == 5 + 2
+        assert pub.backlog() == 0 and pub.waiting() == 7
         rows = pub._outbox.peek(0, 10) if pub._outbox else []
         speeds = [decode(r.payload, Pump).payload.speed_rpm for r in rows if r.topic == PATH.state]
         assert speeds == [0.0, 1.0, 2.0, 3.0, 7.0]  # latest wins, in the replaced one's place

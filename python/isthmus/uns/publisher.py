@@ -540,6 +540,18 @@ class Publisher:
                 return
             await self._acked_event.wait()
 
+    def backlog(self) -> int:
+        """Messages queued in memory, not yet committed to the outbox.
+
+        A producer that wants to conflate on its own side (per asset) before this queue
+        fills can hold telemetry back while this is above, say, half of ``queue_size``.
+        """
+        return len(self._pending)
+
+    def waiting(self) -> int:
+        """Messages committed to the outbox and not yet acknowledged by the broker."""
+        return self._outbox.depth if self._outbox is not None else 0
+
     def quarantined(self) -> int:
         """Messages quarantined so far (broker refusals), over the outbox's lifetime."""
         return self._outbox.counters["quarantined"] if self._outbox is not None else 0

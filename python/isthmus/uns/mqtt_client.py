@@ -387,6 +387,8 @@ class MqttConnection(asyncio.Protocol):
                 self.error = MqttError(
                     "broker disconnected: " + reason_name(self.broker_disconnect_reason)
                 )
+            elif self._aborted:
+                self.error = MqttError("connection closed by the gateway")
             else:
                 self.error = MqttError("connection closed by the broker")
         if not self.connack.done():

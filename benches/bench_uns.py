@@ -1,19 +1,28 @@
-"""UNS publishing: messages through the durable outbox + publisher vs aiomqtt straight.
+"""UNS publishing: Publisher + durable outbox against a plain paho-mqtt script, same run.
 
-All sides publish the same 2,000 pre-encoded QoS 1 messages to the same local Mosquitto
-(started here, on a free loopback port) in the same run, and a round ends when the last
-PUBACK is in:
+Every side publishes the same N pre-encoded QoS 1 messages (state envelopes of ~330 bytes
+on 100 asset topics, retained) to the same local Mosquitto (started here on a free
+loopback port), with the same in-flight window (64, the default, and 1000, the most the
+settings allow); a round ends when the last PUBACK is in. The figure that matters on a
+gateway is messages per CPU-second of the publishing process (``time.process_time``: the
+event loop plus the paho network thread or the outbox thread); Mosquitto's own CPU is
+not counted on any side.
 
-- ``aiomqtt_sequential``: ``await client.publish(..., qos=1)`` in a loop, what a user
-  writes first (one round trip per message);
-- ``aiomqtt_pipelined``: the same with up to 64 publishes awaiting their PUBACK, the
-  window the publisher uses: the fair baseline for the outbox's own cost;
-- ``outbox_publisher``: ``Publisher.enqueue`` then ``wait_drained``: every message is
+- ``paho_script`` (the baseline): what a user writes with paho-mqtt 2.x alone:
+  ``loop_start()``, ``max_inflight_messages_set(window)``, ``publish`` everything, wait
+  for the last ``on_publish``. Nothing durable.
+- ``paho_asyncio``: paho driven from asyncio through its socket callbacks
+  (``loop_read``/``loop_write`` on ``add_reader``/``add_writer``), a window of futures.
+- ``aiomqtt``: aiomqtt 2.x with ``asyncio.gather`` over windows: its ``_pending_calls``
+  scan makes the cost per message grow with the window.
+- ``mqtt_connection``: isthmus's own batching connection alone
+  (:mod:`isthmus.uns.mqtt_client`), nothing durable: the client's share of the cost.
+- ``publisher_outbox``: ``Publisher.enqueue`` then ``wait_drained``: every message is
   committed to SQLite (WAL, synchronous=NORMAL), read back, published and deleted after
-  its PUBACK; ``outbox_publisher_sync_full`` the same with an fsync per commit.
+  its PUBACK. This is the gateway's path.
 
-The outbox's overhead per message is reported as (outbox - pipelined) / N, both in process
-CPU time (robust on a shared machine) and in wall time.
+The ratio table compares wall time (pytest-benchmark medians); the CPU figures and
+their ratios against the paho script are printed by ``report``.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,19 +42,31 @@ from typing import Any
 
 import pytest
 
+paho = pytest.importorskip("paho.mqtt.client")
 aiomqtt = pytest.importorskip("aiomqtt")
 
+from isthmus.uns.mqtt_client import (  # noqa: E402
+    ConnectOptions,
+    MqttConnection,
+    OutgoingPublish,
+)
 from isthmus.uns.publisher import Publisher  # noqa: E402
 from isthmus.uns.settings import MqttSettings, OutboxSettings  # noqa: E402
 
-N = 2000
-WINDOW = 64
-TOPIC = "acme/plant1/pumps/line1/p101/vibration"
-PAYLOAD = b'{"message_id":"01J0000000000000000000000","payload":{"velocity_rms_mm_s":2.5}}' * 3
+N = int(os.environ.get("ISTHMUS_BENCH_UNS_N", "10000"))
+WINDOWS = (64, 1000)
+TOPICS = [f"acme/plant1/pumps/line1/p{i:03d}/state" for i in range(100)]
+PAYLOAD = (
+    b'{"message_id":"01J0000000000000000000000","timestamp":"2026-01-01T00:00:00.000Z",'
+    b'"quality":"good","schema":"urn:isthmus:uns:Pump:v1","payload":{"speed_rpm":1480.0,'
+    b'"discharge_pressure_bar":6.25,"bearing_temperature_c":61.5,"vibration_velocity_rms'
+    b'_mm_s":2.5,"iso20816_zone":"B","bearing_diagnosis":null,"health":0.93,"flow_m3_h":'
+    b'12.5,"running":true,"state":"running","motor_current_a":31.7}}'
+)
+MESSAGES = [(TOPICS[i % len(TOPICS)], PAYLOAD) for i in range(N)]
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-GROUP = f"uns publish {N} QoS1"
-RESULTS: dict[str, float] = {}
 CPU: dict[str, float] = {}
+WALL: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +78,13 @@ def broker_port() -> Iterator[int]:
         port = int(s.getsockname()[1])
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "mosquitto.conf"
-        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false"]
+        lines = [
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence false",
+            "max_inflight_messages 0",
+            "max_queued_messages 0",
+        ]
         if os.geteuid() == 0:
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
@@ -86,82 +114,206 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     lp.close()
 
 
-async def _connect(port: int) -> Any:
-    client = aiomqtt.Client("127.0.0.1", port, timeout=30)
-    client.pending_calls_threshold = WINDOW + 16
-    await client.__aenter__()
-    return client
-
-
-def _measure(
-    benchmark: Any, loop: asyncio.AbstractEventLoop, name: str, burst: Callable[[], Any]
-) -> None:
+def _measure(benchmark: Any, name: str, burst: Callable[[], None]) -> None:
     cpu: list[float] = []
 
     def round_() -> None:
-        # Process CPU time (event loop + outbox thread) is what the outbox costs the
-        # gateway; unlike wall time it barely moves when other processes load the machine.
         start = time.process_time()
-        loop.run_until_complete(burst())
+        burst()
         cpu.append(time.process_time() - start)
 
     benchmark.pedantic(round_, rounds=3, iterations=1, warmup_rounds=1)
-    RESULTS[name] = benchmark.stats.stats.median
     CPU[name] = sorted(cpu)[len(cpu) // 2]
+    WALL[name] = benchmark.stats.stats.median
 
 
-def test_aiomqtt_sequential(
-    benchmark: Any, broker_port: int, loop: asyncio.AbstractEventLoop
-) -> None:
-    benchmark.group = GROUP
+def _group(window: int) -> str:
+    return f"uns publish {N} QoS1 inflight {window}"
+
+
+# -- baselines ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_paho_script(benchmark: Any, broker_port: int, window: int) -> None:
+    benchmark.group = _group(window)
     benchmark.extra_info["role"] = "baseline"
-    client = loop.run_until_complete(_connect(broker_port))
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"paho-{window}")
+    client.max_inflight_messages_set(window)
+    client.max_queued_messages_set(0)
+    done = threading.Event()
+    count = [0]
 
-    async def burst() -> None:
-        for _ in range(N):
-            await client.publish(TOPIC, PAYLOAD, qos=1)
+    def on_publish(c: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        count[0] += 1
+        if count[0] == N:
+            done.set()
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", broker_port)
+    client.loop_start()
+
+    def burst() -> None:
+        count[0] = 0
+        done.clear()
+        for topic, payload in MESSAGES:
+            client.publish(topic, payload, qos=1, retain=True)
+        assert done.wait(120), "paho did not get every PUBACK"
 
     try:
-        _measure(benchmark, loop, "sequential", burst)
+        _measure(benchmark, f"paho_script/{window}", burst)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_paho_asyncio(
+    benchmark: Any, broker_port: int, loop: asyncio.AbstractEventLoop, window: int
+) -> None:
+    benchmark.group = _group(window)
+    benchmark.extra_info["role"] = "baseline"
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"pahoa-{window}")
+    client.max_inflight_messages_set(0)
+    waiting: dict[int, asyncio.Future[None]] = {}
+
+    def on_publish(c: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        fut = waiting.pop(mid, None)
+        if fut is not None:
+            fut.set_result(None)
+
+    client.on_publish = on_publish
+    client.on_socket_open = lambda c, u, sock: loop.add_reader(sock, c.loop_read)
+    client.on_socket_close = lambda c, u, sock: loop.remove_reader(sock)
+    client.on_socket_register_write = lambda c, u, sock: loop.add_writer(sock, c.loop_write)
+    client.on_socket_unregister_write = lambda c, u, sock: loop.remove_writer(sock)
+
+    async def connect() -> None:
+        connected = loop.create_future()
+        client.on_connect = lambda *a: connected.done() or connected.set_result(None)
+        client.connect("127.0.0.1", broker_port)
+        await asyncio.wait_for(connected, 10)
+
+    async def run() -> None:
+        for start in range(0, N, window):
+            batch = []
+            for topic, payload in MESSAGES[start : start + window]:
+                info = client.publish(topic, payload, qos=1, retain=True)
+                fut = loop.create_future()
+                waiting[info.mid] = fut
+                batch.append(fut)
+            await asyncio.gather(*batch)
+
+    loop.run_until_complete(connect())
+    try:
+        _measure(benchmark, f"paho_asyncio/{window}", lambda: loop.run_until_complete(run()))
+    finally:
+        client.disconnect()
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_aiomqtt(
+    benchmark: Any, broker_port: int, loop: asyncio.AbstractEventLoop, window: int
+) -> None:
+    benchmark.group = _group(window)
+    benchmark.extra_info["role"] = "baseline"
+
+    async def connect() -> Any:
+        client = aiomqtt.Client("127.0.0.1", broker_port, timeout=60, max_inflight_messages=window)
+        client.pending_calls_threshold = window + 16
+        await client.__aenter__()
+        return client
+
+    client = loop.run_until_complete(connect())
+
+    async def run() -> None:
+        for start in range(0, N, window):
+            await asyncio.gather(
+                *(
+                    client.publish(topic, payload, qos=1, retain=True)
+                    for topic, payload in MESSAGES[start : start + window]
+                )
+            )
+
+    try:
+        _measure(benchmark, f"aiomqtt/{window}", lambda: loop.run_until_complete(run()))
     finally:
         loop.run_until_complete(client.__aexit__(None, None, None))
 
 
-def test_aiomqtt_pipelined(
-    benchmark: Any, broker_port: int, loop: asyncio.AbstractEventLoop
-) -> None:
-    benchmark.group = GROUP
-    benchmark.extra_info["role"] = "baseline"
-    client = loop.run_until_complete(_connect(broker_port))
+# -- isthmus -----------------------------------------------------------------------------
 
-    async def burst() -> None:
-        for start in range(0, N, WINDOW):
-            count = min(WINDOW, N - start)
-            await asyncio.gather(*(client.publish(TOPIC, PAYLOAD, qos=1) for _ in range(count)))
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_mqtt_connection(
+    benchmark: Any, broker_port: int, loop: asyncio.AbstractEventLoop, window: int
+) -> None:
+    benchmark.group = _group(window)
+    benchmark.extra_info["role"] = "isthmus"
+    wake = asyncio.Event()
+
+    async def connect() -> MqttConnection:
+        return await MqttConnection.open(
+            "127.0.0.1",
+            broker_port,
+            ConnectOptions(client_id=f"conn-{window}"),
+            ssl_context=None,
+            timeout_s=10,
+            wake=wake,
+        )
+
+    conn = loop.run_until_complete(connect())
+
+    async def run() -> None:
+        sent = acked = 0
+        while acked < N:
+            room = min(window - (sent - acked), N - sent)
+            if room > 0:  # refill at once, as the publisher does
+                conn.publish_many(
+                    [
+                        OutgoingPublish(sent + i, topic, payload, 1, True)
+                        for i, (topic, payload) in enumerate(MESSAGES[sent : sent + room])
+                    ]
+                )
+                sent += room
+            wake.clear()
+            got = len(conn.take_acks())
+            if not got:
+                await wake.wait()
+                got = len(conn.take_acks())
+            acked += got
 
     try:
-        _measure(benchmark, loop, "pipelined", burst)
+        _measure(benchmark, f"mqtt_connection/{window}", lambda: loop.run_until_complete(run()))
     finally:
-        loop.run_until_complete(client.__aexit__(None, None, None))
+        conn.disconnect()
 
 
-def _outbox_side(
+@pytest.mark.parametrize("window", WINDOWS)
+def test_publisher_outbox(
     benchmark: Any,
     broker_port: int,
     loop: asyncio.AbstractEventLoop,
-    synchronous: str,
-    name: str,
-    target: dict[str, str] | None,
-    report: Callable[[str, str, str], None] | None,
+    report: Callable[[str, str, str], None],
+    window: int,
 ) -> None:
-    benchmark.group = GROUP
+    benchmark.group = _group(window)
     benchmark.extra_info["role"] = "isthmus"
-    if target:
-        benchmark.extra_info["target"] = target
+    name = f"publisher_outbox/{window}"
     with tempfile.TemporaryDirectory() as tmp:
-        mqtt = MqttSettings(url=f"mqtt://127.0.0.1:{broker_port}", client_id=name, inflight=WINDOW)
-        outbox = OutboxSettings(path=f"{tmp}/outbox.db", synchronous=synchronous)  # type: ignore[arg-type]
-        pub = Publisher(mqtt, outbox, enterprise="acme", site="plant1", gateway_id=name)
+        mqtt = MqttSettings(
+            url=f"mqtt://127.0.0.1:{broker_port}", client_id=f"pub-{window}", inflight=window
+        )
+        outbox = OutboxSettings(path=f"{tmp}/outbox.db", queue_size=N)
+        # The backlog of a burst is the test; conflation would publish fewer messages.
+        pub = Publisher(
+            mqtt,
+            outbox,
+            enterprise="acme",
+            site="plant1",
+            gateway_id=f"pub{window}",
+            conflate_above=10 * N,
+        )
 
         async def start() -> None:
             await pub.__aenter__()
@@ -171,54 +323,34 @@ def _outbox_side(
         loop.run_until_complete(start())
 
         async def burst() -> None:
-            for _ in range(N):
-                pub.enqueue(TOPIC, PAYLOAD, droppable=False, qos=1)
-            async with asyncio.timeout(60):
+            for topic, payload in MESSAGES:
+                pub.enqueue(topic, payload, droppable=True, retain=True, qos=1)
+            async with asyncio.timeout(120):
                 await pub.wait_drained()
 
+        published = pub.counters.get("mqtt.published")
         try:
-            _measure(benchmark, loop, name, burst)
+            _measure(benchmark, name, lambda: loop.run_until_complete(burst()))
             assert pub.counters.get("outbox.depth") == 0
-            assert pub.counters.get("mqtt.published") >= N
+            assert pub.counters.get("mqtt.published") - published == 4 * N  # warm-up + 3 rounds
+            assert pub.counters.get("outbox.conflated_telemetry") == 0
         finally:
             loop.run_until_complete(pub.close())
-    if report and "pipelined" in RESULTS and "sequential" in RESULTS:
-        ours = RESULTS[name]
-        report(f"uns {name}: messages/s (wall)", f"{N / ours:,.0f}", "outbox + publisher, QoS 1")
+    _summary(report, window)
+
+
+def _summary(report: Callable[[str, str, str], None], window: int) -> None:
+    base = CPU.get(f"paho_script/{window}")
+    if base is None:
+        return
+    for side in ("paho_script", "paho_asyncio", "aiomqtt", "mqtt_connection", "publisher_outbox"):
+        cpu = CPU.get(f"{side}/{window}")
+        if cpu is None:
+            continue
+        wall = WALL[f"{side}/{window}"]
         report(
-            "uns aiomqtt straight: messages/s (wall)",
-            f"{N / RESULTS['pipelined']:,.0f} / {N / RESULTS['sequential']:,.0f}",
-            "pipelined / sequential",
+            f"uns inflight {window} {side}: messages per CPU-second",
+            f"{N / cpu:,.0f}",
+            f"{cpu / N * 1e6:.1f} us CPU/msg, {N / wall:,.0f} msg/s wall, "
+            f"{base / cpu:.2f}x the paho script's messages per CPU-second",
         )
-        report(
-            f"uns {name}: gateway CPU per message",
-            f"{CPU[name] / N * 1e6:.0f} us",
-            f"aiomqtt pipelined {CPU['pipelined'] / N * 1e6:.0f} us, "
-            f"sequential {CPU['sequential'] / N * 1e6:.0f} us",
-        )
-        report(
-            f"uns {name}: outbox overhead per message",
-            f"{(CPU[name] - CPU['pipelined']) / N * 1e6:.0f} us CPU",
-            f"wall {(ours - RESULTS['pipelined']) / N * 1e6:+.0f} us vs pipelined",
-        )
-
-
-def test_outbox_publisher(
-    benchmark: Any,
-    broker_port: int,
-    loop: asyncio.AbstractEventLoop,
-    report: Callable[[str, str, str], None],
-) -> None:
-    # Durability costs SQLite work per message: at most 1.5x the time of the same
-    # pipelined publishing without it (sequential awaits are shown for reference).
-    target = {"test_aiomqtt_pipelined": "<=1.5"}
-    _outbox_side(benchmark, broker_port, loop, "normal", "outbox_publisher", target, report)
-
-
-def test_outbox_publisher_sync_full(
-    benchmark: Any,
-    broker_port: int,
-    loop: asyncio.AbstractEventLoop,
-    report: Callable[[str, str, str], None],
-) -> None:
-    _outbox_side(benchmark, broker_port, loop, "full", "outbox_publisher_sync_full", None, report)

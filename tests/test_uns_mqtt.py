@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from isthmus.uns.models import (
 from isthmus.uns.publisher import Counters, Publisher, backoff_delay
 from isthmus.uns.settings import MqttSettings, OutboxSettings
 from isthmus.uns.topics import AssetPath
-from mqtt_broker import Broker, Collector
+from mqtt_broker import Broker, Collector, TlsFiles
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
 
@@ -349,14 +349,24 @@ async def test_producers_never_block_while_the_broker_is_away(tmp_path: Path) ->
     from mqtt_broker import free_port
 
     mqtt = fast_mqtt(f"mqtt://127.0.0.1:{free_port()}")  # nothing listens there
+    other = AssetPath(enterprise="acme", site="plant1", area="pumps", line="line1", asset="p2")
     async with publisher(mqtt, tmp_path / "ob.db", queue_size=5) as pub:
         states = [pub.publish_state(PATH, Pump(speed_rpm=float(i))) for i in range(8)]
-        assert states[5:] == [None, None, None]  # in-memory queue full: telemetry dropped
-        assert pub.counters.get("queue.dropped_telemetry") == 3
+        assert pub.backlog() == 5 and pub.waiting() == 0
+        # In-memory queue full: the newest state replaces the queued one of its topic.
+        assert None not in states
+        assert pub.counters.get("queue.conflated_telemetry") == 3
+        # A topic with nothing queued has nothing to replace: dropped, counted.
+        assert pub.publish_state(other, Pump(speed_rpm=1.0)) is None
+        assert pub.counters.get("queue.dropped_telemetry") == 1
         sent = await pub.publish_alert(PATH, alert(1))  # alerts always get in
         assert sent
         await bounded(pub.flush())
         assert pub.counters.get("outbox.depth") == 5 + 2
+        assert pub.backlog() == 0 and pub.waiting() == 7
+        rows = pub._outbox.peek(0, 10) if pub._outbox else []
+        speeds = [decode(r.payload, Pump).payload.speed_rpm for r in rows if r.topic == PATH.state]
+        assert speeds == [0.0, 1.0, 2.0, 3.0, 7.0]  # latest wins, in the replaced one's place
         async with asyncio.timeout(10):
             while pub.counters.get("mqtt.connect_failures") < 2:  # noqa: ASYNC110 (a counter)
                 await asyncio.sleep(0.05)
@@ -421,10 +431,10 @@ async def test_unpublishable_topic_is_refused_before_the_outbox(tmp_path: Path) 
         assert pub.counters.get("outbox.accepted") == 0
 
 
-async def test_publish_refused_by_the_broker_is_counted_not_silent(
+async def test_publish_refused_by_the_broker_is_quarantined_not_blocking(
     mqtt_broker_factory: Callable[..., Broker], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """MQTT 5 PUBACK with a failure reason (ACL denies the topic): counted and logged."""
+    """MQTT 5 PUBACK with a failure reason (ACL denies the topic): quarantined, logged once."""
     broker = mqtt_broker_factory(
         acl="topic readwrite acme/plant1/pumps/#\ntopic readwrite acme/plant1/_gateway/#\n"
     )
@@ -433,11 +443,413 @@ async def test_publish_refused_by_the_broker_is_counted_not_silent(
         Collector(broker.port, "acme/#") as sub,
         publisher(fast_mqtt(broker.url), tmp_path / "ob.db") as pub,
     ):
-        await pub.publish("acme/plant1/forbidden/x", b"{}", droppable=False)
-        sent = await pub.publish_alert(PATH, alert(1))
+        sent = []
+        for i in range(5):
+            await pub.publish("acme/plant1/forbidden/x", b"{}", droppable=False)
+            sent.append(await pub.publish_alert(PATH, alert(i)))
         await bounded(pub.wait_drained(), 10)
-        await bounded(sub.wait_for(lambda: sent in alert_ids(sub)))
-        assert pub.counters.get("mqtt.publish_refused") == 1
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
+        assert pub.counters.get("mqtt.publish_refused") == 5
+        assert pub.counters.get("outbox.quarantined") == 5
+        assert pub.counters.get("outbox.depth") == 0
         assert pub.counters.get("mqtt.connects") == 1  # the refusal did not stall the session
-    assert "refused publish" in caplog.text
+        assert pub._outbox is not None
+        kept = pub._outbox.quarantined()
+        assert {m.topic for m, _ in kept} == {"acme/plant1/forbidden/x"}
+        assert all("not authorized (0x87)" in reason for _, reason in kept)
+    assert first_seen(alert_ids(sub)) == sent
+    logged = [r for r in caplog.records if "forbidden" in r.getMessage()]
+    assert len(logged) == 1 and "quarantined" in logged[0].getMessage()
     assert not sub.on("acme/plant1/forbidden/x")
+
+
+@pytest.fixture
+def configured_broker(tmp_path: Path) -> Iterator[Callable[[list[str]], Broker]]:
+    """Brokers with extra mosquitto.conf lines (limits the shared factory has no knob for)."""
+    made: list[Broker] = []
+
+    def make(lines: list[str]) -> Broker:
+        broker = Broker(tmp_path / f"custom{len(made)}")
+        broker.config.write_text(broker.config.read_text() + "\n".join(lines) + "\n")
+        made.append(broker)
+        broker.start()
+        return broker
+
+    yield make
+    for broker in made:
+        broker.kill()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_message_too_large_for_the_broker_is_quarantined(
+    configured_broker: Callable[[list[str]], Broker],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    protocol: str,
+) -> None:
+    """MQTT 5: the CONNACK's maximum packet size is checked before sending. MQTT 3.1.1:
+    the broker just closes the connection; the message is found by sending the ones in
+    flight one at a time, and quarantined. Either way everything else arrives in order."""
+    broker = configured_broker(["max_packet_size 2000"])
+    caplog.set_level(logging.ERROR, logger="isthmus.uns")
+    mqtt = fast_mqtt(broker.url, protocol=protocol)
+    async with (
+        Collector(broker.port, PATH.alerts) as sub,
+        publisher(mqtt, tmp_path / "ob.db") as pub,
+    ):
+        await bounded(pub.connected.wait())
+        sent = []
+        for i in range(30):
+            if i == 10:
+                await pub.publish(PATH.alerts, b"x" * 5000, droppable=False)
+            sent.append(await pub.publish_alert(PATH, alert(i)))
+        await bounded(pub.wait_drained(), 30)
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
+        assert pub.counters.get("outbox.quarantined") == 1
+        assert pub._outbox is not None
+        ((big, reason),) = pub._outbox.quarantined()
+        assert len(big.payload) == 5000
+        if protocol == "5":
+            assert "maximum packet size 2000" in reason
+            assert pub.counters.get("mqtt.disconnects") == 0
+        else:
+            assert "closes the connection" in reason
+            assert pub.counters.get("mqtt.disconnects") >= 2
+    assert [i for i in first_seen(alert_ids(sub)) if i] == sent
+    assert sum("quarantined" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_topic_the_broker_would_call_malformed_is_quarantined(
+    mqtt_broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A control character in a topic level makes Mosquitto drop the connection on every
+    publish; it is caught before sending, logged once, and the rest flows."""
+    caplog.set_level(logging.ERROR, logger="isthmus.uns")
+    bad = "acme/plant1/pumps/line1/p\x07101/state"
+    async with (
+        Collector(mqtt_broker.port, "acme/#") as sub,
+        publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db") as pub,
+    ):
+        sent = []
+        for i in range(3):
+            assert pub.enqueue(bad, b"{}", droppable=True)
+            sent.append(await pub.publish_alert(PATH, alert(i)))
+        await bounded(pub.wait_drained())
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
+        assert pub.counters.get("outbox.quarantined") == 3
+        assert pub.counters.get("mqtt.connects") == 1
+        assert pub.counters.get("mqtt.disconnects") == 0
+    logged = [r.getMessage() for r in caplog.records if "U+0007" in r.getMessage()]
+    assert len(logged) == 1, logged
+
+
+async def test_telemetry_conflates_per_topic_while_the_broker_is_away(
+    mqtt_broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    """Latest wins per topic, counted; alerts all kept; after the outage the subscriber
+    gets every alert and the newest state of every asset."""
+    assets = [
+        AssetPath(enterprise="acme", site="plant1", area="pumps", line="line1", asset=f"p{i}")
+        for i in range(5)
+    ]
+    broker = mqtt_broker_factory(persistence=True)
+    mqtt = fast_mqtt(broker.url)
+    outbox = OutboxSettings(path=str(tmp_path / "ob.db"))
+    # A persistent subscriber session, saved: the restarted broker queues for it.
+    async with Collector(broker.port, "acme/#", persistent=True) as sub:
+        broker.save()
+        broker.kill()
+        async with Publisher(
+            mqtt, outbox, enterprise="acme", site="plant1", gateway_id="gw1", conflate_above=20
+        ) as pub:
+            sent = []
+            for n in range(40):
+                for path in assets:
+                    pub.publish_state(path, Pump(speed_rpm=float(n)))
+                if n % 10 == 0:
+                    sent.append(await pub.publish_alert(PATH, alert(n)))
+                await pub.flush()  # one outbox batch per round, as a polling gateway does
+            # 200 states offered: about one waiting per asset once backlogged.
+            conflated = pub.counters.get("outbox.conflated_telemetry")
+            assert conflated >= 200 - 20 - len(assets)
+            assert pub.counters.get("outbox.depth") <= 20 + len(assets) + 2 * len(sent)
+            assert pub.counters.get("outbox.dropped_telemetry") == 0
+            await asyncio.to_thread(broker.start)
+            await bounded(pub.wait_drained(), 20)
+
+            def newest() -> dict[str, float]:
+                return {
+                    p.state: decode(sub.on(p.state)[-1].payload, Pump).payload.speed_rpm
+                    for p in assets
+                    if sub.on(p.state)
+                }
+
+            await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))), 20)
+            await bounded(sub.wait_for(lambda: newest() == {p.state: 39.0 for p in assets}))
+    assert first_seen(alert_ids(sub)) == sent
+    # Nothing older than what was waiting when the backlog began was sent after it.
+    speeds = [decode(m.payload, Pump).payload.speed_rpm for m in sub.on(assets[0].state)]
+    assert speeds == sorted(speeds) and len(speeds) <= 5
+
+
+async def test_alerts_never_dropped_when_the_outbox_is_full(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    mqtt_broker.kill()
+    async with publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db", max_messages=10) as pub:
+        for i in range(10):
+            pub.publish_state(PATH, Pump(speed_rpm=float(i)))
+        sent = [await pub.publish_alert(PATH, alert(i)) for i in range(20)]  # never raises
+        await bounded(pub.flush())
+        assert pub.counters.get("outbox.rejected_alerts") == 0
+        assert pub.counters.get("outbox.alerts_over_bound") > 0
+        assert pub.counters.get("outbox.dropped_telemetry") == 10  # the states made room
+        assert pub.publish_state(PATH, Pump(speed_rpm=99.0)) is not None  # queued ...
+        await bounded(pub.flush())
+        assert pub.counters.get("outbox.rejected_telemetry") == 1  # ... but no room for it
+        await asyncio.to_thread(mqtt_broker.start)
+        async with Collector(mqtt_broker.port, PATH.alerts) as sub:
+            await bounded(pub.wait_drained(), 20)
+            await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
+    assert first_seen(alert_ids(sub)) == sent
+
+
+async def test_reconnect_logged_with_the_outage_length(
+    mqtt_broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="isthmus.uns")
+    async with publisher(fast_mqtt(mqtt_broker.url), tmp_path / "ob.db") as pub:
+        await bounded(pub.connected.wait())
+        mqtt_broker.kill()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(mqtt_broker.start)
+        async with asyncio.timeout(10):
+            while pub.counters.get("mqtt.reconnects") < 1:  # noqa: ASYNC110 (a counter)
+                await asyncio.sleep(0.05)
+    lines = [r.getMessage() for r in caplog.records if "reconnected" in r.getMessage()]
+    assert len(lines) == 1
+    outage = float(lines[0].split("outage of ")[1].split(" s")[0])
+    assert 1.0 <= outage < 10.0
+
+
+async def test_mtls_refusal_reports_the_tls_alert(mqtt_tls_broker: Broker, tmp_path: Path) -> None:
+    """Without a client certificate the broker sends a TLS alert: said at once, no timeout."""
+    tls = mqtt_tls_broker.tls
+    assert tls is not None
+    mqtt = fast_mqtt(mqtt_tls_broker.url, ca_file=str(tls.ca), timeout_s=8.0)
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        async with asyncio.timeout(5):  # well before timeout_s: the alert is not a timeout
+            while pub.counters.get("mqtt.connect_failures") < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert pub.last_error is not None
+        assert "alert" in pub.last_error and "certificate" in pub.last_error, pub.last_error
+        assert "timed out" not in pub.last_error
+
+
+async def test_wrong_ca_is_refused_with_the_verify_error(
+    mqtt_tls_broker: Broker, tmp_path: Path
+) -> None:
+    from mqtt_broker import make_pki
+
+    other = make_pki(tmp_path / "other")
+    tls = mqtt_tls_broker.tls
+    assert tls is not None
+    mqtt = fast_mqtt(
+        mqtt_tls_broker.url,
+        ca_file=str(other.ca),
+        cert_file=str(tls.client_cert),
+        key_file=str(tls.client_key),
+    )
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        async with asyncio.timeout(5):
+            while pub.counters.get("mqtt.connect_failures") < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert pub.last_error is not None and "certificate verify failed" in pub.last_error
+
+
+async def test_hung_broker_detected_nothing_acked_without_puback_no_stray_errors(
+    mqtt_broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGSTOP: the broker's socket stays open but nothing answers."""
+    import gc
+
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    mqtt = fast_mqtt(mqtt_broker.url, timeout_s=1.0, keepalive_s=2)
+    assert mqtt_broker.proc is not None
+    async with (
+        Collector(mqtt_broker.port, PATH.alerts, persistent=True) as sub,
+        publisher(mqtt, tmp_path / "ob.db") as pub,
+    ):
+        await bounded(pub.connected.wait())
+        os.kill(mqtt_broker.proc.pid, signal.SIGSTOP)
+        try:
+            sent = [await pub.publish_alert(PATH, alert(i)) for i in range(50)]
+            async with asyncio.timeout(15):
+                while pub.counters.get("mqtt.connect_failures") < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            assert pub.counters.get("mqtt.disconnects") >= 1
+            # Written to the socket, never acknowledged: still in the outbox.
+            assert pub.counters.get("outbox.depth") == 100
+            assert pub.counters.get("outbox.acked") == 0
+            assert "CONNACK" in (pub.last_error or "")
+        finally:
+            os.kill(mqtt_broker.proc.pid, signal.SIGCONT)
+        await bounded(pub.wait_drained(), 30)
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))), 20)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text
+    assert first_seen(alert_ids(sub)) == sent
+
+
+async def test_batch_of_states_in_one_call(mqtt_broker: Broker, tmp_path: Path) -> None:
+    assets = [
+        AssetPath(enterprise="acme", site="plant1", area="pumps", line="line1", asset=f"b{i}")
+        for i in range(50)
+    ]
+    async with (
+        Collector(mqtt_broker.port, "acme/#") as sub,
+        publisher(fast_mqtt(mqtt_broker.url, inflight=1000), tmp_path / "ob.db") as pub,
+    ):
+        ids = pub.publish_states(
+            [(p, Pump(speed_rpm=float(i)), "good", None) for i, p in enumerate(assets)]
+        )
+        assert None not in ids
+        await bounded(pub.wait_drained())
+        await bounded(sub.wait_for(lambda: all(sub.on(p.state) for p in assets)))
+        async with Collector(mqtt_broker.port, "acme/plant1/pumps/line1/+/state") as late:
+            await bounded(late.wait_for(lambda: len(late.messages) == len(assets)))
+    assert all(m.retain for m in late.messages)
+    for i, path in enumerate(assets):
+        env = decode(sub.on(path.state)[0].payload, Pump)
+        assert env.payload.speed_rpm == float(i) and env.message_id == ids[i]
+
+
+def _pki_for_other_host(directory: Path) -> TlsFiles:
+    """A CA, a broker certificate for ``wrong.example`` only, and a client certificate."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "other CA")])
+
+    def cert(
+        subject: str, key: ec.EllipticCurvePrivateKey, ca: bool, san: str | None
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False
+            )
+        return builder.sign(ca_key, hashes.SHA256())
+
+    def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    server_key, client_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    files = TlsFiles(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
+    pem = serialization.Encoding.PEM
+    files.ca.write_bytes(cert("other CA", ca_key, True, None).public_bytes(pem))
+    files.server_cert.write_bytes(
+        cert("wrong", server_key, False, "wrong.example").public_bytes(pem)
+    )
+    files.client_cert.write_bytes(cert("gateway", client_key, False, None).public_bytes(pem))
+    files.server_key.write_bytes(pem_key(server_key))
+    files.client_key.write_bytes(pem_key(client_key))
+    return files
+
+
+async def test_broker_certificate_for_another_host_is_refused(
+    mqtt_broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    """The chain is trusted but the name is not 127.0.0.1: the host name check refuses."""
+    tls = _pki_for_other_host(tmp_path / "pki")
+    broker = mqtt_broker_factory(tls=tls)
+    mqtt = fast_mqtt(
+        broker.url,
+        ca_file=str(tls.ca),
+        cert_file=str(tls.client_cert),
+        key_file=str(tls.client_key),
+    )
+    async with publisher(mqtt, tmp_path / "ob.db") as pub:
+        await pub.publish_alert(PATH, alert(1))
+        async with asyncio.timeout(5):
+            while pub.counters.get("mqtt.connect_failures") < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert pub.last_error is not None
+        assert "certificate verify failed" in pub.last_error
+        assert "127.0.0.1" in pub.last_error  # "IP address mismatch, ... is not '127.0.0.1'"
+        assert pub.counters.get("mqtt.connects") == 0
+        assert pub.counters.get("outbox.depth") == 2  # nothing left for an impostor
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_payload_sizes_and_unicode_topics_arrive_byte_exact(
+    mqtt_broker: Broker, tmp_path: Path, protocol: str
+) -> None:
+    """Remaining lengths across the variable-byte-integer boundaries (127/128, 16383/16384,
+    2097151/2097152 bytes), an empty payload and non-ASCII topic levels."""
+    sizes = [0, 1, 100, 127, 128, 16_380, 16_384, 200_000, 2_097_152]
+    base = "acme/plant1/pompes/ligne-é/p-ü"
+    sent = {f"{base}/{i}": bytes((i * 7 + j) % 256 for j in range(n)) for i, n in enumerate(sizes)}
+    async with (
+        Collector(mqtt_broker.port, "acme/plant1/pompes/#") as sub,
+        publisher(fast_mqtt(mqtt_broker.url, protocol=protocol), tmp_path / "ob.db") as pub,
+    ):
+        for topic, payload in sent.items():
+            assert pub.enqueue(topic, payload, droppable=False)
+        await bounded(pub.wait_drained(), 20)
+        await bounded(sub.wait_for(lambda: len(sub.messages) >= len(sent)), 20)
+    assert {m.topic: m.payload for m in sub.messages} == sent
+
+
+@pytest.mark.parametrize(("telemetry_qos", "alert_qos"), [(0, 2), (1, 2)])
+async def test_qos0_telemetry_and_qos2_alerts(
+    mqtt_broker: Broker, tmp_path: Path, telemetry_qos: int, alert_qos: int
+) -> None:
+    mqtt = fast_mqtt(mqtt_broker.url, telemetry_qos=telemetry_qos, alert_qos=alert_qos)
+    async with (
+        Collector(mqtt_broker.port, "acme/#") as sub,
+        publisher(mqtt, tmp_path / "ob.db") as pub,
+    ):
+        states = [pub.publish_state(PATH, Pump(speed_rpm=float(i))) for i in range(20)]
+        sent = [await pub.publish_alert(PATH, alert(i)) for i in range(20)]
+        await bounded(pub.wait_drained())
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
+        await bounded(sub.wait_for(lambda: len(sub.on(PATH.state)) >= 20))
+        assert pub.counters.get("outbox.acked") == 60
+        assert pub.counters.get("mqtt.publish_refused") == 0
+    assert first_seen(alert_ids(sub)) == sent
+    got = [decode(m.payload, Pump).message_id for m in sub.on(PATH.state)]
+    assert got == states
+    # The subscriber asked for QoS 1: alerts arrive at min(2, 1); telemetry as published.
+    assert {m.qos for m in sub.on(PATH.alerts)} == {1}
+    assert {m.qos for m in sub.on(PATH.state)} == {telemetry_qos}

@@ -1,6 +1,6 @@
 """Unified Namespace publishing: ISA-95 topics, asset data products, durable MQTT outbox.
 
-Modules (import the one you need; only ``publisher`` imports aiomqtt):
+Modules (import the one you need):
 
 - :mod:`isthmus.uns.settings`: ``MqttSettings``, ``OutboxSettings`` (config Structs).
 - :mod:`isthmus.uns.topics`: ISA-95 topic tree and its documented leaves.
@@ -9,5 +9,7 @@ Modules (import the one you need; only ``publisher`` imports aiomqtt):
 - :mod:`isthmus.uns.units`: declared unit conversion, tag-to-field mapping, report by
   exception.
 - :mod:`isthmus.uns.outbox`: SQLite WAL store-and-forward.
-- :mod:`isthmus.uns.publisher`: the aiomqtt publisher and the gateway status counters.
+- :mod:`isthmus.uns.mqtt_client`: a publish-only MQTT 5 / 3.1.1 client that writes batches.
+- :mod:`isthmus.uns.publisher`: the publisher (outbox to broker) and the gateway status
+  counters.
 """

@@ -1,4 +1,4 @@
-"""The UNS publisher: outbox in front, aiomqtt 2.x behind, reconnecting forever.
+"""The UNS publisher: outbox in front, a batching MQTT connection behind, reconnecting forever.
 
 ::
 
@@ -6,16 +6,34 @@
                          gateway_id="gw1") as pub:
         pub.publish_schema(path, Pump)
         pub.publish_state(path, Pump(speed_rpm=1480.0))
+        pub.publish_states([(path, state), ...])      # many products, one call
         await pub.publish_alert(path, alert)         # returns once durably accepted
 
-Producers never wait for the network: messages go into a bounded in-memory queue that a
-writer task commits to the SQLite outbox in batches (one transaction per batch, on a
-dedicated thread). A drain task publishes the outbox in ``seq`` order with up to
-``inflight`` publishes awaiting their PUBACK, and deletes rows once acknowledged:
-``aiomqtt.Client.publish(qos=1)`` returns only when paho's ``on_publish`` fires, which
-paho does on receipt of the PUBACK (``_handle_pubackcomp``). On any error the connection
-is dropped and re-established with jittered exponential backoff; unacknowledged rows are
-published again (at-least-once; consumers dedupe by ``message_id``).
+Producers never wait for the network: messages go into an in-memory queue that a writer
+task commits to the SQLite outbox in batches (one transaction per batch, on a dedicated
+thread). A drain task publishes the outbox in ``seq`` order with up to ``inflight``
+messages awaiting their PUBACK (fewer if the broker's MQTT 5 receive maximum says so),
+and deletes rows once acknowledged. Each round trip to the outbox thread acknowledges
+every PUBACK received since the last one and fetches the next batch, which the
+connection (:mod:`isthmus.uns.mqtt_client`) writes in one call: the cost per message
+does not grow with the window. On any error the connection is dropped and re-established
+with jittered exponential backoff; unacknowledged rows are published again (at-least-once;
+consumers dedupe by ``message_id``). A reconnect is logged with the outage's length.
+
+Alerts are never dropped: they always enter the in-memory queue, and the outbox keeps
+them even beyond its bound. When the in-memory queue is full, new telemetry replaces the
+queued telemetry of the same topic (latest wins, ``queue.conflated_telemetry``) or, when
+there is none, is dropped (``queue.dropped_telemetry``). When the broker cannot keep up
+(more than ``conflate_above`` messages waiting), the outbox conflates telemetry per topic.
+
+A message the broker refuses is quarantined in the outbox (``outbox.quarantined``,
+``mqtt.publish_refused``), logged once per topic and reason, and never blocks the rest:
+an MQTT 5 PUBACK with a failure reason (not authorised, quota, payload format); a topic
+the broker would call malformed (control characters) or a packet larger than its
+maximum packet size, caught before sending; and a message after which the broker closes
+the connection each time it is sent alone (MQTT 3.1.1 has no other way to say it). After
+a connection the broker closed with messages in flight, those messages are sent again one
+at a time, so the one at fault is found.
 
 After every (re)connect the last acknowledged retained message of each topic is published
 again, so a broker restarted without persistence still serves the current state, schema
@@ -35,15 +53,14 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-import aiomqtt
 import msgspec
-from aiomqtt.exceptions import MqttConnectError
 
 from isthmus.errors import ConfigError, SessionError
 from isthmus.uns.models import (
@@ -58,11 +75,20 @@ from isthmus.uns.models import (
     new_message_id,
     wrap,
 )
-from isthmus.uns.outbox import OutboundMessage, Outbox
+from isthmus.uns.mqtt_client import (
+    BrokerLimits,
+    ConnectOptions,
+    ConnectRefused,
+    MqttConnection,
+    MqttError,
+    OutgoingPublish,
+    reason_name,
+)
+from isthmus.uns.outbox import OutboundMessage, Outbox, StoredMessage
 from isthmus.uns.settings import MqttSettings, OutboxSettings
 from isthmus.uns.topics import LEAF_POLICY, AssetPath, Leaf, gateway_status_topic
 
-__all__ = ["Counters", "Publisher", "backoff_delay"]
+__all__ = ["Counters", "Publisher", "backoff_delay", "topic_problem"]
 
 logger = logging.getLogger("isthmus.uns")
 
@@ -70,6 +96,10 @@ R = TypeVar("R")
 
 # CONNACK codes meaning "your credentials are not accepted" (MQTT 3.1.1 and MQTT 5).
 _AUTH_CODES = {4, 5, 134, 135}
+# MQTT 5 DISCONNECT reasons that blame the last packet received (so: a message we sent).
+_PACKET_FAULTS = {0x81, 0x82, 0x87, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B}
+# Messages per outbox transaction written by the writer task.
+_WRITE_BATCH = 4096
 
 
 class Counters:
@@ -124,27 +154,55 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group.exceptions[0]
 
 
-# MQTT limits (paho raises ValueError past them, at publish time).
+# MQTT limits.
 _MAX_TOPIC_BYTES = 65535
 _MAX_PAYLOAD_BYTES = 268435455
 
 
 def _check_publishable(topic: str, payload: bytes) -> None:
-    """Refuse at the door what the broker could never take.
-
-    Such a message, once in the outbox, would fail at every drain attempt and stall
-    everything queued behind it forever.
-    """
-    if not topic or any(c in topic for c in "+#\x00"):
+    """Refuse at the door what no broker could ever take (a wildcard is not a topic name)."""
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
         raise ConfigError(f"topic {topic!r}: empty, or holds a wildcard (+, #) or NUL")
-    if len(topic.encode("utf-8")) > _MAX_TOPIC_BYTES:
+    # A character takes at most 4 bytes in UTF-8: only long topics need encoding.
+    if len(topic) > _MAX_TOPIC_BYTES // 4 and (
+        len(topic.encode("utf-8", "surrogatepass")) > _MAX_TOPIC_BYTES
+    ):
         raise ConfigError(f"topic {topic[:80]!r}...: longer than {_MAX_TOPIC_BYTES} bytes")
     if len(payload) > _MAX_PAYLOAD_BYTES:
         raise ConfigError(f"topic {topic!r}: payload of {len(payload)} bytes exceeds MQTT's limit")
 
 
+def _bad_char(c: str) -> bool:
+    o = ord(c)
+    return o < 0x20 or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xDFFF or o in (0xFFFE, 0xFFFF)
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why a broker would refuse ``topic`` as a PUBLISH topic name, or None if it would not.
+
+    MQTT's rules as Mosquitto applies them: well-formed UTF-8 (no lone surrogates), no
+    U+0000-U+001F or U+007F-U+009F control characters, no U+FFFE/U+FFFF, no wildcards,
+    1..65535 bytes.
+    """
+    if not topic:
+        return "empty topic"
+    if "+" in topic or "#" in topic:
+        return "topic holds a wildcard (+, #)"
+    if not topic.isprintable():  # fast path: printable text has none of the bad characters
+        bad = next((c for c in topic if _bad_char(c)), None)
+        if bad is not None:
+            return f"topic holds the character U+{ord(bad):04X}, which MQTT does not allow"
+    if len(topic.encode("utf-8")) > _MAX_TOPIC_BYTES:
+        return f"topic longer than {_MAX_TOPIC_BYTES} bytes"
+    return None
+
+
 class Publisher:
-    """Async context manager publishing UNS messages through the durable outbox."""
+    """Async context manager publishing UNS messages through the durable outbox.
+
+    ``conflate_above``: messages waiting in the outbox above which telemetry conflates per
+    topic (latest wins); None picks ``max(10 * inflight, queue_size)``.
+    """
 
     def __init__(
         self,
@@ -156,6 +214,7 @@ class Publisher:
         gateway_id: str,
         counters: Counters | None = None,
         version: str = "",
+        conflate_above: int | None = None,
     ) -> None:
         self.mqtt = mqtt
         self.outbox_settings = outbox
@@ -163,27 +222,48 @@ class Publisher:
         self.status_topic = gateway_status_topic(enterprise, site, gateway_id)
         self.counters = counters if counters is not None else Counters()
         self.version = version
+        self.conflate_above = (
+            conflate_above
+            if conflate_above is not None
+            else max(10 * mqtt.inflight, outbox.queue_size)
+        )
         self.connected = asyncio.Event()
         self.last_error: str | None = None
         self._encoder = msgspec.json.Encoder()
         self._db_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
         self._outbox: Outbox | None = None
-        self._pending: deque[tuple[OutboundMessage, asyncio.Future[int | None] | None]] = deque()
+        # Queued for the outbox: [message, future]; telemetry also indexed by topic, so a
+        # full queue conflates instead of dropping.
+        self._pending: deque[list[Any]] = deque()
+        self._pending_topic: dict[str, list[Any]] = {}
         self._pending_event = asyncio.Event()
-        self._new_data = asyncio.Event()
         self._written = asyncio.Condition()
         self._enqueued_total = 0
         self._written_total = 0
         self._acked_event = asyncio.Event()
+        # Wakes the drain: PUBACKs arrived, the connection ended, or new rows committed.
+        self._wake = asyncio.Event()
+        self._new_rows = False
         self._active_alerts: dict[str, dict[str, Alert]] = {}
         # Last acknowledged retained payload and QoS per topic, restored on reconnect.
         self._retained: dict[str, tuple[bytes, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._client: aiomqtt.Client | None = None
+        self._conn: MqttConnection | None = None
         self._closing = False
         self._since = datetime.now(UTC)
+        # Acks of messages outside the outbox (status, restored retained), by negative key.
+        self._direct_key = 0
+        self._direct_waiters: dict[int, asyncio.Event] = {}
+        # Finding a message the broker answers by closing the connection.
+        self._inflight_rows: dict[int, StoredMessage] = {}
+        self._probe_until = 0
+        self._suspect: int | None = None
+        self._to_quarantine: list[tuple[int, str]] = []
+        self._logged_refusals: set[tuple[str, str]] = set()
+        self._good_topics: set[str] = set()  # topics that passed topic_problem()
         for name in (
             "mqtt.connects",
+            "mqtt.reconnects",
             "mqtt.connect_failures",
             "mqtt.auth_failures",
             "mqtt.disconnects",
@@ -192,6 +272,7 @@ class Publisher:
             "mqtt.retained_restored",
             "mqtt.publish_refused",
             "queue.dropped_telemetry",
+            "queue.conflated_telemetry",
         ):
             self.counters.set(name, 0)
 
@@ -199,7 +280,9 @@ class Publisher:
 
     async def __aenter__(self) -> Publisher:
         try:
-            outbox = await self._db(Outbox, self.outbox_settings)
+            outbox = await self._db(
+                Outbox, self.outbox_settings, conflate_above=self.conflate_above
+            )
         except BaseException:
             self._db_thread.shutdown(wait=False)
             raise
@@ -209,6 +292,7 @@ class Publisher:
             logger.info(
                 "outbox %s holds %d messages to replay", self.outbox_settings.path, outbox.depth
             )
+        self._new_rows = True
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._writer_loop(), name="uns-outbox-writer"),
@@ -239,27 +323,28 @@ class Publisher:
                 async with asyncio.timeout(drain_timeout):
                     await self.wait_drained()
         self._closing = True
-        client = self._client
-        if client is not None and self.connected.is_set():
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await client.publish(
-                    self.status_topic,
-                    self._status_payload("offline"),
-                    qos=1,
-                    retain=True,
-                    timeout=self.mqtt.timeout_s,
-                )
+        conn = self._conn
+        if conn is not None and self.connected.is_set() and not conn.closed:
+            with contextlib.suppress(MqttError, TimeoutError):
+                async with asyncio.timeout(min(self.mqtt.timeout_s, max(drain_timeout, 1.0))):
+                    await self._publish_direct(
+                        conn, self.status_topic, self._status_payload("offline"), 1, True
+                    )
+            conn.disconnect()  # a DISCONNECT: the broker discards the will
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if conn is not None:
+            conn.abort()
         self._fail_pending(SessionError("publisher closed before the message was written"))
         if self._outbox is not None:
             await self._db(self._outbox.close)
         self._db_thread.shutdown(wait=True)
 
-    async def _db(self, fn: Callable[..., R], *args: Any) -> R:
+    async def _db(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run an outbox call on the outbox's own thread (SQLite work off the event loop)."""
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_thread, lambda: fn(*args, **kwargs))
 
     # -- producer API -------------------------------------------------------------------
 
@@ -275,15 +360,25 @@ class Publisher:
     ) -> bool:
         """Queue a message for the outbox without waiting; False if dropped.
 
-        When the in-memory queue holds ``queue_size`` messages, new telemetry is dropped and
-        counted (``queue.dropped_telemetry``); alerts are always queued.
+        When the in-memory queue holds ``queue_size`` messages, new telemetry replaces the
+        queued telemetry of the same topic (latest wins, ``queue.conflated_telemetry``) or,
+        if there is none, is dropped (``queue.dropped_telemetry``); alerts are always
+        queued.
         """
-        msg = self._message(topic, payload, droppable, retain, qos, message_id)
-        if droppable and len(self._pending) >= self.outbox_settings.queue_size:
-            self.counters.incr("queue.dropped_telemetry")
-            return False
-        self._push(msg, None)
-        return True
+        return self._offer(self._message(topic, payload, droppable, retain, qos, message_id))
+
+    def enqueue_many(self, messages: Iterable[OutboundMessage]) -> int:
+        """Queue pre-encoded messages (one wake-up of the writer); how many were queued.
+
+        Same rules as :meth:`enqueue`; ``qos`` of each message is used as given. Raises
+        :class:`ConfigError` (nothing queued) if a topic is unpublishable.
+        """
+        if self._closing:
+            raise SessionError("publisher is closed")
+        batch = list(messages)
+        for msg in batch:
+            _check_publishable(msg.topic, msg.payload)
+        return sum(self._offer(msg) for msg in batch)
 
     async def publish(
         self,
@@ -315,6 +410,27 @@ class Publisher:
     ) -> str | None:
         """Queue the asset's data product (retained); its message id, None if dropped."""
         return self._enqueue_leaf(path, Leaf.STATE, state, quality, timestamp)
+
+    def publish_states(
+        self,
+        items: Iterable[tuple[AssetPath, msgspec.Struct, Quality, datetime | None]],
+    ) -> list[str | None]:
+        """Queue many data products (``(path, state, quality, timestamp)``) in one call.
+
+        Each is enveloped and encoded once; returns their message ids (None if dropped).
+        """
+        if self._closing:
+            raise SessionError("publisher is closed")
+        encode = self._encoder.encode
+        out: list[str | None] = []
+        qos = self.mqtt.telemetry_qos
+        for path, state, quality, timestamp in items:
+            envelope = wrap(state, quality=quality, timestamp=timestamp)
+            msg = OutboundMessage(
+                path.state, encode(envelope), qos, True, True, envelope.message_id
+            )
+            out.append(envelope.message_id if self._offer(msg) else None)
+        return out
 
     def publish_features(
         self,
@@ -413,7 +529,7 @@ class Publisher:
             await self._written.wait_for(lambda: self._written_total >= target)
 
     async def wait_drained(self) -> None:
-        """Wait until the outbox is empty (everything acknowledged).
+        """Wait until the outbox is empty (everything acknowledged or quarantined).
 
         Unbounded while the broker is away: wrap it in ``asyncio.timeout``.
         """
@@ -423,6 +539,22 @@ class Publisher:
             if self._outbox is None or self._outbox.depth == 0:
                 return
             await self._acked_event.wait()
+
+    def backlog(self) -> int:
+        """Messages queued in memory, not yet committed to the outbox.
+
+        A producer that wants to conflate on its own side (per asset) before this queue
+        fills can hold telemetry back while this is above, say, half of ``queue_size``.
+        """
+        return len(self._pending)
+
+    def waiting(self) -> int:
+        """Messages committed to the outbox and not yet acknowledged by the broker."""
+        return self._outbox.depth if self._outbox is not None else 0
+
+    def quarantined(self) -> int:
+        """Messages quarantined so far (broker refusals), over the outbox's lifetime."""
+        return self._outbox.counters["quarantined"] if self._outbox is not None else 0
 
     # -- internals: queue and writer ----------------------------------------------------------
 
@@ -442,8 +574,28 @@ class Publisher:
             qos = self.mqtt.telemetry_qos if droppable else self.mqtt.alert_qos
         return OutboundMessage(topic, payload, qos, retain, droppable, message_id)
 
-    def _push(self, msg: OutboundMessage, future: asyncio.Future[int | None] | None) -> None:
-        self._pending.append((msg, future))
+    def _offer(self, msg: OutboundMessage) -> bool:
+        """Queue ``msg`` unless it is telemetry and the queue is full (then conflate/drop)."""
+        if msg.droppable:
+            if len(self._pending) >= self.outbox_settings.queue_size:
+                entry = self._pending_topic.get(msg.topic)
+                if entry is None:
+                    self.counters.incr("queue.dropped_telemetry")
+                    return False
+                entry[0] = msg  # latest wins, in the place of the one it replaces
+                self.counters.incr("queue.conflated_telemetry")
+                return True
+            entry = [msg, None]
+            self._pending_topic[msg.topic] = entry
+        else:
+            entry = [msg, None]
+        self._pending.append(entry)
+        self._enqueued_total += 1
+        self._pending_event.set()
+        return True
+
+    def _push(self, msg: OutboundMessage, future: asyncio.Future[int | None]) -> None:
+        self._pending.append([msg, future])
         self._enqueued_total += 1
         self._pending_event.set()
 
@@ -467,20 +619,23 @@ class Publisher:
         return envelope.message_id if queued else None
 
     async def _writer_loop(self) -> None:
+        pending = self._pending
+        by_topic = self._pending_topic
         while True:
             await self._pending_event.wait()
             self._pending_event.clear()
-            while self._pending:
-                batch = [self._pending.popleft() for _ in range(min(len(self._pending), 1024))]
+            while pending:
+                batch = [pending.popleft() for _ in range(min(len(pending), _WRITE_BATCH))]
+                for entry in batch:
+                    msg = entry[0]
+                    if msg.droppable and by_topic.get(msg.topic) is entry:
+                        del by_topic[msg.topic]
                 await self._write_batch(batch)
 
-    async def _write_batch(
-        self, batch: list[tuple[OutboundMessage, asyncio.Future[int | None] | None]]
-    ) -> None:
+    async def _write_batch(self, batch: list[list[Any]]) -> None:
         assert self._outbox is not None
-        write = asyncio.get_running_loop().run_in_executor(
-            self._db_thread, self._outbox.put_many, [m for m, _ in batch]
-        )
+        loop = asyncio.get_running_loop()
+        write = loop.run_in_executor(self._db_thread, self._outbox.put_many, [m for m, _ in batch])
         try:
             try:
                 seqs = await asyncio.shield(write)
@@ -499,7 +654,8 @@ class Publisher:
             self._settle(batch, None, SessionError(f"outbox write failed: {exc}"))
         else:
             self._settle(batch, seqs, None)
-            self._new_data.set()
+            self._new_rows = True
+            self._wake.set()
         finally:
             async with self._written:
                 self._written_total += len(batch)
@@ -507,9 +663,7 @@ class Publisher:
 
     @staticmethod
     def _settle(
-        batch: list[tuple[OutboundMessage, asyncio.Future[int | None] | None]],
-        seqs: list[int | None] | None,
-        error: Exception | None,
+        batch: list[list[Any]], seqs: list[int | None] | None, error: Exception | None
     ) -> None:
         for i, (_, fut) in enumerate(batch):
             if fut is None or fut.done():
@@ -524,6 +678,7 @@ class Publisher:
             _, fut = self._pending.popleft()
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
+        self._pending_topic.clear()
 
     # -- internals: connection ----------------------------------------------------------
 
@@ -537,51 +692,55 @@ class Publisher:
         )
         return self._encoder.encode(wrap(status))
 
-    def _client_kwargs(self) -> dict[str, Any]:
+    def _ssl_context(self) -> ssl.SSLContext | None:
         m = self.mqtt
-        kwargs: dict[str, Any] = {
-            "hostname": m.host,
-            "port": m.port,
-            "identifier": m.identifier,
-            "protocol": aiomqtt.ProtocolVersion.V5
-            if m.protocol == "5"
-            else aiomqtt.ProtocolVersion.V311,
-            "keepalive": m.keepalive_s,
-            "timeout": m.timeout_s,
-            "will": aiomqtt.Will(
-                self.status_topic, self._status_payload("offline"), qos=1, retain=True
-            ),
-        }
-        if m.username:
-            kwargs["username"] = m.username
-            kwargs["password"] = m.password()  # read now: a rotated secret is picked up
-        if m.tls:
-            kwargs["tls_params"] = aiomqtt.TLSParameters(
-                ca_certs=m.ca_file,
-                certfile=m.cert_file,
-                keyfile=m.key_file,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-        return kwargs
+        if not m.tls:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=m.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"ca_file: cannot load {m.ca_file}: {_why(exc)}") from None
+        if m.cert_file and m.key_file:
+            try:
+                context.load_cert_chain(m.cert_file, m.key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cert_file: cannot load {m.cert_file} with key {m.key_file}: {_why(exc)}"
+                ) from None
+        return context  # verifies the chain and the host name (check_hostname)
+
+    def _connect_options(self) -> ConnectOptions:
+        m = self.mqtt
+        return ConnectOptions(
+            client_id=m.identifier,
+            protocol=m.protocol,
+            keepalive_s=m.keepalive_s,
+            username=m.username,
+            password=m.password() if m.username else None,  # read now: rotation picked up
+            will_topic=self.status_topic,
+            will_payload=self._status_payload("offline"),
+            will_qos=1,
+            will_retain=True,
+        )
 
     async def _connection_loop(self) -> None:
         attempt = 0
         where = self.mqtt.url
+        down_since: float | None = None  # monotonic time the last connection ended
+        failures = 0
         while not self._closing:
             try:
-                client = aiomqtt.Client(**self._client_kwargs())
-                client.pending_calls_threshold = self.mqtt.inflight + 16
-                self._count_refused_publishes(client)
-                async with client:
-                    attempt = 0
-                    self._client = client
-                    self.last_error = None
-                    self.counters.incr("mqtt.connects")
-                    logger.info("connected to MQTT broker %s as %s", where, self.mqtt.identifier)
-                    await self._session(client)
-            except MqttConnectError as exc:
-                code = getattr(exc.rc, "value", exc.rc)
-                if code in _AUTH_CODES:
+                conn = await MqttConnection.open(
+                    self.mqtt.host,
+                    self.mqtt.port,
+                    self._connect_options(),
+                    ssl_context=self._ssl_context(),
+                    timeout_s=self.mqtt.timeout_s,
+                    wake=self._wake,
+                )
+            except ConnectRefused as exc:
+                failures += 1
+                if exc.code in _AUTH_CODES:
                     self.counters.incr("mqtt.auth_failures")
                     self.last_error = (
                         f"MQTT broker {where} refused the credentials of user "
@@ -592,72 +751,96 @@ class Publisher:
                     self.counters.incr("mqtt.connect_failures")
                     self.last_error = f"MQTT broker {where} refused the connection: {exc}"
                     logger.warning("%s; retrying", self.last_error)
-            except aiomqtt.MqttError as exc:
-                if self._client is not None:
-                    self.counters.incr("mqtt.disconnects")
-                    self.last_error = f"MQTT connection to {where} lost: {exc}"
-                else:
-                    self.counters.incr("mqtt.connect_failures")
-                    self.last_error = f"cannot connect to MQTT broker {where}: {exc}"
+            except MqttError as exc:
+                failures += 1
+                self.counters.incr("mqtt.connect_failures")
+                self.last_error = f"cannot connect to MQTT broker {where}: {exc}"
                 logger.warning("%s; retrying", self.last_error)
             except ConfigError as exc:
+                failures += 1
                 self.counters.incr("mqtt.connect_failures")
                 self.last_error = f"MQTT settings: {exc}"
                 logger.error("%s; retrying", self.last_error)
-            except Exception as exc:
-                # Whatever else breaks a session (a bug, an odd library error) must not stop
-                # the gateway from reconnecting: the outbox still holds the messages.
-                self.counters.incr("mqtt.session_errors")
-                self.last_error = f"MQTT session to {where} failed: {exc!r}"
-                logger.exception("%s; retrying", self.last_error)
-            finally:
-                self.connected.clear()
-                self._client = None
+            else:
+                attempt = 0
+                self.counters.incr("mqtt.connects")
+                if down_since is not None:
+                    self.counters.incr("mqtt.reconnects")
+                    logger.warning(
+                        "reconnected to MQTT broker %s as %s after an outage of %.1f s "
+                        "(%d failed attempts)",
+                        where,
+                        self.mqtt.identifier,
+                        time.monotonic() - down_since,
+                        failures,
+                    )
+                else:
+                    logger.info("connected to MQTT broker %s as %s", where, self.mqtt.identifier)
+                failures = 0
+                self.last_error = None
+                self._conn = conn
+                try:
+                    await self._session(conn)
+                except MqttError as exc:
+                    self.counters.incr("mqtt.disconnects")
+                    self.last_error = f"MQTT connection to {where} lost: {exc}"
+                    if not self._closing:
+                        logger.warning("%s; reconnecting", self.last_error)
+                except Exception as exc:
+                    # Whatever else breaks a session (a bug, an odd library error) must not
+                    # stop the gateway from reconnecting: the outbox still holds the messages.
+                    self.counters.incr("mqtt.session_errors")
+                    self.last_error = f"MQTT session to {where} failed: {exc!r}"
+                    logger.exception("%s; reconnecting", self.last_error)
+                finally:
+                    self.connected.clear()
+                    self._conn = None
+                    conn.abort()
+                    self._note_lost_connection(conn)
+                    down_since = time.monotonic()
+            if down_since is None:
+                down_since = time.monotonic()
             if self._closing:
                 break
             delay = backoff_delay(attempt, self.mqtt.reconnect_min_s, self.mqtt.reconnect_max_s)
             attempt += 1
             await asyncio.sleep(delay)
 
-    def _count_refused_publishes(self, client: aiomqtt.Client) -> None:
-        """Count and log PUBACKs carrying an MQTT 5 failure reason (e.g. not authorized).
-
-        aiomqtt completes ``publish()`` on any PUBACK, so such a message leaves the outbox
-        as acknowledged; retrying it would fail the same way and stall everything behind
-        it. It is dropped, but never silently: ``mqtt.publish_refused`` and an error log.
-        """
-        paho = getattr(client, "_client", None)
-        inner = getattr(paho, "on_publish", None)
-        if paho is None or inner is None:
-            return
-
-        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-            if getattr(reason, "is_failure", False):
-                self.counters.incr("mqtt.publish_refused")
-                logger.error(
-                    "MQTT broker %s refused publish mid %d: %s; message dropped",
-                    self.mqtt.url,
-                    mid,
-                    reason,
-                )
-            inner(c, userdata, mid, reason, properties)
-
-        paho.on_publish = on_publish
-
-    async def _session(self, client: aiomqtt.Client) -> None:
-        """One connection: status online, then drain, watch and refresh status until error."""
-        await client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
-        await self._restore_retained(client)
+    async def _session(self, conn: MqttConnection) -> None:
+        """One connection: status online, retained restored, then drain, ping, status."""
+        status = self._send_direct(conn, self.status_topic, self._status_payload("online"), 1, True)
+        self._restore_retained(conn)
         self.connected.set()
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._watch(client), name="uns-mqtt-watch")
-                tasks.create_task(self._drain(client), name="uns-outbox-drain")
-                tasks.create_task(self._status_loop(client), name="uns-status")
+                tasks.create_task(self._drain(conn), name="uns-outbox-drain")
+                tasks.create_task(self._keepalive(conn), name="uns-mqtt-keepalive")
+                tasks.create_task(self._status_loop(conn), name="uns-status")
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
+        finally:
+            self._direct_waiters.pop(status, None)
 
-    async def _restore_retained(self, client: aiomqtt.Client) -> None:
+    def _send_direct(
+        self, conn: MqttConnection, topic: str, payload: bytes, qos: int, retain: bool
+    ) -> int:
+        """Publish a message that is not in the outbox; its (negative) ack key."""
+        self._direct_key -= 1
+        key = self._direct_key
+        self._direct_waiters[key] = asyncio.Event()
+        conn.publish_many([OutgoingPublish(key, topic, payload, qos, retain)])
+        return key
+
+    async def _publish_direct(
+        self, conn: MqttConnection, topic: str, payload: bytes, qos: int, retain: bool
+    ) -> None:
+        key = self._send_direct(conn, topic, payload, qos, retain)
+        try:
+            await self._direct_waiters[key].wait()
+        finally:
+            self._direct_waiters.pop(key, None)
+
+    def _restore_retained(self, conn: MqttConnection) -> None:
         """Publish again the last acknowledged retained message of every topic.
 
         A broker restarted without persistence has lost its retained messages (state,
@@ -667,70 +850,205 @@ class Publisher:
         """
         if not self._retained:
             return
-        items = list(self._retained.items())
-        await asyncio.gather(
-            *(
-                client.publish(topic, payload, qos=qos, retain=True, timeout=self.mqtt.timeout_s)
-                for topic, (payload, qos) in items
-            )
-        )
-        self.counters.incr("mqtt.retained_restored", len(items))
+        messages = []
+        for topic, (payload, qos) in self._retained.items():
+            self._direct_key -= 1
+            messages.append(OutgoingPublish(self._direct_key, topic, payload, qos, True))
+        conn.publish_many(messages)
+        self.counters.incr("mqtt.retained_restored", len(messages))
 
-    @staticmethod
-    async def _watch(client: aiomqtt.Client) -> None:
-        # aiomqtt wakes message iteration (not pending publishes) on disconnection; this
-        # task turns a dead connection into an MqttError that tears the session down.
-        async for _ in client.messages:
-            pass
+    async def _keepalive(self, conn: MqttConnection) -> None:
+        """PINGREQ when nothing was sent for half the keepalive; a silent broker is lost."""
+        # An MQTT 5 broker may impose its own keepalive in the CONNACK.
+        half = (conn.limits.server_keep_alive or self.mqtt.keepalive_s) / 2.0
+        while True:
+            idle = time.monotonic() - conn.last_write
+            if idle < half:
+                await asyncio.sleep(half - idle)
+                continue
+            await conn.ping(self.mqtt.timeout_s)
 
-    async def _status_loop(self, client: aiomqtt.Client) -> None:
+    async def _status_loop(self, conn: MqttConnection) -> None:
         while True:
             await asyncio.sleep(self.mqtt.status_interval_s)
-            await client.publish(
-                self.status_topic, self._status_payload("online"), qos=1, retain=True
+            key = self._send_direct(
+                conn, self.status_topic, self._status_payload("online"), 1, True
             )
+            self._direct_waiters.pop(key, None)  # nobody waits for it
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    def _refusal(self, row: StoredMessage, conn: MqttConnection) -> str | None:
+        """Why the broker would refuse ``row`` (checked before sending), or None."""
+        if row.topic not in self._good_topics:
+            problem = topic_problem(row.topic)
+            if problem is not None:
+                return problem
+            if len(self._good_topics) >= 65536:
+                self._good_topics.clear()
+            self._good_topics.add(row.topic)
+        limit = conn.limits.maximum_packet_size
+        if len(row.payload) + 64 > limit:
+            size = conn.packet_size(row.topic, row.payload, row.qos)
+            if size > limit:
+                return f"packet of {size} bytes exceeds the broker's maximum packet size {limit}"
+        return None
+
+    def _refused(self, row: StoredMessage, reason: str) -> tuple[int, str]:
+        """Count a refused message and log it once per topic and reason."""
+        self.counters.incr("mqtt.publish_refused")
+        if (row.topic, reason) not in self._logged_refusals:
+            self._logged_refusals.add((row.topic, reason))
+            logger.error(
+                "MQTT broker %s refuses messages on %r: %s; quarantined in the outbox "
+                "(logged once per topic and reason)",
+                self.mqtt.url,
+                row.topic,
+                reason,
+            )
+        return (row.seq, reason)
+
+    async def _drain(self, conn: MqttConnection) -> None:
+        """Publish the outbox in ``seq`` order with up to ``window`` awaiting their PUBACK.
+
+        Rows are read ahead (up to two windows), so a PUBACK frees room that is refilled
+        at once, in the same write that acknowledges the broker's segment: a broker
+        that delays its small writes (Nagle) is not left waiting for our TCP ACK.
+        Acknowledged rows are deleted in batches: at half a window, when nothing is in
+        flight, or with the next read-ahead, in the same outbox thread hop.
+        """
         assert self._outbox is not None
         outbox = self._outbox
-        last_seq = 0  # a new connection replays everything not yet acknowledged
+        limits: BrokerLimits = conn.limits
+        window = max(1, min(self.mqtt.inflight, limits.receive_maximum))
+        max_qos, retain_ok = limits.maximum_qos, limits.retain_available
+        timeout = self.mqtt.timeout_s
+        cursor = 0  # a new connection replays everything not yet acknowledged
+        ahead: deque[StoredMessage] = deque()
+        sent: dict[int, StoredMessage] = {}
+        self._inflight_rows = sent
         acked: list[int] = []
-        while True:
-            self._new_data.clear()
-            rows = await self._db(outbox.ack_and_peek, acked, last_seq, self.mqtt.inflight)
-            if acked:
-                self.counters.incr("mqtt.published", len(acked))
-                self._acked_event.set()
-                acked = []
-            if not rows:
-                await self._new_data.wait()
-                continue
-            # Tasks start in creation order, and aiomqtt hands each message to paho before
-            # its first await, so the messages leave in seq order on the one connection.
-            results = await asyncio.gather(
-                *(
-                    client.publish(
-                        row.topic,
-                        row.payload,
-                        qos=row.qos,
-                        retain=row.retain,
-                        timeout=self.mqtt.timeout_s,
-                    )
-                    for row in rows
-                ),
-                return_exceptions=True,
+        refused, self._to_quarantine = self._to_quarantine, []
+        more = True
+        waiters = self._direct_waiters
+        retained = self._retained
+        try:
+            while True:
+                self._wake.clear()  # before looking, so nothing set from now on is missed
+                for key, reason in conn.take_acks():
+                    if key < 0:
+                        waiter = waiters.get(key)
+                        if waiter is not None:
+                            waiter.set()
+                        continue
+                    row = sent.pop(key, None)
+                    if row is None:
+                        continue
+                    if reason >= 0x80:
+                        why = "broker refused it: " + reason_name(reason)
+                        refused.append(self._refused(row, why))
+                        continue
+                    acked.append(key)
+                    if row.retain:
+                        retained[row.topic] = (row.payload, row.qos)
+                    if key == self._suspect:
+                        self._suspect = None
+                if conn.closed:
+                    raise conn.error or MqttError("connection closed")
+                probing = bool(ahead) and ahead[0].seq <= self._probe_until
+                room = (1 if probing else window) - len(sent)
+                if room > 0 and ahead:
+                    batch = []
+                    while room > 0 and ahead:
+                        row = ahead.popleft()
+                        problem = self._refusal(row, conn)
+                        if problem is not None:
+                            refused.append(self._refused(row, problem))
+                            continue
+                        sent[row.seq] = row
+                        batch.append(
+                            (
+                                row.seq,
+                                row.topic,
+                                row.payload,
+                                row.qos if row.qos <= max_qos else max_qos,
+                                row.retain and retain_ok,
+                            )
+                        )
+                        room -= 1
+                        if ahead and ahead[0].seq <= self._probe_until:
+                            break  # the next one goes alone
+                    if batch:
+                        conn.publish_many(batch)
+                want = 0
+                if len(ahead) < window and (more or self._new_rows):
+                    want = 2 * window - len(ahead)
+                    self._new_rows = False
+                flush = bool(acked or refused) and (
+                    want > 0 or not sent or len(acked) + len(refused) >= max(1, window // 2)
+                )
+                if want or flush:
+                    rows = await self._db(outbox.settle, acked, refused, cursor, want)
+                    self._count_acked(len(acked), refused)
+                    acked, refused = [], []
+                    if want:
+                        more = len(rows) == want
+                    if rows:
+                        cursor = rows[-1].seq
+                        ahead.extend(rows)
+                    continue
+                if sent:
+                    age = conn.oldest_inflight_age()
+                    if age > timeout:
+                        raise MqttError(f"no PUBACK within {timeout:g} s")
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout - age + 0.01):
+                            await self._wake.wait()
+                else:
+                    await self._wake.wait()
+        finally:
+            if acked or refused:
+                # What the broker acknowledged is deleted even as the session ends.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._db(outbox.settle, acked, refused, 0, 0))
+                    self._count_acked(len(acked), refused)
+
+    def _count_acked(self, n: int, refused: Sequence[tuple[int, str]]) -> None:
+        if n:
+            self.counters.incr("mqtt.published", n)
+        if n or refused:
+            self._acked_event.set()
+
+    def _note_lost_connection(self, conn: MqttConnection) -> None:
+        """After a connection the broker closed with messages in flight: find the culprit.
+
+        Those messages are sent again one at a time; a message that was alone in flight
+        when the broker closed the connection twice (once if the broker's MQTT 5
+        DISCONNECT blames the packet) is quarantined at the next connection.
+        """
+        sent = sorted(self._inflight_rows)
+        self._inflight_rows = {}
+        if not conn.lost_by_peer or not sent or self._closing:
+            return
+        self._probe_until = max(self._probe_until, sent[-1])
+        if len(sent) != 1:
+            return
+        seq = sent[0]
+        blamed = conn.broker_disconnect_reason in _PACKET_FAULTS
+        if blamed or self._suspect == seq:
+            self._suspect = None
+            self.counters.incr("mqtt.publish_refused")
+            reason = f"the broker closes the connection when it is sent ({conn.error})"
+            logger.error(
+                "MQTT broker %s: %s; message seq %d quarantined in the outbox",
+                self.mqtt.url,
+                reason,
+                seq,
             )
-            for row, result in zip(rows, results, strict=True):
-                if isinstance(result, BaseException):
-                    # Delete the acknowledged prefix, then reconnect and replay the rest.
-                    if acked:
-                        await self._db(outbox.ack, acked)
-                        self.counters.incr("mqtt.published", len(acked))
-                        self._acked_event.set()
-                    if isinstance(result, aiomqtt.MqttError):
-                        raise result
-                    raise aiomqtt.MqttError(f"publish failed: {result!r}")
-                acked.append(row.seq)
-                if row.retain:
-                    self._retained[row.topic] = (row.payload, row.qos)
-            last_seq = rows[-1].seq
+            self._to_quarantine.append((seq, reason))
+        else:
+            self._suspect = seq
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

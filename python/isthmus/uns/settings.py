@@ -200,10 +200,11 @@ class OutboxSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     Bound and policy (``policy = "drop-oldest-telemetry"``, the default): when a new
     message would exceed ``max_messages`` or ``max_bytes`` (topic + payload bytes), the
-    oldest *telemetry* messages are dropped first; alerts are never dropped once accepted.
-    When only alerts are left and the store is full, the new message is rejected (the
-    producer is told, a counter is raised). With ``policy = "reject-new"`` nothing accepted
-    is ever dropped and every new message is rejected while full.
+    oldest *telemetry* messages are dropped first. Alerts (and alert lists, schemas) are
+    never dropped nor refused: when only they are left they are kept beyond the bound
+    (counted). With ``policy = "reject-new"`` nothing accepted is ever dropped and new
+    telemetry is refused while full. While the broker lags, telemetry also conflates per
+    topic (latest wins; see :mod:`isthmus.uns.outbox`). Every drop is counted.
 
     ``synchronous = "normal"`` (default): in WAL mode a commit survives a crash or SIGKILL
     of the gateway process (the WAL is in the OS page cache) but the last commits may be
@@ -216,8 +217,9 @@ class OutboxSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_bytes: int = 64 * 1024 * 1024
     policy: Literal["drop-oldest-telemetry", "reject-new"] = "drop-oldest-telemetry"
     synchronous: Literal["normal", "full"] = "normal"
-    #: Messages waiting in memory to be written into the outbox. Past it, new telemetry is
-    #: dropped (counted) so producers never block; alerts always enter this queue.
+    #: Messages waiting in memory to be written into the outbox. Past it, new telemetry
+    #: replaces the queued telemetry of its topic (latest wins) or, with none queued, is
+    #: dropped (both counted) so producers never block; alerts always enter this queue.
     queue_size: int = 10_000
 
     def __post_init__(self) -> None:

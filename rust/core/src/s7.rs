@@ -315,6 +315,9 @@ fn decode_bytes(f: &S7Field, b: &[u8]) -> Result<S7Value, String> {
         S7Type::String(n) => {
             let max = first;
             let cur = b.get(1).copied().unwrap_or(0);
+            if max == 255 {
+                return Err("STRING header maximum 255 is not a string (at most 254)".into());
+            }
             if cur > max || u16::from(cur) > n {
                 return Err(format!(
                     "STRING current length {cur} exceeds its maximum {}",
@@ -327,6 +330,11 @@ fn decode_bytes(f: &S7Field, b: &[u8]) -> Result<S7Value, String> {
         S7Type::WString(n) => {
             let max = u16::from_be_bytes(be(b));
             let cur = u16::from_be_bytes(be(b.get(2..).unwrap_or(&[])));
+            if max > 16382 {
+                return Err(format!(
+                    "WSTRING header maximum {max} is not a string (at most 16382)"
+                ));
+            }
             if cur > max || cur > n {
                 return Err(format!(
                     "WSTRING current length {cur} exceeds its maximum {}",
@@ -519,6 +527,7 @@ mod tests {
             S7Value::Text("P-101".into())
         );
         assert!(one("STRING[10]", &[10, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(one("STRING[10]", &[255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         let w = [0, 2, 0, 2, 0, b'h', 0xD8, 0x3D];
         assert!(one("WSTRING[2]", &w).is_err()); // a lone high surrogate
         assert_eq!(one("S5TIME", &[0x21, 0x23]).unwrap(), S7Value::Float(123.0));

@@ -54,7 +54,7 @@ def _layout() -> tuple[list[tuple[str, int, str, int]], bytearray]:
         tags.append((f"tag{i:03d}", at, ty, 0))
         at += size
     block = bytearray(at + 1)
-    for name, offset, ty, bit in tags:
+    for _name, offset, ty, bit in tags:
         _fill(block, offset, ty, bit, rng)
     return tags, block
 

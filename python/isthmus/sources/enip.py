@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from isthmus.errors import SessionError
 from isthmus.sources.config import EnipDevice, EnipPollGroup, EnipTagSpec
 from isthmus.sources.modbus import (
     REPROBE_INTERVAL,
@@ -122,7 +123,12 @@ def route_of(device: EnipDevice) -> Any:
 
 
 def plan_group(device: EnipDevice, group: EnipPollGroup) -> list[EnipRead]:
-    from cpppo.server.enip import client
+    try:
+        from cpppo.server.enip import client
+    except ImportError:
+        raise SessionError(
+            f"enip {device.name}: EtherNet/IP needs cpppo: pip install 'isthmus[enip]'"
+        ) from None
 
     route = route_of(device)
     reads = []

@@ -59,8 +59,13 @@ def build_areas() -> dict[tuple[SrvArea, int], bytearray]:
     util.set_bool(inputs, 0, 1, True)
     outputs = bytearray(8)
     util.set_bool(outputs, 4, 0, True)
+    # DB20: 400 bytes for the session benchmark (100 tags of 4 bytes, a ramp of REALs)
+    db20 = bytearray(400)
+    for i in range(100):
+        util.set_real(db20, 4 * i, float(i))
     return {
         (SrvArea.DB, 1): db1,
+        (SrvArea.DB, 20): db20,
         (SrvArea.DB, 10): db10,
         (SrvArea.MK, 0): flags,
         (SrvArea.PE, 0): inputs,

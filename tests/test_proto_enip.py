@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,9 @@ TAGS = [
 class EnipPeer:
     """tests/enip_peer.py (cpppo's server) in a child process; ``services`` is its log."""
 
-    def __init__(self, tmp: Path, port: int | None = None) -> None:
+    def __init__(self, tmp: Path, port: int | None = None, extra: Sequence[str] = ()) -> None:
         self.port = port or free_port()
+        self.tags = [*TAGS, *extra]
         self.log = tmp / f"enip-services-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -47,7 +48,7 @@ class EnipPeer:
         peer = str(Path(__file__).with_name("enip_peer.py"))
         self.proc = subprocess.Popen(
             [sys.executable, peer, str(self.log), "--no-config", "-U",
-             "-a", f"127.0.0.1:{self.port}", *TAGS],
+             "-a", f"127.0.0.1:{self.port}", *self.tags],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -1,6 +1,6 @@
 """S7 decoding against the loop a python-snap7 user writes: one ``snap7.util.get_*`` per tag.
 
-Group ``s7: plan of 100 mixed tags``: one 400-byte data-block read holding 100
+Group ``s7: plan of 100 mixed tags``: one 377-byte data-block read holding 100
 tags of every S7 type (integers of all widths, REAL/LREAL, BOOLs, STRING[20],
 WSTRING[10], CHAR, S5TIME, TIME, TIME_OF_DAY, DATE, DATE_AND_TIME, DTL), decoded
 by :class:`isthmus._core.S7Plan` vs the per-tag getter loop building the same

@@ -496,7 +496,7 @@ class S7Device(_Config):
 
 ENIP_TYPES = (
     "BOOL", "SINT", "INT", "DINT", "LINT", "USINT", "UINT", "UDINT", "ULINT", "REAL", "LREAL",
-    "SSTRING", "STRING",
+    "SSTRING",
 )  # fmt: skip
 _ENIP_TAG = re.compile(
     r"(Program:[A-Za-z_][\w]*\.)?[A-Za-z_][\w]*(\[\d+(,\d+){0,2}\])?"
@@ -543,7 +543,7 @@ class EnipTagSpec(_Config):
                 )
         if not math.isfinite(self.scale) or not math.isfinite(self.offset):
             raise ValueError(f"tag {self.name!r}: scale and offset must be finite")
-        if (self.scale, self.offset) != (1.0, 0.0) and self.type in ("BOOL", "SSTRING", "STRING"):
+        if (self.scale, self.offset) != (1.0, 0.0) and self.type in ("BOOL", "SSTRING"):
             raise ValueError(f"tag {self.name!r}: a {self.type} cannot be scaled")
 
     @property

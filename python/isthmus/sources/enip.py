@@ -67,7 +67,6 @@ CIP_TYPES = {
     0xCA: ("REAL", 4),
     0xCB: ("LREAL", 8),
     0xDA: ("SSTRING", 0),
-    0xD0: ("STRING", 0),
 }
 # CIP general status codes (CIP Vol. 1, Appendix B) seen on tag reads.
 CIP_STATUS = {
@@ -371,7 +370,9 @@ class EnipSession:
             read.next_probe = time.monotonic() + REPROBE_INTERVAL
             return self._bad(tag, reason)
         read.rejected = None
-        type_name = CIP_TYPES.get(kind or 0, (f"type 0x{kind or 0:04X}", 0))[0]
+        if kind not in CIP_TYPES:
+            return self._bad(tag, f"unsupported CIP type 0x{kind or 0:04X} (not atomic)")
+        type_name = CIP_TYPES[kind][0]
         if tag.type is not None and type_name != tag.type:
             return self._bad(tag, f"type mismatch: the controller has {type_name}, not {tag.type}")
         if len(data) != tag.elements:

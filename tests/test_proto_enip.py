@@ -253,6 +253,50 @@ async def test_silent_peer_times_out_and_never_stalls() -> None:
         listener.close()
 
 
+async def test_cip_attributes_of_the_identity_object(peer: EnipPeer) -> None:
+    """Generic CIP: Get Attribute Single for devices that are not Logix controllers."""
+    got = Collector()
+    dev = parse(
+        EnipDevice,
+        {
+            "name": "drive",
+            "host": "127.0.0.1",
+            "port": peer.port,
+            "route_path": "",
+            "backoff_initial": 0.1,
+            "max_requests_per_second": 200,
+            "poll_groups": [
+                {
+                    "name": "identity",
+                    "interval": 0.1,
+                    "attributes": [
+                        {"name": "vendor", "class_id": 1, "instance": 1, "attribute": 1,
+                         "type": "UINT"},
+                        {"name": "product", "class_id": 1, "instance": 1, "attribute": 7,
+                         "type": "SSTRING"},
+                        {"name": "missing", "class_id": 1, "instance": 1, "attribute": 99,
+                         "type": "UINT"},
+                        {"name": "too_wide", "class_id": 1, "instance": 1, "attribute": 1,
+                         "type": "UDINT"},
+                    ],
+                }
+            ],
+        },
+    )  # fmt: skip
+    since = peer.log_size()
+    async with EnipSession(dev, on_values=got):
+        assert await wait_for(lambda: len(got.rounds) >= 2, 15)
+    latest = got.latest()
+    assert latest["vendor"].good and latest["vendor"].value == 1  # cpppo poses as Rockwell
+    assert latest["product"].good and "LOGIX" in str(latest["product"].value).upper()
+    assert latest["missing"].quality is Quality.BAD and "CIP status" in (
+        latest["missing"].reason or ""
+    )
+    assert latest["too_wide"].quality is Quality.BAD
+    assert "2 bytes returned, UDINT is 4" in (latest["too_wide"].reason or "")
+    assert peer.services(since) <= {"get_attribute_single", "0x65", "0x66"}
+
+
 def test_packets_respect_the_request_size() -> None:
     tags = [{"name": f"t{i}", "tag": f"Tag_{i:03d}"} for i in range(100)]
     dev = device(1, tags, max_request_bytes=500)
@@ -294,6 +338,7 @@ def test_no_code_path_sends_a_cip_write() -> None:
     pattern = re.compile(r"\.(" + "|".join(sorted(forbidden)) + r")\(")
     assert not pattern.findall(text)
     assert pattern.findall("conn.write(path, data=[1])")
-    # operations never carry data (cpppo's marker of a write) nor a method other than read
-    assert not re.search(r"[\"'](data|method|tag_type)[\"']", text)
+    # operations never carry data (cpppo's marker of a write); the one method named is a read
+    assert not re.search(r"[\"'](data|tag_type)[\"']", text)
+    assert re.findall(r"[\"']method[\"']: *[\"'](\w+)", text) == ["get_attribute_single"]
     assert set(re.findall(r"conn\.(\w+)", text)) <= {"synchronous", "conn", "close"}

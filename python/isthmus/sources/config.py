@@ -554,16 +554,53 @@ class EnipTagSpec(_Config):
         return [f"{self.name}[{i}]" for i in range(self.elements)]
 
 
+class EnipAttributeSpec(_Config):
+    """A CIP attribute read with Get Attribute Single, for any CIP device (drives, adapters):
+    ``class_id``/``instance``/``attribute`` (e.g. the identity object: 1/1/7 is the product
+    name) decoded as ``type`` (little-endian, as CIP sends it)."""
+
+    name: str
+    class_id: int
+    instance: int
+    attribute: int
+    type: str
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"attribute {self.name!r}"
+        if not self.name:
+            raise ValueError("attribute name must not be empty")
+        if not 1 <= self.class_id <= 0xFFFF or not 0 <= self.instance <= 0xFFFF:
+            raise ValueError(f"{where}: class_id must be in 1..65535 and instance in 0..65535")
+        if not 1 <= self.attribute <= 0xFFFF:
+            raise ValueError(f"{where}: attribute must be in 1..65535")
+        self.type = self.type.upper()
+        if self.type not in ENIP_TYPES:
+            raise ValueError(f"{where}: type {self.type!r} is not one of {', '.join(ENIP_TYPES)}")
+        if not math.isfinite(self.scale) or not math.isfinite(self.offset):
+            raise ValueError(f"{where}: scale and offset must be finite")
+        if (self.scale, self.offset) != (1.0, 0.0) and self.type in ("BOOL", "SSTRING"):
+            raise ValueError(f"{where}: a {self.type} cannot be scaled")
+
+    @property
+    def value_names(self) -> list[str]:
+        return [self.name]
+
+
 class EnipPollGroup(_Config):
-    """EtherNet/IP tags read together every ``interval`` seconds."""
+    """EtherNet/IP tags (and CIP attributes) read together every ``interval`` seconds."""
 
     name: str
     interval: float
-    tags: list[EnipTagSpec]
+    tags: list[EnipTagSpec] = msgspec.field(default_factory=list)
+    attributes: list[EnipAttributeSpec] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         where = f"poll group {self.name!r}"
-        _check_interval_and_names(where, self.interval, [t.name for t in self.tags])
+        names = [t.name for t in self.tags] + [a.name for a in self.attributes]
+        _check_interval_and_names(where, self.interval, names)
 
 
 class EnipDevice(_Config):
@@ -601,6 +638,7 @@ class EnipDevice(_Config):
         if not 100 <= self.max_request_bytes <= 4000:
             raise ValueError(f"{where}: max_request_bytes must be in 100..4000")
         names = [n for g in self.poll_groups for t in g.tags for n in t.value_names]
+        names += [a.name for g in self.poll_groups for a in g.attributes]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"{where}: duplicate tag names {dupes}")

@@ -22,10 +22,14 @@ never on the event loop; the loop only awaits the results, under
   BAD ``not connected (...)`` meanwhile. Requests are spaced at least
   ``1 / max_requests_per_second`` apart. Statistics in :class:`DeviceStats`.
 
+Generic CIP devices (drives, I/O adapters) are read with Get Attribute Single
+(0x0E) of a class/instance/attribute, one request each (no Multiple Service
+Packet: not every device routes one).
+
 Read-only: the only CIP services this module sends are Register Session (in
-cpppo's ``connector``), Read Tag Fragmented (0x52) and Multiple Service Packet
-(0x0A) carrying those reads. No write, no set attribute; a test scans the
-source to keep it so.
+cpppo's ``connector``), Read Tag Fragmented (0x52), Get Attribute Single (0x0E)
+and Multiple Service Packet (0x0A) carrying those reads. No write, no set
+attribute; a test scans the source to keep it so.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import asyncio
 import concurrent.futures
 import logging
 import random
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,7 +46,7 @@ from types import TracebackType
 from typing import Any
 
 from isthmus.errors import SessionError
-from isthmus.sources.config import EnipDevice, EnipPollGroup, EnipTagSpec
+from isthmus.sources.config import EnipAttributeSpec, EnipDevice, EnipPollGroup, EnipTagSpec
 from isthmus.sources.modbus import (
     REPROBE_INTERVAL,
     DeviceStats,
@@ -84,20 +89,35 @@ CIP_STATUS = {
 # service and path size (2), element count and byte offset (6).
 _PACKET_OVERHEAD = 10
 _PARTIAL = 0x06
+# Get Attribute Single replies: CIP is little-endian.
+_ATTRIBUTE_FORMATS = {
+    "BOOL": "<B", "SINT": "<b", "INT": "<h", "DINT": "<i", "LINT": "<q", "USINT": "<B",
+    "UINT": "<H", "UDINT": "<I", "ULINT": "<Q", "REAL": "<f", "LREAL": "<d",
+}  # fmt: skip
 
 
 @dataclass
 class EnipRead:
-    """One tag's read: its cpppo operation and state."""
+    """One tag's (or CIP attribute's) read: its cpppo operation and state."""
 
-    tag: EnipTagSpec
+    tag: EnipTagSpec | EnipAttributeSpec
     path: list[dict[str, Any]]
     route_path: Any
     rejected: str | None = None
     next_probe: float = 0.0
 
+    @property
+    def is_attribute(self) -> bool:
+        return isinstance(self.tag, EnipAttributeSpec)
+
     def operation(self, offset: int = 0) -> dict[str, Any]:
-        """A fresh cpppo operation (cpppo may annotate what it is given)."""
+        """A fresh cpppo operation (cpppo pops keys from what it is given)."""
+        if isinstance(self.tag, EnipAttributeSpec):
+            return {
+                "method": "get_attribute_single",
+                "path": list(self.path),
+                "route_path": self.route_path,
+            }
         op: dict[str, Any] = {
             "path": list(self.path),
             "elements": self.tag.elements,
@@ -134,6 +154,13 @@ def plan_group(device: EnipDevice, group: EnipPollGroup) -> list[EnipRead]:
     for tag in group.tags:
         [op] = list(client.parse_operations([tag.tag]))
         reads.append(EnipRead(tag, op["path"], route))
+    for attr in group.attributes:
+        path = [
+            {"class": attr.class_id},
+            {"instance": attr.instance},
+            {"attribute": attr.attribute},
+        ]
+        reads.append(EnipRead(attr, path, route))
     return reads
 
 
@@ -143,7 +170,13 @@ def pack(reads: Sequence[EnipRead], max_bytes: int) -> list[list[EnipRead]]:
     size = 0
     for read in reads:
         cost = read.request_bytes
-        if out and size + cost <= max_bytes:
+        # devices that are not controllers may not route Multiple Service Packets: alone
+        if (
+            out
+            and size + cost <= max_bytes
+            and not read.is_attribute
+            and not out[-1][0].is_attribute
+        ):
             out[-1].append(read)
             size += cost
             continue
@@ -341,13 +374,14 @@ class EnipSession:
         for packet in pack(active, self.device.max_request_bytes):
             results = await self._request([r.operation() for r in packet])
             for read, (status, data, kind) in zip(packet, results, strict=True):
-                if status == _PARTIAL and isinstance(data, list):
+                if status == _PARTIAL and isinstance(data, list) and not read.is_attribute:
                     status, data, kind = await self._continue(read, data, kind)
                 values += self._values(read, status, data, kind)
         return values
 
     async def _continue(self, read: EnipRead, data: list[Any], kind: int | None) -> Any:
         """Read Tag Fragmented continued at the byte offset reached, until complete."""
+        assert isinstance(read.tag, EnipTagSpec)
         size = CIP_TYPES.get(kind or 0, ("", 0))[1]
         if not size:
             return 0xFF, None, kind
@@ -370,6 +404,8 @@ class EnipSession:
             read.next_probe = time.monotonic() + REPROBE_INTERVAL
             return self._bad(tag, reason)
         read.rejected = None
+        if isinstance(tag, EnipAttributeSpec):
+            return self._attribute_value(tag, data)
         if kind not in CIP_TYPES:
             return self._bad(tag, f"unsupported CIP type 0x{kind or 0:04X} (not atomic)")
         type_name = CIP_TYPES[kind][0]
@@ -391,7 +427,35 @@ class EnipSession:
             )
         return out
 
-    def _bad(self, tag: EnipTagSpec, reason: str) -> list[TagValue]:
+    def _attribute_value(self, attr: EnipAttributeSpec, data: list[Any]) -> list[TagValue]:
+        raw = bytes(int(b) & 0xFF for b in data)
+        value: Any
+        if attr.type == "SSTRING":
+            if not raw or raw[0] > len(raw) - 1:
+                return self._bad(attr, f"SSTRING of {len(raw)} bytes is malformed")
+            value = raw[1 : 1 + raw[0]].decode("latin-1")
+        else:
+            fmt = _ATTRIBUTE_FORMATS[attr.type]
+            if len(raw) != struct.calcsize(fmt):
+                return self._bad(
+                    attr, f"{len(raw)} bytes returned, {attr.type} is {struct.calcsize(fmt)}"
+                )
+            value = struct.unpack(fmt, raw)[0]
+            if attr.type == "BOOL":
+                value = bool(value)
+            elif attr.scale != 1.0 or attr.offset != 0.0:
+                value = value * attr.scale + attr.offset
+        return [
+            TagValue(
+                source=self.device.name,
+                tag=attr.name,
+                value=value,
+                unit=attr.unit,
+                gateway_time=time.time(),
+            )
+        ]
+
+    def _bad(self, tag: EnipTagSpec | EnipAttributeSpec, reason: str) -> list[TagValue]:
         return [
             TagValue(
                 source=self.device.name,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from isthmus.gateway.contracts import open_sources
+from isthmus.gateway.contracts import open_sources, source_catalog
 from isthmus.sources.config import SourcesConfig, parse
 from isthmus.sources.values import TagValue
 from proto_support import wait_for
@@ -46,6 +46,9 @@ tags = [
     {{ name = "pressure", tag = "Speed", type = "REAL", unit = "bar" }},
     {{ name = "temps", tag = "Temps[0]", elements = 3 }},
 ]
+attributes = [
+    {{ name = "vendor", class_id = 1, instance = 1, attribute = 1, type = "UINT" }},
+]
 
 [[assets]]
 name = "P-201"
@@ -73,6 +76,15 @@ def test_check_validates_and_plans_s7_and_enip_offline(tmp_path: Path) -> None:
     assert "poll group 'process' every 0.2 s: 2 blocks in 1 reads (PDU 480)" in result.stdout
     assert "DB1 bytes 0..4: temperature, running" in result.stdout
     assert "enip clx: 127.0.0.1:44818 route none, 2 tags" in result.stdout
+    import tomllib
+
+    raw = tomllib.loads(CONFIG.format(s7_port=1102, enip_port=44818))
+    errors: list[str] = []
+    catalog = source_catalog(parse(SourcesConfig, raw["sources"], "sources"), errors)
+    assert not errors
+    for ref in ("clx.temps[0]", "clx.temps[2]", "clx.vendor", "line_plc.running"):
+        assert catalog.has_tag(ref), ref
+    assert catalog.tag_unit("clx.pressure") == "bar"
     bad = tmp_path / "bad.toml"
     bad.write_text(CONFIG.format(s7_port=1102, enip_port=44818).replace("MW10", "MW10:LREAL"))
     result = _isthmus("check", str(bad))
@@ -103,7 +115,10 @@ async def test_sessions_opened_from_config_feed_the_value_callback(tmp_path: Pat
         assert [(s.name, s.kind) for s in opened] == [("line_plc", "s7"), ("clx", "enip")]
         tasks = [asyncio.create_task(s.run()) for s in opened]
         try:
-            want = {"line_plc.temperature", "line_plc.speed", "clx.pressure", "clx.temps[2]"}
+            want = {
+                "line_plc.temperature", "line_plc.speed", "clx.pressure", "clx.temps[2]",
+                "clx.vendor",
+            }  # fmt: skip
             assert await wait_for(lambda: all(seen.get(k) and seen[k].good for k in want), 15)
         finally:
             for source in opened:
@@ -115,6 +130,7 @@ async def test_sessions_opened_from_config_feed_the_value_callback(tmp_path: Pat
         assert seen["line_plc.speed"].value == 1480
         assert seen["line_plc.running"].value is True
         assert seen["clx.pressure"].value == 0.0
+        assert seen["clx.vendor"].value == 1
         figures = {name for source in opened for name, *_ in source.figures()}
         assert "isthmus_source_requests" in figures
     finally:

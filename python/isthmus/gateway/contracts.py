@@ -78,7 +78,7 @@ def source_catalog(sources: SourcesConfig, errors: list[str]) -> SourceCatalog:
             continue
         seen[entry.name] = path
         for group in getattr(entry, "poll_groups", []):
-            for tag in group.tags:
+            for tag in [*group.tags, *getattr(group, "attributes", [])]:
                 # an EtherNet/IP array slice publishes one value per element
                 for name in getattr(tag, "value_names", [tag.name]):
                     catalog.tags[f"{entry.name}.{name}"] = tag.unit
@@ -109,7 +109,7 @@ def loose_catalog(raw: Any) -> SourceCatalog:
     for entry in entries:
         source = entry.get("name")
         for group in items(entry.get("poll_groups")):
-            for tag in items(group.get("tags")):
+            for tag in items(group.get("tags")) + items(group.get("attributes")):
                 catalog.tags[f"{source}.{tag.get('name')}"] = tag.get("unit")
         for block in items(entry.get("waveforms")):
             catalog.waveforms[f"{source}.{block.get('name')}"] = None

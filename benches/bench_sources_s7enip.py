@@ -61,7 +61,7 @@ def _line(name: str, o: float, b: float, ratio: float) -> tuple[str, str, str]:
     )
 
 
-def test_s7_session_cpu_per_read(tmp_path: Path, report: Any) -> None:
+def test_s7_session_cpu_per_read(tmp_path: Path, report: Any, benchmark: Any) -> None:
     from snap7 import AsyncClient
 
     peer = S7Peer(tmp_path)
@@ -104,10 +104,17 @@ def test_s7_session_cpu_per_read(tmp_path: Path, report: Any) -> None:
                 values = {name: util.get_real(data, at) for name, at in names}
                 assert len(values) == 100
 
-        o, b, ratio = _ratio(
-            lambda n: loop.run_until_complete(session_reads(n)),
-            lambda n: loop.run_until_complete(bare_reads(n)),
-            reads=200,
+        benchmark.group = "s7: session CPU per read of 100 tags"
+        benchmark.extra_info["role"] = "isthmus"
+        o, b, ratio = benchmark.pedantic(
+            _ratio,
+            args=(
+                lambda n: loop.run_until_complete(session_reads(n)),
+                lambda n: loop.run_until_complete(bare_reads(n)),
+                200,
+            ),
+            rounds=1,
+            iterations=1,
         )
         assert set(seen) == {100}
         report(*_line("s7 session vs snap7 AsyncClient loop", o, b, ratio))
@@ -118,7 +125,7 @@ def test_s7_session_cpu_per_read(tmp_path: Path, report: Any) -> None:
         peer.kill()
 
 
-def test_enip_session_cpu_per_read(tmp_path: Path, report: Any) -> None:
+def test_enip_session_cpu_per_read(tmp_path: Path, report: Any, benchmark: Any) -> None:
     from cpppo.server.enip import client
 
     kinds = ["REAL", "DINT", "INT", "BOOL"]
@@ -166,8 +173,13 @@ def test_enip_session_cpu_per_read(tmp_path: Path, report: Any) -> None:
                     values = {tag: r[5][0] for tag, r in zip(tags, replies, strict=True)}
                 assert len(values) == 100
 
-        o, b, ratio = _ratio(
-            lambda n: loop.run_until_complete(session_reads(n)), bare_reads, reads=4, repeats=3
+        benchmark.group = "enip: session CPU per read of 100 tags"
+        benchmark.extra_info["role"] = "isthmus"
+        o, b, ratio = benchmark.pedantic(
+            _ratio,
+            args=(lambda n: loop.run_until_complete(session_reads(n)), bare_reads, 4, 3),
+            rounds=1,
+            iterations=1,
         )
         assert set(seen) == {100}
         report(*_line("enip session vs cpppo connector loop", o, b, ratio))

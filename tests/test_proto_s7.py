@@ -338,3 +338,34 @@ def test_no_code_path_sends_an_s7_write_or_control_service() -> None:
     # and what the session does call is on the read side only
     called = set(re.findall(r"client\.(\w+)", text))
     assert called <= {"connect", "disconnect", "pdu_length", "protocol", "_send_receive"}, called
+
+
+async def test_simulated_delta_pump_serves_its_truth_over_s7() -> None:
+    """`isthmus simulate`'s S7 vendor: the values read are the pump's truth, faults included."""
+    from isthmus.simulator.sim import PumpConfig, Simulator
+    from isthmus.simulator.vendors import DELTA_S7_TAGS
+
+    port = free_port()
+    sim = Simulator([PumpConfig("P-104", "delta", 1480.0, port)], tick_interval=0)
+    tags = [(name, address) for name, address, _, _ in DELTA_S7_TAGS]
+    got = Collector()
+    async with sim:
+        sim.inject("P-104", "outer_race", 0.8)
+        sim.s7["P-104"].update()
+        truth = sim.truth("P-104")
+        async with S7Session(device(port, tags), on_values=got):
+            assert await wait_for(lambda: len(got.rounds) >= 2, 10)
+    latest = got.latest()
+    assert all(v.good for v in latest.values()), latest
+    for name, _, _, value in DELTA_S7_TAGS:
+        expected = value(truth)
+        read = latest[name].value
+        if isinstance(expected, bool):
+            assert read is expected, name
+        elif name == "pressure":
+            assert read == round(expected), name  # an INT of centibar
+        elif name == "run_hours":
+            assert read == round(expected), name
+        else:
+            assert read == pytest.approx(expected, rel=1e-6), name  # REAL: float32
+    assert latest["velocity_rms"].value > 0

@@ -750,3 +750,46 @@ class RuleEngine:
         """The alerts currently raised."""
 
 # ===== end diagnostics =====
+
+# ===== s7 (rust/py/src/s7.rs) =====
+
+_S7Block = bytes | bytearray | memoryview
+
+def s7_type_size(type_name: str) -> int:
+    """Bytes a value of S7 type ``type_name`` occupies in PLC memory (``STRING[20]`` -> 22).
+
+    Unknown types and string lengths outside 1..254 (WSTRING: 1..16382) raise
+    :class:`isthmus.TagError`.
+    """
+
+@final
+class S7Plan:
+    """S7 tags at byte offsets of one memory area, decoded from one block read (big-endian).
+
+    ``tags`` are ``(name, byte offset, type, bit)`` tuples; ``bit`` (0..7) is used by
+    ``BOOL`` only and must be 0 for other types. Values: BOOL -> bool; BYTE, WORD,
+    DWORD, SINT, INT, DINT, USINT, UINT, UDINT -> int; REAL, LREAL -> float; CHAR,
+    STRING[n] (Latin-1), WSTRING[n] (UTF-16) -> str; S5TIME, TIME, TIME_OF_DAY ->
+    float seconds; DATE -> ``"YYYY-MM-DD"``; DATE_AND_TIME -> ISO text with
+    microseconds (the PLC's milliseconds); DTL -> ISO text with nanoseconds. Dates
+    carry no zone (the PLC's local clock). Invalid tags raise :class:`isthmus.TagError`.
+    """
+
+    def __new__(cls, tags: Iterable[tuple[str, int, str, int]]) -> S7Plan: ...
+    def __len__(self) -> int: ...
+    @property
+    def names(self) -> list[str]:
+        """Tag names in plan order."""
+    def decode(self, data: _S7Block, base: int = 0) -> dict[str, _Value]:
+        """``{name: value}`` from ``data``, whose first byte is at offset ``base``.
+
+        The first tag outside the block or with malformed bytes (a string longer
+        than its maximum, a non-BCD DATE_AND_TIME, ...) raises :class:`isthmus.DecodeError`.
+        """
+    def decode_values(
+        self, data: _S7Block, base: int = 0
+    ) -> tuple[list[_Value | None], list[str | None]]:
+        """``(values, reasons)`` in plan order: a tag that cannot be decoded gets
+        ``None`` and the reason; the other tags decode regardless."""
+
+# ===== end s7 =====

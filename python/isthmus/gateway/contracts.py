@@ -79,6 +79,22 @@ def describe_sources(sources: SourcesConfig) -> list[str]:
         count = plan_device(device).request_count
         lines.append(f"  request plan: {count} reads per round of the poll groups")
         lines.extend(f"    {line}" for line in request_plan_lines(device))
+    for s7 in sources.s7:
+        from isthmus.sources.s7 import describe_s7_plan
+
+        tags = sum(len(g.tags) for g in s7.poll_groups)
+        lines.append(
+            f"s7 {s7.name}: {s7.host}:{s7.port} rack {s7.rack} slot {s7.slot}, {tags} tags in "
+            f"{len(s7.poll_groups)} poll groups, <= {s7.max_requests_per_second:g} req/s"
+        )
+        lines.extend(f"    {line}" for line in describe_s7_plan(s7))
+    for enip in sources.enip:
+        tags = sum(len(g.tags) for g in enip.poll_groups)
+        lines.append(
+            f"enip {enip.name}: {enip.host}:{enip.port} route {enip.route_path or 'none'}, "
+            f"{tags} tags in {len(enip.poll_groups)} poll groups, "
+            f"<= {enip.max_requests_per_second:g} req/s"
+        )
     for endpoint in sources.opcua:
         waveforms = sum(1 for n in endpoint.nodes if n.waveform)
         lines.append(
@@ -172,7 +188,7 @@ async def cancel_and_wait(task: Any) -> None:
 
 
 def open_sources(sources: SourcesConfig, on_values: Callable[[list[Any]], None]) -> list[Source]:
-    """One session per Modbus device and OPC UA endpoint (not started)."""
+    """One session per Modbus device, OPC UA endpoint, S7 PLC and EtherNet/IP controller."""
     out: list[Source] = []
     if sources.modbus:
         from isthmus.sources.modbus import ModbusSession
@@ -195,4 +211,15 @@ def open_sources(sources: SourcesConfig, on_values: Callable[[list[Any]], None])
                 if node.waveform
             }
             out.append(Source(endpoint.name, "opcua", ua_session, rings))
+    if sources.s7:
+        from isthmus.sources.s7 import S7Session
+
+        for plc in sources.s7:
+            out.append(Source(plc.name, "s7", S7Session(plc, on_values=on_values), {}))
+    if sources.enip:
+        from isthmus.sources.enip import EnipSession
+
+        for controller in sources.enip:
+            enip_session = EnipSession(controller, on_values=on_values)
+            out.append(Source(controller.name, "enip", enip_session, {}))
     return out

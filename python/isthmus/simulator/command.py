@@ -1,4 +1,4 @@
-"""``isthmus simulate``: pumps of several vendors over Modbus TCP and OPC UA on one host.
+"""``isthmus simulate``: pumps of several vendors over Modbus TCP, OPC UA and S7 on one host.
 
 Examples::
 
@@ -45,7 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME:VENDOR[:RPM]",
-        help="a pump (vendors: acme, bravo, charlie); repeat; default: one of each",
+        help="a pump (vendors: acme, bravo (Modbus), charlie (OPC UA), delta (S7)); repeat; "
+        "default: acme, bravo, charlie",
     )
     parser.add_argument(
         "--fault",
@@ -104,9 +105,10 @@ def _pumps(args: argparse.Namespace) -> list[Any]:
                 f"--pump {spec!r}: expected NAME:VENDOR[:RPM], vendor one of {VENDORS}"
             )
         rpm = float(parts[2]) if len(parts) == 3 else 1797.0
-        modbus = parts[1] in MODBUS_VENDORS
-        pumps.append(PumpConfig(parts[0], parts[1], rpm, port if modbus else None))
-        port += modbus
+        # Modbus and S7 (delta) pumps each take the next port
+        own_port = parts[1] in MODBUS_VENDORS or parts[1] == "delta"
+        pumps.append(PumpConfig(parts[0], parts[1], rpm, port if own_port else None))
+        port += own_port
     return pumps
 
 
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted (or ``--duration`` s)."""
     from isthmus.simulator.physics import Fault
     from isthmus.simulator.sim import Simulator
-    from isthmus.simulator.vendors import CHARLIE_VARIABLES, describe
+    from isthmus.simulator.vendors import CHARLIE_VARIABLES, DELTA_S7_TAGS, describe
 
     pumps = _pumps(args)
     users = None
@@ -150,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         if name in sim.maps:
             print(f"{name} Modbus TCP {args.host}:{cfg.port} unit 1")
             print(describe(sim.maps[name]))
+        elif name in sim.s7:
+            print(f"{name} S7 {args.host}:{cfg.port} rack 0 slot 1 vendor delta")
+            for tag, address, unit, _ in DELTA_S7_TAGS:
+                print(f"  {tag:<14} {address:<16} {unit or ''}")
         else:
             print(f"{name} OPC UA {sim.opcua.url if sim.opcua else '-'} vendor charlie")
             for var, (unit, _) in CHARLIE_VARIABLES.items():

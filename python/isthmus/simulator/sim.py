@@ -1,4 +1,4 @@
-"""One process serving a small plant of pumps over Modbus TCP and OPC UA."""
+"""One process serving a small plant of pumps over Modbus TCP, OPC UA and S7."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from isthmus.simulator.modbus_server import ModbusPumpServer
 from isthmus.simulator.opcua_server import OpcUaPumpServer
 from isthmus.simulator.physics import Fault
 from isthmus.simulator.plant import Pump, Truth
+from isthmus.simulator.s7_server import S7PumpServer
 from isthmus.simulator.vendors import MODBUS_VENDORS, VENDORS, VendorMap
 
 
@@ -22,7 +23,7 @@ class PumpConfig:
     name: str
     vendor: str
     speed_rpm: float = 1797.0
-    port: int | None = None  # Modbus port (vendors acme, bravo)
+    port: int | None = None  # Modbus port (vendors acme, bravo) or S7 port (delta)
 
 
 class Simulator:
@@ -53,6 +54,7 @@ class Simulator:
         self.pumps: dict[str, Pump] = {}
         self.maps: dict[str, VendorMap] = {}
         self.modbus: dict[str, ModbusPumpServer] = {}
+        self.s7: dict[str, S7PumpServer] = {}
         charlie: list[Pump] = []
         for seed, cfg in enumerate(pumps):
             if cfg.vendor not in VENDORS:
@@ -75,6 +77,10 @@ class Simulator:
                 vmap = MODBUS_VENDORS[cfg.vendor](sample_rate)
                 self.maps[cfg.name] = vmap
                 self.modbus[cfg.name] = ModbusPumpServer(pump, vmap, host, cfg.port)
+            elif cfg.vendor == "delta":
+                if cfg.port is None:
+                    raise ValueError(f"pump {cfg.name!r}: an S7 vendor needs a port")
+                self.s7[cfg.name] = S7PumpServer(pump, host, cfg.port)
             else:
                 charlie.append(pump)
         self.opcua: OpcUaPumpServer | None = None
@@ -110,6 +116,8 @@ class Simulator:
         """Start every server and the process-value ticker."""
         for server in self.modbus.values():
             await server.start()
+        for s7 in self.s7.values():
+            await s7.start()
         if self.opcua is not None:
             await self.opcua.start()
         if self.tick_interval > 0:
@@ -123,6 +131,8 @@ class Simulator:
                 await self._tick_task
         for server in self.modbus.values():
             await server.stop()
+        for s7 in self.s7.values():
+            await s7.stop()
         if self.opcua is not None:
             await self.opcua.stop()
 

@@ -243,7 +243,23 @@ CHARLIE_VARIABLES: dict[str, tuple[str | None, Callable[[Truth], float | bool]]]
     "Running": (None, lambda t: t.running),
 }
 CHARLIE_WAVEFORM_SAMPLES = 4096
-VENDORS = [*MODBUS_VENDORS, "charlie"]
+
+# S7 vendor "delta": (tag name, S7 address in DB1, unit, value from truth). Speed and
+# flow are REALs, the pressure an INT in centibar, the run hours a DINT, as a Siemens
+# programmer might lay out a DB.
+DELTA_DB = 1
+DELTA_DB_SIZE = 32
+DELTA_S7_TAGS: list[tuple[str, str, str | None, Callable[[Truth], float | bool]]] = [
+    ("speed", "DB1.DBD0:REAL", "rpm", lambda t: t.speed_rpm),
+    ("temperature", "DB1.DBD4:REAL", "degC", lambda t: t.temperature_c),
+    ("pressure", "DB1.DBW8:INT", "cbar", lambda t: t.pressure_bar * 100.0),
+    ("flow", "DB1.DBD10:REAL", "m3/h", lambda t: t.flow_m3h),
+    ("running", "DB1.DBX14.0", None, lambda t: t.running),
+    ("alarm", "DB1.DBX14.1", None, lambda t: t.alarm),
+    ("run_hours", "DB1.DBD16:DINT", "h", lambda t: t.run_hours),
+    ("velocity_rms", "DB1.DBD20:REAL", "mm/s", lambda t: t.velocity_rms_mm_s),
+]
+VENDORS = [*MODBUS_VENDORS, "charlie", "delta"]
 
 
 def describe(vmap: VendorMap) -> str:
@@ -269,4 +285,14 @@ def describe(vmap: VendorMap) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CHARLIE_VARIABLES", "MODBUS_VENDORS", "VENDORS", "Point", "VendorMap", "describe"]
+__all__ = [
+    "CHARLIE_VARIABLES",
+    "DELTA_DB",
+    "DELTA_DB_SIZE",
+    "DELTA_S7_TAGS",
+    "MODBUS_VENDORS",
+    "VENDORS",
+    "Point",
+    "VendorMap",
+    "describe",
+]

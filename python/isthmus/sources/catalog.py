@@ -25,6 +25,8 @@ def source_entries(sources: SourcesConfig) -> list[tuple[str, Any]]:
     return [
         *((f"sources.modbus[{i}]", d) for i, d in enumerate(sources.modbus)),
         *((f"sources.opcua[{i}]", e) for i, e in enumerate(sources.opcua)),
+        *((f"sources.s7[{i}]", d) for i, d in enumerate(sources.s7)),
+        *((f"sources.enip[{i}]", d) for i, d in enumerate(sources.enip)),
     ]
 
 
@@ -66,8 +68,10 @@ def source_catalog(sources: SourcesConfig, errors: list[str]) -> SourceCatalog:
             continue
         seen[entry.name] = path
         for group in getattr(entry, "poll_groups", []):
-            for tag in group.tags:
-                catalog.tags[f"{entry.name}.{tag.name}"] = tag.unit
+            for tag in [*group.tags, *getattr(group, "attributes", [])]:
+                # an EtherNet/IP array slice publishes one value per element
+                for name in getattr(tag, "value_names", [tag.name]):
+                    catalog.tags[f"{entry.name}.{name}"] = tag.unit
         for block in getattr(entry, "waveforms", []):
             ref = f"{entry.name}.{block.name}"
             catalog.waveforms[ref] = block.sample_rate
@@ -91,10 +95,11 @@ def loose_catalog(raw: Any) -> SourceCatalog:
 
     if not isinstance(raw, dict):
         return catalog
-    for entry in items(raw.get("modbus")) + items(raw.get("opcua")):
+    entries = [e for kind in ("modbus", "opcua", "s7", "enip") for e in items(raw.get(kind))]
+    for entry in entries:
         source = entry.get("name")
         for group in items(entry.get("poll_groups")):
-            for tag in items(group.get("tags")):
+            for tag in items(group.get("tags")) + items(group.get("attributes")):
                 catalog.tags[f"{source}.{tag.get('name')}"] = tag.get("unit")
         for block in items(entry.get("waveforms")):
             catalog.waveforms[f"{source}.{block.get('name')}"] = None

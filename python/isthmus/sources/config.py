@@ -1,4 +1,4 @@
-"""Source configuration: Modbus devices and OPC UA endpoints (msgspec Structs, TOML-friendly).
+"""Source configuration: Modbus, S7, EtherNet/IP devices and OPC UA endpoints (msgspec Structs).
 
 Every Struct forbids unknown fields, so a typo in a config file is an error
 and not a silently ignored setting. :func:`parse` turns a decoded TOML/JSON
@@ -425,11 +425,286 @@ class OpcUaEndpoint(_Config):
             ) from None
 
 
+# --- Siemens S7 ------------------------------------------------------------------------------
+
+# S7 negotiates the PDU size per connection; 240 (S7-300 CPUs) to 960 (S7-1500).
+S7_MIN_PDU = 240
+S7_MAX_PDU = 960
+# Bytes of a read response that are not data: header 12 + parameters 2 + item header 4.
+S7_READ_OVERHEAD = 18
+_S7_NUMERIC = {
+    "BYTE", "WORD", "DWORD", "SINT", "INT", "DINT", "USINT", "UINT", "UDINT", "REAL", "LREAL",
+}  # fmt: skip
+
+
+def _check_interval_and_names(where: str, interval: float, names: list[str]) -> None:
+    if not interval > 0:
+        raise ValueError(f"{where}: interval must be > 0 s")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{where}: duplicate tag names {dupes}")
+
+
+class S7TagSpec(_Config):
+    """One tag of an S7 PLC at an S7 address (``DB1.DBD0:REAL``, ``MW10``, ``I0.1``).
+
+    See :mod:`isthmus.sources.s7address` for the syntax. Numeric types may be
+    scaled: ``value = raw * scale + offset`` in ``unit``.
+    """
+
+    name: str
+    address: str
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        from isthmus.sources.s7address import parse_s7_address
+
+        if not self.name:
+            raise ValueError("tag name must not be empty")
+        try:
+            parsed = parse_s7_address(self.address)
+        except ValueError as exc:
+            raise ValueError(f"tag {self.name!r}: {exc}") from None
+        if not math.isfinite(self.scale) or not math.isfinite(self.offset):
+            raise ValueError(f"tag {self.name!r}: scale and offset must be finite")
+        scaled = (self.scale, self.offset) != (1.0, 0.0)
+        if scaled and parsed.type not in _S7_NUMERIC:
+            raise ValueError(f"tag {self.name!r}: a {parsed.type} cannot be scaled")
+
+    @property
+    def location(self) -> Any:
+        """The parsed :class:`~isthmus.sources.s7address.S7Address`."""
+        from isthmus.sources.s7address import parse_s7_address
+
+        return parse_s7_address(self.address)
+
+
+class S7PollGroup(_Config):
+    """S7 tags read together every ``interval`` seconds."""
+
+    name: str
+    interval: float
+    tags: list[S7TagSpec]
+
+    def __post_init__(self) -> None:
+        where = f"poll group {self.name!r}"
+        _check_interval_and_names(where, self.interval, [t.name for t in self.tags])
+
+
+class S7Device(_Config):
+    """One Siemens S7 PLC (S7-300/400/1200/1500 over ISO-on-TCP) and what to read from it.
+
+    ``rack``/``slot`` select the CPU (S7-300: 0/2; S7-400: see the hardware
+    configuration; S7-1200/1500: 0/1, with PUT/GET access enabled and the data
+    blocks not "optimized"). ``pdu_size`` is what the gateway asks for; the PLC
+    may grant less, and reads are planned for what it grants. ``max_gap`` is the
+    number of unused bytes a coalesced read may bridge.
+    """
+
+    name: str
+    host: str
+    port: int = 102
+    rack: int = 0
+    slot: int = 1
+    connect_timeout: float = 3.0
+    request_timeout: float = 1.0
+    max_requests_per_second: float = 20.0
+    max_gap: int = 16
+    pdu_size: int = 480
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    poll_groups: list[S7PollGroup] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        where = f"device {self.name!r}"
+        if not 0 < self.port < 65536:
+            raise ValueError(f"{where}: port must be in 1..65535")
+        if not 0 <= self.rack <= 7 or not 0 <= self.slot <= 31:
+            raise ValueError(f"{where}: rack must be in 0..7 and slot in 0..31")
+        for field in ("connect_timeout", "request_timeout", "max_requests_per_second"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"{where}: {field} must be > 0")
+        if not 0 < self.backoff_initial <= self.backoff_max:
+            raise ValueError(f"{where}: need 0 < backoff_initial <= backoff_max")
+        if self.max_gap < 0:
+            raise ValueError(f"{where}: max_gap must be >= 0 bytes")
+        if not S7_MIN_PDU <= self.pdu_size <= S7_MAX_PDU:
+            raise ValueError(f"{where}: pdu_size must be in {S7_MIN_PDU}..{S7_MAX_PDU}")
+        limit = S7_MIN_PDU - S7_READ_OVERHEAD
+        for group in self.poll_groups:
+            for tag in group.tags:
+                if tag.location.size > limit:
+                    raise ValueError(
+                        f"{where}: tag {tag.name!r} is {tag.location.size} bytes, more than the "
+                        f"{limit} one read is sure to carry (smallest PDU {S7_MIN_PDU})"
+                    )
+        names = [t.name for g in self.poll_groups for t in g.tags]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{where}: duplicate tag names {dupes}")
+
+
+# --- EtherNet/IP (CIP) -----------------------------------------------------------------------
+
+ENIP_TYPES = (
+    "BOOL", "SINT", "INT", "DINT", "LINT", "USINT", "UINT", "UDINT", "ULINT", "REAL", "LREAL",
+    "SSTRING",
+)  # fmt: skip
+_ENIP_TAG = re.compile(
+    r"(Program:[A-Za-z_][\w]*\.)?[A-Za-z_][\w]*(\[\d+(,\d+){0,2}\])?"
+    r"(\.[A-Za-z_][\w]*(\[\d+(,\d+){0,2}\])?)*"
+)
+
+
+class EnipTagSpec(_Config):
+    """One Logix tag, by its symbolic path (``Speed``, ``Program:Main.Speed``,
+    ``Temps[3]``, ``Recipe.Name``).
+
+    With ``elements > 1`` the tag is an array slice starting at the index in
+    ``tag`` (``Temps[0]`` with ``elements = 10``) and publishes one value per
+    element, named ``<name>[i]``. ``type``, when given, is checked against the
+    type the controller reports (a mismatch is a bad value, not a wrong number).
+    Numeric values may be scaled: ``value = raw * scale + offset`` in ``unit``.
+    """
+
+    name: str
+    tag: str
+    elements: int = 1
+    type: str | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("tag name must not be empty")
+        if _ENIP_TAG.fullmatch(self.tag) is None:
+            raise ValueError(
+                f"tag {self.name!r}: {self.tag!r} is not a Logix tag path "
+                "(Speed, Program:Main.Speed, Temps[3], Recipe.Name)"
+            )
+        if not 1 <= self.elements <= 65535:
+            raise ValueError(f"tag {self.name!r}: elements must be in 1..65535")
+        if self.elements > 1 and not self.tag.endswith("]"):
+            raise ValueError(f"tag {self.name!r}: an array slice needs a start index (Temps[0])")
+        if self.type is not None:
+            self.type = self.type.upper()
+            if self.type not in ENIP_TYPES:
+                raise ValueError(
+                    f"tag {self.name!r}: type {self.type!r} is not one of {', '.join(ENIP_TYPES)}"
+                )
+        if not math.isfinite(self.scale) or not math.isfinite(self.offset):
+            raise ValueError(f"tag {self.name!r}: scale and offset must be finite")
+        if (self.scale, self.offset) != (1.0, 0.0) and self.type in ("BOOL", "SSTRING"):
+            raise ValueError(f"tag {self.name!r}: a {self.type} cannot be scaled")
+
+    @property
+    def value_names(self) -> list[str]:
+        """Names of the values this tag publishes."""
+        if self.elements == 1:
+            return [self.name]
+        return [f"{self.name}[{i}]" for i in range(self.elements)]
+
+
+class EnipAttributeSpec(_Config):
+    """A CIP attribute read with Get Attribute Single, for any CIP device (drives, adapters):
+    ``class_id``/``instance``/``attribute`` (e.g. the identity object: 1/1/7 is the product
+    name) decoded as ``type`` (little-endian, as CIP sends it)."""
+
+    name: str
+    class_id: int
+    instance: int
+    attribute: int
+    type: str
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"attribute {self.name!r}"
+        if not self.name:
+            raise ValueError("attribute name must not be empty")
+        if not 1 <= self.class_id <= 0xFFFF or not 0 <= self.instance <= 0xFFFF:
+            raise ValueError(f"{where}: class_id must be in 1..65535 and instance in 0..65535")
+        if not 1 <= self.attribute <= 0xFFFF:
+            raise ValueError(f"{where}: attribute must be in 1..65535")
+        self.type = self.type.upper()
+        if self.type not in ENIP_TYPES:
+            raise ValueError(f"{where}: type {self.type!r} is not one of {', '.join(ENIP_TYPES)}")
+        if not math.isfinite(self.scale) or not math.isfinite(self.offset):
+            raise ValueError(f"{where}: scale and offset must be finite")
+        if (self.scale, self.offset) != (1.0, 0.0) and self.type in ("BOOL", "SSTRING"):
+            raise ValueError(f"{where}: a {self.type} cannot be scaled")
+
+    @property
+    def value_names(self) -> list[str]:
+        return [self.name]
+
+
+class EnipPollGroup(_Config):
+    """EtherNet/IP tags (and CIP attributes) read together every ``interval`` seconds."""
+
+    name: str
+    interval: float
+    tags: list[EnipTagSpec] = msgspec.field(default_factory=list)
+    attributes: list[EnipAttributeSpec] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        where = f"poll group {self.name!r}"
+        names = [t.name for t in self.tags] + [a.name for a in self.attributes]
+        _check_interval_and_names(where, self.interval, names)
+
+
+class EnipDevice(_Config):
+    """One EtherNet/IP controller (Rockwell ControlLogix/CompactLogix) and what to read.
+
+    ``route_path`` is the backplane route to the CPU (``"1/0"``: port 1, slot 0);
+    an empty string sends without routing (CompactLogix, Micro800, simulators).
+    ``max_request_bytes`` bounds one Multiple Service Packet request (Logix's
+    unconnected messages take about 500 bytes).
+    """
+
+    name: str
+    host: str
+    port: int = 44818
+    route_path: str = "1/0"
+    connect_timeout: float = 3.0
+    request_timeout: float = 2.0
+    max_requests_per_second: float = 20.0
+    max_request_bytes: int = 500
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    poll_groups: list[EnipPollGroup] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        where = f"device {self.name!r}"
+        if not 0 < self.port < 65536:
+            raise ValueError(f"{where}: port must be in 1..65535")
+        if self.route_path and re.fullmatch(r"\d+/\d+(/\d+/\d+)*", self.route_path) is None:
+            raise ValueError(f"{where}: route_path {self.route_path!r} is not port/link[/...]")
+        for field in ("connect_timeout", "request_timeout", "max_requests_per_second"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"{where}: {field} must be > 0")
+        if not 0 < self.backoff_initial <= self.backoff_max:
+            raise ValueError(f"{where}: need 0 < backoff_initial <= backoff_max")
+        if not 100 <= self.max_request_bytes <= 4000:
+            raise ValueError(f"{where}: max_request_bytes must be in 100..4000")
+        names = [n for g in self.poll_groups for t in g.tags for n in t.value_names]
+        names += [a.name for g in self.poll_groups for a in g.attributes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{where}: duplicate tag names {dupes}")
+
+
 class SourcesConfig(_Config):
     """All sources of one gateway (the gateway's config embeds these lists)."""
 
     modbus: list[ModbusDevice] = msgspec.field(default_factory=list)
     opcua: list[OpcUaEndpoint] = msgspec.field(default_factory=list)
+    s7: list[S7Device] = msgspec.field(default_factory=list)
+    enip: list[EnipDevice] = msgspec.field(default_factory=list)
 
 
 T = TypeVar("T")
@@ -492,12 +767,19 @@ def _with_path(message: str, prefix: str) -> str:
 
 
 __all__ = [
+    "ENIP_TYPES",
     "MAX_READ_BITS",
     "MAX_READ_REGISTERS",
+    "EnipDevice",
+    "EnipPollGroup",
+    "EnipTagSpec",
     "ModbusDevice",
     "OpcUaEndpoint",
     "OpcUaNode",
     "PollGroup",
+    "S7Device",
+    "S7PollGroup",
+    "S7TagSpec",
     "SourcesConfig",
     "TagSpec",
     "WaveformBlock",

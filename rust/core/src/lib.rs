@@ -6,4 +6,5 @@
 pub mod decode;
 pub mod diagnostics;
 pub mod ring;
+pub mod s7;
 pub mod spectrum;

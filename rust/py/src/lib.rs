@@ -9,6 +9,7 @@ mod decode;
 mod diagnostics;
 mod errors;
 mod ring;
+mod s7;
 mod spectrum;
 
 #[pymodule]
@@ -18,5 +19,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ring::register(m)?;
     spectrum::register(m)?;
     diagnostics::register(m)?;
+    s7::register(m)?;
     Ok(())
 }

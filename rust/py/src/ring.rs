@@ -16,10 +16,15 @@ use numpy::{
 use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 
+use crate::args;
+use crate::arrays;
 use crate::errors::SignalError;
 
 fn signal_error(err: RingError) -> PyErr {
-    SignalError::new_err(err.to_string())
+    match err {
+        RingError::OutOfMemory { .. } => arrays::memory_error(err),
+        err => SignalError::new_err(err.to_string()),
+    }
 }
 
 /// The ring's storage type, chosen at construction.
@@ -143,21 +148,23 @@ fn sample_count(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
     Ok(usize::try_from(v).unwrap_or(usize::MAX))
 }
 
-/// `block` as a C-contiguous array of `T`: zero-copy when it already is one,
+/// `block` as an aligned C-contiguous array of `T`: zero-copy when it already is one,
 /// otherwise converted by numpy from any int or float array or nested list.
 fn contiguous_block<'py, T: Element>(
     block: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     if let Ok(arr) = block.cast::<PyArrayDyn<T>>() {
-        if arr.is_c_contiguous() {
+        if arrays::usable(arr) {
             return Ok(arr.clone());
         }
     }
     let py = block.py();
     let np = py.import("numpy")?;
-    let arr = np
-        .call_method1("asarray", (block,))
-        .map_err(|e| SignalError::new_err(format!("block is not a numeric array: {e}")))?;
+    let arr = np.call_method1("asarray", (block,)).map_err(|e| {
+        arrays::map_conversion(e, py, |e| {
+            SignalError::new_err(format!("block is not a numeric array: {e}"))
+        })
+    })?;
     let arr = arr
         .cast_into::<PyUntypedArray>()
         .map_err(|_| SignalError::new_err("block is not a numeric array"))?;
@@ -167,8 +174,7 @@ fn contiguous_block<'py, T: Element>(
             "block has dtype {dtype}; samples must be an int or float dtype"
         )));
     }
-    let converted = np.call_method1("ascontiguousarray", (arr, PyArrayDescr::of::<T>(py)))?;
-    Ok(converted.cast_into::<PyArrayDyn<T>>()?)
+    arrays::c_array::<T>(arr.as_any())
 }
 
 /// Samples per channel of a block of shape `shape` for a ring of `channels`.
@@ -209,7 +215,7 @@ fn push_typed<T: Stored>(
     let arr = contiguous_block::<T>(block)?;
     let n = per_channel(arr.shape(), shared.channels)?;
     let view = arr.try_readonly()?;
-    let samples = view.as_slice()?;
+    let samples = arrays::slice(&view)?;
     copy_section(block.py(), samples.len(), || {
         let mut store = shared.write();
         let ring = T::ring_mut(&mut store).expect("storage type fixed at construction");
@@ -244,8 +250,8 @@ impl SampleRing {
     )]
     fn new(
         py: Python<'_>,
-        channels: i64,
-        capacity: i64,
+        #[pyo3(from_py_with = args::int)] channels: i64,
+        #[pyo3(from_py_with = args::int)] capacity: i64,
         sample_rate: f64,
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
@@ -413,8 +419,8 @@ fn read_typed<T: Stored>(reader: &RingReader, py: Python<'_>, max_n: usize) -> P
         let store = reader.shared.read();
         let ring = T::ring(&store).expect("storage type fixed at construction");
         let mut out = Vec::new();
-        let info = ring.read_into(&mut cursor, max_n, &mut out);
-        (info, ring.time_of(info.start_index), out)
+        ring.read_into(&mut cursor, max_n, &mut out)
+            .map(|info| (info, ring.time_of(info.start_index), out))
     };
     // The size of the copy is known only under the locks; what the reader is owed now
     // decides whether to release the GIL (a push landing in between can only make the copy
@@ -425,7 +431,7 @@ fn read_typed<T: Stored>(reader: &RingReader, py: Python<'_>, max_n: usize) -> P
         let owed = usize::try_from(written - cursor.position()).unwrap_or(usize::MAX);
         owed.min(max_n).saturating_mul(reader.shared.channels)
     };
-    let (info, time, data) = copy_section(py, bound, read_locked);
+    let (info, time, data) = copy_section(py, bound, read_locked).map_err(signal_error)?;
     Ok(RingRead {
         samples: to_array(py, reader.shared.channels, data)?.unbind(),
         start_index: info.start_index,

@@ -812,7 +812,8 @@ mod tests {
             let t0 = ring.time_of(ring.written()) + late;
             ring.push(&block, 8, Some(t0), 0).unwrap();
             if k % 7 == 0 {
-                ring.read_into(&mut cur, usize::MAX, &mut Vec::new()).unwrap();
+                ring.read_into(&mut cur, usize::MAX, &mut Vec::new())
+                    .unwrap();
             }
         }
         assert!(
@@ -821,9 +822,11 @@ mod tests {
             ring.anchors.len()
         );
         assert!(ring.gaps.len() <= 4, "{} gap spans kept", ring.gaps.len());
-        ring.read_into(&mut cur, usize::MAX, &mut Vec::new()).unwrap();
+        ring.read_into(&mut cur, usize::MAX, &mut Vec::new())
+            .unwrap();
         while ring.available(&cur) > 0 {
-            ring.read_into(&mut cur, usize::MAX, &mut Vec::new()).unwrap();
+            ring.read_into(&mut cur, usize::MAX, &mut Vec::new())
+                .unwrap();
         }
         assert_eq!(ring.total_gap(), 5 * 3333); // k = 0 anchors the time base: no gap
         let owed = cur.total_read + cur.total_lost_overrun + cur.total_lost_gap;

@@ -134,12 +134,8 @@ impl FeatureBatch {
     pub fn reserve(&mut self, frames: usize) -> Result<()> {
         let too_large = || SpectrumError::OutOfMemory { frames };
         let per_channel = frames.checked_mul(self.channels).ok_or_else(too_large)?;
-        let per_band = per_channel
-            .checked_mul(self.bands)
-            .ok_or_else(too_large)?;
-        let per_peak = per_channel
-            .checked_mul(self.peaks)
-            .ok_or_else(too_large)?;
+        let per_band = per_channel.checked_mul(self.bands).ok_or_else(too_large)?;
+        let per_peak = per_channel.checked_mul(self.peaks).ok_or_else(too_large)?;
         let grow = |v: &mut Vec<f64>, n: usize| v.try_reserve(n).map_err(|_| too_large());
         self.start_index
             .try_reserve(frames)

@@ -14,9 +14,10 @@ use numpy::{
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple,
 };
 
+use crate::args;
 use crate::arrays;
 use crate::errors;
 
@@ -87,8 +88,8 @@ impl Tag {
         address: &Bound<'_, PyAny>,
         dtype: &str,
         order: &str,
-        scale: f64,
-        offset: f64,
+        #[pyo3(from_py_with = args::float)] scale: f64,
+        #[pyo3(from_py_with = args::float)] offset: f64,
         bit: Option<&Bound<'_, PyAny>>,
         length: Option<&Bound<'_, PyAny>>,
         unit: Option<&str>,
@@ -600,6 +601,12 @@ impl DecodePlan {
         py: Python<'py>,
         values: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<u16>>> {
+        if values.cast::<PyMapping>().is_err() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "encode takes a mapping of tag name to value, got {}",
+                values.get_type()
+            )));
+        }
         let mut given = Vec::with_capacity(self.tags.len());
         for (name, tag) in self.names.iter().zip(self.plan.tags()) {
             let item = match values.get_item(name.bind(py)) {
@@ -646,8 +653,8 @@ fn decode_array<'py>(
     registers: &Bound<'py, PyAny>,
     dtype: &str,
     order: &str,
-    scale: f64,
-    offset: f64,
+    #[pyo3(from_py_with = args::float)] scale: f64,
+    #[pyo3(from_py_with = args::float)] offset: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dtype = core::Dtype::parse(dtype).map_err(tag_error)?;
     let order = core::Order::parse(order).map_err(tag_error)?;

@@ -74,9 +74,9 @@ fn orders_dict<'py>(py: Python<'py>, o: &FaultOrders) -> PyResult<Bound<'py, PyD
 fn bearing_frequencies<'py>(
     py: Python<'py>,
     #[pyo3(from_py_with = args::int)] balls: i64,
-    ball_diameter: f64,
-    pitch_diameter: f64,
-    contact_angle_deg: f64,
+    #[pyo3(from_py_with = args::float)] ball_diameter: f64,
+    #[pyo3(from_py_with = args::float)] pitch_diameter: f64,
+    #[pyo3(from_py_with = args::float)] contact_angle_deg: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let balls = u32::try_from(count("balls", balls)?)
         .map_err(|_| diag_err(format!("balls must be at most {}, got {balls}", u32::MAX)))?;
@@ -142,7 +142,7 @@ fn parse_foundation(foundation: &str) -> PyResult<Foundation> {
 #[pyfunction]
 #[pyo3(signature = (velocity_rms_mm_s, group = 2, foundation = "rigid"))]
 fn iso20816_zone(
-    velocity_rms_mm_s: f64,
+    #[pyo3(from_py_with = args::float)] velocity_rms_mm_s: f64,
     #[pyo3(from_py_with = args::int)] group: i64,
     foundation: &str,
 ) -> PyResult<String> {
@@ -267,22 +267,22 @@ impl EnvelopeAnalyzer {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        sample_rate: f64,
-        rpm: f64,
+        #[pyo3(from_py_with = args::float)] sample_rate: f64,
+        #[pyo3(from_py_with = args::float)] rpm: f64,
         bearing: Option<&str>,
         orders: Option<&Bound<'_, PyDict>>,
         band: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = args::int)] frame: i64,
         #[pyo3(from_py_with = args::int)] average: i64,
         #[pyo3(from_py_with = args::int)] reselect_every: i64,
-        hysteresis: f64,
+        #[pyo3(from_py_with = args::float)] hysteresis: f64,
         #[pyo3(from_py_with = args::int)] harmonics: i64,
-        tolerance: f64,
-        harmonic_threshold_db: f64,
-        fault_threshold_db: f64,
+        #[pyo3(from_py_with = args::float)] tolerance: f64,
+        #[pyo3(from_py_with = args::float)] harmonic_threshold_db: f64,
+        #[pyo3(from_py_with = args::float)] fault_threshold_db: f64,
         #[pyo3(from_py_with = args::int)] min_harmonics: i64,
-        min_band_kurtosis: f64,
-        strong_fault_db: f64,
+        #[pyo3(from_py_with = args::float)] min_band_kurtosis: f64,
+        #[pyo3(from_py_with = args::float)] strong_fault_db: f64,
     ) -> PyResult<Self> {
         let fault_orders = match (bearing, orders) {
             (Some(_), Some(_)) => {
@@ -353,7 +353,7 @@ impl EnvelopeAnalyzer {
         &self,
         py: Python<'py>,
         samples_in: &Bound<'py, PyAny>,
-        rpm: Option<f64>,
+        #[pyo3(from_py_with = args::opt_float)] rpm: Option<f64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let x = arrays::float64_1d(samples_in, "samples_in", signal)?;
         let x = x.try_readonly()?;
@@ -656,14 +656,14 @@ impl RuleEngine {
         py: Python<'_>,
         name: &str,
         feature: &str,
-        raise_level: f64,
-        clear_level: Option<f64>,
+        #[pyo3(from_py_with = args::float)] raise_level: f64,
+        #[pyo3(from_py_with = args::opt_float)] clear_level: Option<f64>,
         above: bool,
         severity: &str,
         #[pyo3(from_py_with = args::int)] raise_frames: i64,
-        raise_seconds: f64,
+        #[pyo3(from_py_with = args::float)] raise_seconds: f64,
         #[pyo3(from_py_with = args::int)] clear_frames: i64,
-        clear_seconds: f64,
+        #[pyo3(from_py_with = args::float)] clear_seconds: f64,
     ) -> PyResult<()> {
         let condition = Condition::Threshold {
             feature: feature.to_string(),
@@ -695,14 +695,14 @@ impl RuleEngine {
         name: &str,
         feature: &str,
         #[pyo3(from_py_with = args::int)] learn_frames: i64,
-        learn_seconds: f64,
-        z_raise: f64,
-        z_clear: f64,
+        #[pyo3(from_py_with = args::float)] learn_seconds: f64,
+        #[pyo3(from_py_with = args::float)] z_raise: f64,
+        #[pyo3(from_py_with = args::float)] z_clear: f64,
         severity: &str,
         #[pyo3(from_py_with = args::int)] raise_frames: i64,
-        raise_seconds: f64,
+        #[pyo3(from_py_with = args::float)] raise_seconds: f64,
         #[pyo3(from_py_with = args::int)] clear_frames: i64,
-        clear_seconds: f64,
+        #[pyo3(from_py_with = args::float)] clear_seconds: f64,
     ) -> PyResult<()> {
         let condition = Condition::Baseline {
             feature: feature.to_string(),
@@ -736,9 +736,9 @@ impl RuleEngine {
         raise_zone: &str,
         severity: &str,
         #[pyo3(from_py_with = args::int)] raise_frames: i64,
-        raise_seconds: f64,
+        #[pyo3(from_py_with = args::float)] raise_seconds: f64,
         #[pyo3(from_py_with = args::int)] clear_frames: i64,
-        clear_seconds: f64,
+        #[pyo3(from_py_with = args::float)] clear_seconds: f64,
     ) -> PyResult<()> {
         let condition = Condition::ZoneChange {
             feature: feature.to_string(),
@@ -768,17 +768,17 @@ impl RuleEngine {
         &self,
         py: Python<'_>,
         name: &str,
-        k_db: f64,
-        clear_db: Option<f64>,
+        #[pyo3(from_py_with = args::float)] k_db: f64,
+        #[pyo3(from_py_with = args::opt_float)] clear_db: Option<f64>,
         #[pyo3(from_py_with = args::int)] min_harmonics: i64,
         faults: Vec<String>,
         gate_feature: Option<String>,
-        gate_min: f64,
+        #[pyo3(from_py_with = args::float)] gate_min: f64,
         severity: &str,
         #[pyo3(from_py_with = args::int)] raise_frames: i64,
-        raise_seconds: f64,
+        #[pyo3(from_py_with = args::float)] raise_seconds: f64,
         #[pyo3(from_py_with = args::int)] clear_frames: i64,
-        clear_seconds: f64,
+        #[pyo3(from_py_with = args::float)] clear_seconds: f64,
     ) -> PyResult<()> {
         let condition = Condition::BearingFault {
             faults,

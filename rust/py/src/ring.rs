@@ -117,10 +117,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn positive(name: &str, value: i64) -> PyResult<usize> {
-    usize::try_from(value)
-        .ok()
-        .filter(|&v| v > 0)
-        .ok_or_else(|| SignalError::new_err(format!("{name} must be at least 1, got {value}")))
+    let make = |message: String| SignalError::new_err(message);
+    match value {
+        i64::MIN => Err(make(format!(
+            "{name} must be at least 1, got an int below -2**63"
+        ))),
+        v if v < 1 => Err(make(format!("{name} must be at least 1, got {v}"))),
+        v => args::count(name, v, make),
+    }
 }
 
 /// A count or index argument: any Python int in 0..2**64, else a SignalError naming it
@@ -252,7 +256,7 @@ impl SampleRing {
         py: Python<'_>,
         #[pyo3(from_py_with = args::int)] channels: i64,
         #[pyo3(from_py_with = args::int)] capacity: i64,
-        sample_rate: f64,
+        #[pyo3(from_py_with = args::float)] sample_rate: f64,
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let channels = positive("channels", channels)?;
@@ -297,7 +301,7 @@ impl SampleRing {
     fn push(
         &self,
         block: &Bound<'_, PyAny>,
-        t0: Option<f64>,
+        #[pyo3(from_py_with = args::opt_float)] t0: Option<f64>,
         gap: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let gap = gap

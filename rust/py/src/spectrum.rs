@@ -198,7 +198,7 @@ impl PySpectrumAnalyzer {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        sample_rate: f64,
+        #[pyo3(from_py_with = args::float)] sample_rate: f64,
         #[pyo3(from_py_with = args::int)] frame: i64,
         #[pyo3(from_py_with = args::opt_int)] hop: Option<i64>,
         window: &str,
@@ -209,7 +209,7 @@ impl PySpectrumAnalyzer {
         detrend: Option<Bound<'_, PyAny>>,
         velocity_band: Option<Bound<'_, PyAny>>,
         accel_units: &str,
-        t0: f64,
+        #[pyo3(from_py_with = args::float)] t0: f64,
         dtype: Option<&str>,
     ) -> PyResult<Self> {
         let precision = match dtype {
@@ -638,7 +638,7 @@ impl FeatureFrames {
 fn velocity_rms(
     py: Python<'_>,
     accel: &Bound<'_, PyAny>,
-    sample_rate: f64,
+    #[pyo3(from_py_with = args::float)] sample_rate: f64,
     band: Option<Bound<'_, PyAny>>,
     units: &str,
 ) -> PyResult<f64> {

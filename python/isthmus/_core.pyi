@@ -188,7 +188,8 @@ class SampleRing:
     readers at once; copies run with the GIL released.
 
     Raises :class:`isthmus.SignalError` if ``channels`` or ``capacity`` < 1, ``sample_rate`` is
-    not a finite number > 0, or ``dtype`` is not float32/float64.
+    not a finite number > 0, ``dtype`` is not float32/float64, or the ring does not fit in
+    memory.
     """
 
     def __new__(

@@ -116,6 +116,28 @@ fn block_length(shape: &[usize], channels: usize) -> PyResult<usize> {
     }
 }
 
+/// The block as an aligned, C-ordered, native array of a type the core reads directly (the
+/// block itself when it already is one); any other dtype or byte order converted once to
+/// float64. Runs before the analyzer's lock is taken, as numpy may run Python code.
+fn prepare<'py>(array: &Bound<'py, PyUntypedArray>) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let dtype = array.dtype();
+    let native = dtype.is_native_byteorder().unwrap_or(true);
+    let any = array.as_any();
+    let ready = match (native, dtype.kind(), dtype.itemsize()) {
+        (true, b'f', 4) => arrays::c_array::<f32>(any)?.into_any(),
+        (true, b'i', 2) => arrays::c_array::<i16>(any)?.into_any(),
+        (true, b'i', 4) => arrays::c_array::<i32>(any)?.into_any(),
+        (true, b'u', 2) => arrays::c_array::<u16>(any)?.into_any(),
+        (true, b'u', 4) => arrays::c_array::<u32>(any)?.into_any(),
+        (_, b'i', 1) => arrays::c_array::<i8>(any)?.into_any(),
+        (_, b'u', 1) => arrays::c_array::<u8>(any)?.into_any(),
+        // float64, and int64, uint64, float16, bool or byte-swapped converted to it
+        _ => arrays::c_array::<f64>(any)?.into_any(),
+    };
+    Ok(ready.cast_into::<PyUntypedArray>()?)
+}
+
+/// Feeds a block [`prepare`] returned, whose dtype is exactly `T`.
 fn feed_typed<T>(
     py: Python<'_>,
     analyzer: &mut CoreAnalyzer,
@@ -137,10 +159,7 @@ where
             return analyzer.feed(data, samples, out).map_err(signal_error);
         }
     }
-    // Zero-copy for an aligned C-ordered array; anything else (Fortran order, whose memory
-    // interleaves the channels, strided views, odd addresses) is copied by numpy first.
-    let contiguous = arrays::c_array::<T>(typed.as_any())?;
-    let readonly = contiguous.try_readonly()?;
+    let readonly = typed.try_readonly()?;
     let data = arrays::slice(&readonly)?;
     let result = if heavy {
         py.detach(|| analyzer.feed(data, samples, out))
@@ -272,40 +291,33 @@ impl PySpectrumAnalyzer {
     /// Feeds a block `(n,)` or `(channels, n)`; returns the features of completed frames.
     fn feed(&self, py: Python<'_>, samples: &Bound<'_, PyAny>) -> PyResult<Py<FeatureFrames>> {
         // Python-side conversions first: they may run arbitrary code (a sequence's
-        // __getitem__), which must not run under the lock.
-        let array = as_numeric_array(samples)?;
+        // __getitem__, numpy's copy of a subclass), which must not run under the lock.
+        let given = as_numeric_array(samples)?;
+        // As numpy and scipy do: float32 data is analysed in float32, the rest in float64.
+        let follows = match (given.dtype().kind(), given.dtype().itemsize()) {
+            (b'f', 4) => Precision::Float32,
+            _ => Precision::Float64,
+        };
+        let array = prepare(&given)?;
         let mut state = self.state(py);
         let state = &mut *state;
         let n = block_length(array.shape(), state.inner.config().channels)?;
         let mut out = state.inner.empty_batch();
-        let dtype = array.dtype();
-        let native = dtype.is_native_byteorder().unwrap_or(true);
         if state.precision_follows_input && state.inner.samples() == 0 {
-            // As numpy and scipy do: float32 data is analysed in float32, the rest in float64.
-            let precision = match (dtype.kind(), dtype.itemsize()) {
-                (b'f', 4) => Precision::Float32,
-                _ => Precision::Float64,
-            };
-            state.inner.set_precision(precision).map_err(signal_error)?;
+            state.inner.set_precision(follows).map_err(signal_error)?;
         }
         let inner = &mut state.inner;
-        match (native, dtype.kind(), dtype.itemsize()) {
-            (true, b'f', 8) => feed_typed::<f64>(py, inner, &array, n, &mut out)?,
-            (true, b'f', 4) => feed_typed::<f32>(py, inner, &array, n, &mut out)?,
-            (true, b'i', 2) => feed_typed::<i16>(py, inner, &array, n, &mut out)?,
-            (true, b'i', 4) => feed_typed::<i32>(py, inner, &array, n, &mut out)?,
-            (true, b'u', 2) => feed_typed::<u16>(py, inner, &array, n, &mut out)?,
-            (true, b'u', 4) => feed_typed::<u32>(py, inner, &array, n, &mut out)?,
-            (_, b'i', 1) => feed_typed::<i8>(py, inner, &array, n, &mut out)?,
-            (_, b'u', 1) => feed_typed::<u8>(py, inner, &array, n, &mut out)?,
-            _ => {
-                // int64, uint64, float16, bool, byte-swapped: convert once to float64.
-                let np = py.import("numpy")?;
-                let as_f64 = np
-                    .call_method1("asarray", (&array, np.getattr("float64")?))?
-                    .cast_into::<PyUntypedArray>()?;
-                feed_typed::<f64>(py, inner, &as_f64, n, &mut out)?;
-            }
+        let dtype = array.dtype();
+        match (dtype.kind(), dtype.itemsize()) {
+            (b'f', 4) => feed_typed::<f32>(py, inner, &array, n, &mut out)?,
+            (b'i', 2) => feed_typed::<i16>(py, inner, &array, n, &mut out)?,
+            (b'i', 4) => feed_typed::<i32>(py, inner, &array, n, &mut out)?,
+            (b'u', 2) => feed_typed::<u16>(py, inner, &array, n, &mut out)?,
+            (b'u', 4) => feed_typed::<u32>(py, inner, &array, n, &mut out)?,
+            (b'i', 1) => feed_typed::<i8>(py, inner, &array, n, &mut out)?,
+            (b'u', 1) => feed_typed::<u8>(py, inner, &array, n, &mut out)?,
+            (b'f', 8) => feed_typed::<f64>(py, inner, &array, n, &mut out)?,
+            _ => return Err(signal(format!("internal: unexpected dtype {dtype}"))),
         }
         if out.is_empty() {
             return Ok(self.empty.clone_ref(py));

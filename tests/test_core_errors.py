@@ -116,6 +116,8 @@ OOM_CHILD = textwrap.dedent(
     frames = np.zeros((1_000_000, 64), np.uint16)  # 16 columns x 1e6 float64 = 128 MB
     huge = np.broadcast_to(np.float64(1.0), (10**10,))  # 80 GB once copied
     decimator = isthmus.Decimator(2)
+    long_block = np.zeros(12_000_000)  # 96 MB: the decimator must not copy it whole
+    decimator8 = isthmus.Decimator(8)
     resource.setrlimit(resource.RLIMIT_AS, (vm_bytes() + 64 * 2**20,) * 2)
 
     calls = {
@@ -126,6 +128,7 @@ OOM_CHILD = textwrap.dedent(
         "DecodePlan.decode_many": lambda: plan.decode_many(frames),
         "SpectrumAnalyzer.feed broadcast": lambda: analyzer.feed(huge),
         "Decimator.process broadcast": lambda: decimator.process(huge),
+        "Decimator.process 96 MB": lambda: decimator8.process(long_block),
         "velocity_rms broadcast": lambda: isthmus.velocity_rms(huge, 1000.0),
         # Construction refuses what cannot fit with the module's error, before allocating.
         "SampleRing 1e8": lambda: isthmus.SampleRing(1, 10**8, 1000.0),
@@ -161,6 +164,7 @@ def test_out_of_memory_is_a_memory_error_not_an_abort() -> None:
         "DecodePlan.decode_many": "MemoryError",
         "SpectrumAnalyzer.feed broadcast": "MemoryError",
         "Decimator.process broadcast": "MemoryError",
+        "Decimator.process 96 MB": "ok",
         "velocity_rms broadcast": "MemoryError",
         "SampleRing 1e8": "SignalError",
         "SpectrumAnalyzer frame 2**24": "SignalError",

@@ -165,6 +165,9 @@ fn iso20816_boundaries(
     Ok((b[0], b[1], b[2]))
 }
 
+/// Samples handed to the core decimator per call.
+const DECIMATE_PIECE: usize = 1 << 16;
+
 /// Streaming anti-aliased decimator (Kaiser FIR low-pass, then every `factor`-th sample).
 /// Thread contract: calls from several threads are serialised by a lock.
 #[pyclass(module = "isthmus._core", frozen)]
@@ -190,9 +193,21 @@ impl Decimator {
         let x = arrays::float64_1d(samples_in, "samples_in", signal)?;
         let x = x.try_readonly()?;
         let x = arrays::slice(&x)?;
+        // The output (at most one sample per `factor`, plus one) is reserved fallibly, and
+        // the core, which copies its input behind the filter history, gets bounded pieces:
+        // a long block never needs a second full copy (the output is chunk-independent).
         let mut inner = lock(py, &self.inner);
         let inner = &mut *inner;
-        Ok(py.detach(|| inner.process(x)).into_pyarray(py))
+        let room = x.len() / inner.factor() + 1;
+        let mut out = Vec::new();
+        out.try_reserve_exact(room)
+            .map_err(|_| arrays::memory_error(format!("cannot allocate {room} output samples")))?;
+        py.detach(|| {
+            for piece in x.chunks(DECIMATE_PIECE) {
+                out.extend(inner.process(piece));
+            }
+        });
+        Ok(out.into_pyarray(py))
     }
 
     #[getter]

@@ -3,12 +3,13 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help system-deps build dev test pytest cargo-test lint fmt bench bench-quick arm arm-armv7 arm-wheel demo clean
+.PHONY: help system-deps build dev test pytest cargo-test test-debug-build lint fmt bench bench-quick arm arm-armv7 arm-wheel demo clean
 
 help:
 	@echo "make build       build the extension (release) and install isthmus editable"
 	@echo "make test        install what the tests need (mosquitto, test extras) and run them all"
 	@echo "make cargo-test  unit tests of the Python-free Rust core"
+	@echo "make test-debug-build  binding tests against a debug build (catches misaligned slices)"
 	@echo "make lint        rustfmt, clippy -D warnings, ruff, mypy --strict, stubtest"
 	@echo "make bench       benchmarks against their baselines (slow, precise)"
 	@echo "make bench-quick the same, a few rounds each (what CI runs)"
@@ -39,6 +40,12 @@ pytest:
 
 cargo-test:
 	cargo test -p isthmus-core
+
+# The array and error-path binding tests against a dev-profile build of the extension,
+# installed into its own venv under target/ (debug assertions abort on undefined behaviour
+# that a release build survives by luck). Runs after `make test` has installed the deps.
+test-debug-build:
+	PYTHON=$(PYTHON) bash .ci/debug-bindings.sh
 
 lint:
 	cargo fmt --all -- --check

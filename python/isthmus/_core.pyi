@@ -92,6 +92,8 @@ class DecodePlan:
 
     Construction checks the tags as a set: duplicate names raise
     :class:`isthmus.TagError` naming the tag. An empty plan spans no registers.
+
+    Threads: immutable, so any number of threads may decode with one plan at once.
     """
 
     def __new__(cls, tags: Iterable[Tag]) -> DecodePlan: ...
@@ -186,7 +188,8 @@ class SampleRing:
     readers at once; copies run with the GIL released.
 
     Raises :class:`isthmus.SignalError` if ``channels`` or ``capacity`` < 1, ``sample_rate`` is
-    not a finite number > 0, or ``dtype`` is not float32/float64.
+    not a finite number > 0, ``dtype`` is not float32/float64, or the ring does not fit in
+    memory.
     """
 
     def __new__(
@@ -223,7 +226,8 @@ class SampleRing:
     def latest(self, n: int) -> npt.NDArray[np.float32 | np.float64]:
         """A copy of the newest ``n`` samples, shape ``(channels, n)``; gap slots hold NaN.
 
-        Raises :class:`isthmus.SignalError` if ``n`` exceeds the capacity or :attr:`written`.
+        Raises :class:`isthmus.SignalError` if ``n`` exceeds the capacity or :attr:`written`,
+        MemoryError if the copy does not fit in memory.
         """
     def time_of(self, index: int) -> float:
         """Time in seconds of sample ``index``.
@@ -265,7 +269,8 @@ class RingReader:
         Samples the reader was owed but that were overwritten (overrun) or fell into declared
         gaps are skipped and counted. A read stops at the start of a gap, so the returned
         samples are consecutive: sample ``k`` has index ``start_index + k``. Call again to
-        get what follows the gap. Raises :class:`isthmus.SignalError` if ``max_n`` < 0.
+        get what follows the gap. Raises :class:`isthmus.SignalError` if ``max_n`` < 0,
+        MemoryError (the cursor unmoved) if the copy does not fit in memory.
         """
     @property
     def position(self) -> int:
@@ -403,6 +408,11 @@ class SpectrumAnalyzer:
     float64. Later blocks are converted to that precision; after :meth:`reset` the next
     block decides again. ``"float32"`` or ``"float64"`` fixes it. Features, spectra and the
     PSD are float64 arrays either way.
+
+    Threads: any thread may call any method; calls on one analyzer are serialised by a lock
+    taken with the GIL released (frames are analysed without the GIL, so other Python threads
+    run meanwhile). Blocks fed from several threads form one stream, in the order the lock
+    was taken.
     """
 
     def __new__(
@@ -422,9 +432,11 @@ class SpectrumAnalyzer:
         dtype: Literal["float32", "float64"] | None = None,
     ) -> SpectrumAnalyzer: ...
     def feed(self, samples: npt.ArrayLike) -> FeatureFrames:
-        """Feed ``(n,)`` (one channel) or ``(channels, n)`` samples of any int or float dtype;
-        return the features of the frames this block completes (possibly none). The GIL is
-        released while frames are analysed. A wrong shape raises :class:`isthmus.SignalError`."""
+        """Feed ``(n,)`` (one channel) or ``(channels, n)`` samples of any int or float dtype
+        (any layout or byte order, or a sequence); return the features of the frames this block
+        completes (possibly none). The GIL is released while frames are analysed. A wrong shape
+        or dtype raises :class:`isthmus.SignalError`; features that do not fit in memory (a
+        long block with a small hop), MemoryError."""
     def spectrum(self) -> npt.NDArray[np.float64]:
         """Latest valid one-sided amplitude spectrum, (channels, bins): a sine of amplitude A
         on a bin reads A. NaN rows for channels without a valid frame yet."""
@@ -537,12 +549,17 @@ class Decimator:
     """Streaming anti-aliased decimator: Kaiser-window FIR low-pass (80 dB stop band from the
     output Nyquist frequency, pass band to 80 % of it), then every ``factor``-th sample.
 
-    Output does not depend on how the input is chunked.
+    Output does not depend on how the input is chunked. ``factor`` is 1..64
+    (:class:`isthmus.SignalError` otherwise).
+
+    Threads: calls from several threads are serialised by a lock (taken with the GIL
+    released); their blocks form one stream.
     """
 
     def __new__(cls, factor: int) -> Self: ...
-    def process(self, samples_in: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Feed samples, shape (n,); returns the output samples they complete."""
+    def process(self, samples_in: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Feed samples, shape (n,), any int or float dtype or a sequence; returns the output
+        samples they complete. Other input raises :class:`isthmus.SignalError`."""
     @property
     def factor(self) -> int: ...
     @property
@@ -572,7 +589,11 @@ class EnvelopeAnalyzer:
     ``strong_fault_db`` on its own.
 
     ``bearing`` is a catalogue name; or give ``orders={"bpfo", "bpfi", "bsf", "ftf"}``.
-    ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it.
+    ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it. Bad parameters
+    (negative counts included) raise :class:`isthmus.DiagnosticsError`.
+
+    Threads: calls from several threads are serialised by a lock (taken with the GIL
+    released); their blocks form one stream.
     """
 
     def __new__(
@@ -596,9 +617,10 @@ class EnvelopeAnalyzer:
         strong_fault_db: float = 20.0,
     ) -> Self: ...
     def feed(
-        self, samples_in: npt.NDArray[np.float64], rpm: float | None = None
+        self, samples_in: npt.ArrayLike, rpm: float | None = None
     ) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64] | npt.NDArray[np.int8]]:
-        """Feed samples (g), shape (n), any chunk size. Returns one array per feature with one
+        """Feed samples (g), shape (n), any chunk size, any int or float dtype or a sequence
+        (other input: :class:`isthmus.SignalError`). Returns one array per feature with one
         entry per frame completed by this chunk: ``start_index`` (int64), ``fault`` (int8:
         0 none, 1 outer race, 2 inner race, 3 ball), ``score_db``, ``frequency_hz``,
         ``band_lo_hz``, ``band_hi_hz``, ``band_kurtosis``, ``shaft_hz``,
@@ -664,7 +686,11 @@ class RuleEngine:
 
     Persistence: a transition needs ``*_frames`` consecutive frames and ``*_seconds`` since the
     first of them. Hysteresis: separate raise and clear levels. A steady condition raises once
-    and clears once.
+    and clears once. Bad rules and inputs (negative counts included) raise
+    :class:`isthmus.DiagnosticsError`.
+
+    Threads: calls from several threads are serialised by a lock (taken with the GIL
+    released); ``evaluate`` calls form one stream whose times must increase.
     """
 
     def __new__(cls, asset: str) -> Self: ...
@@ -740,9 +766,7 @@ class RuleEngine:
         ``min_harmonics``; clear below ``clear_db`` (default k_db - 3). The alert is raised only
         on frames whose ``gate_feature`` reaches ``gate_min`` (default: the analyzer's own
         ``fault`` verdict); clearing follows the scores."""
-    def evaluate(
-        self, times: npt.NDArray[np.float64], features: dict[str, npt.NDArray[Any]]
-    ) -> list[Alert]:
+    def evaluate(self, times: npt.ArrayLike, features: dict[str, Any]) -> list[Alert]:
         """Evaluate frames at ``times`` (s, increasing across calls) with numeric feature
         columns of the same length (e.g. the dict :meth:`EnvelopeAnalyzer.feed` returns);
         returns the raised/cleared events in order."""

@@ -56,6 +56,9 @@ pub enum RingError {
     LatestBeyondCapacity { requested: usize, capacity: usize },
     #[error("latest({requested}) exceeds the {written} samples written so far")]
     LatestBeyondWritten { requested: usize, written: u64 },
+    /// The copy a read or `latest` asked for does not fit in memory (bindings: MemoryError).
+    #[error("cannot allocate {channels} x {samples} samples for the copy: out of memory")]
+    OutOfMemory { channels: usize, samples: usize },
 }
 
 /// A sample type the ring can store: `f32` or `f64`. Gap slots hold NaN.
@@ -448,9 +451,16 @@ impl<T: Sample> SampleRing<T> {
     /// to `out` and advance the cursor. Samples returned by one read are
     /// consecutive: a read stops at the start of a gap, and the next read counts
     /// the gap in `lost_gap`.
-    pub fn read_into(&self, cursor: &mut ReaderCursor, max_n: usize, out: &mut Vec<T>) -> ReadInfo {
+    ///
+    /// Fails only when `out` cannot grow by the copy; the cursor then stays where it was.
+    pub fn read_into(
+        &self,
+        cursor: &mut ReaderCursor,
+        max_n: usize,
+        out: &mut Vec<T>,
+    ) -> Result<ReadInfo, RingError> {
         let (info, gaps_at_start) = self.plan_read(cursor, max_n);
-        out.reserve(info.len * self.channels);
+        self.reserve_copy(out, info.len)?;
         for c in 0..self.channels {
             self.copy_channel(c, info.start_index, info.len, out);
         }
@@ -459,7 +469,17 @@ impl<T: Sample> SampleRing<T> {
         cursor.total_read += info.len as u64;
         cursor.total_lost_overrun += info.lost_overrun;
         cursor.total_lost_gap += info.lost_gap;
-        info
+        Ok(info)
+    }
+
+    /// Room in `out` for `samples` per channel, without aborting when memory runs out.
+    fn reserve_copy(&self, out: &mut Vec<T>, samples: usize) -> Result<(), RingError> {
+        let oom = || RingError::OutOfMemory {
+            channels: self.channels,
+            samples,
+        };
+        let values = samples.checked_mul(self.channels).ok_or_else(oom)?;
+        out.try_reserve_exact(values).map_err(|_| oom())
     }
 
     /// Append samples `start..start + len` of channel `c` (all in the ring) to `out`.
@@ -486,7 +506,7 @@ impl<T: Sample> SampleRing<T> {
                 written: self.written,
             });
         }
-        out.reserve(n * self.channels);
+        self.reserve_copy(out, n)?;
         let start = self.written - n as u64;
         for c in 0..self.channels {
             self.copy_channel(c, start, n, out);
@@ -514,7 +534,7 @@ mod tests {
 
     fn read_all(ring: &SampleRing<f64>, cur: &mut ReaderCursor) -> (ReadInfo, Vec<f64>) {
         let mut out = Vec::new();
-        let info = ring.read_into(cur, usize::MAX, &mut out);
+        let info = ring.read_into(cur, usize::MAX, &mut out).unwrap();
         (info, out)
     }
 
@@ -582,11 +602,11 @@ mod tests {
         let mut cur = ring.cursor_at_end();
         ring.push(&ramp(0, 10), 10, None, 0).unwrap();
         let mut out = Vec::new();
-        let info = ring.read_into(&mut cur, 4, &mut out);
+        let info = ring.read_into(&mut cur, 4, &mut out).unwrap();
         assert_eq!((info.start_index, info.len), (0, 4));
         assert_eq!(ring.available(&cur), 6);
         out.clear();
-        let info = ring.read_into(&mut cur, 100, &mut out);
+        let info = ring.read_into(&mut cur, 100, &mut out).unwrap();
         assert_eq!((info.start_index, info.len), (4, 6));
         assert_eq!(out, ramp(4, 6));
     }
@@ -792,7 +812,8 @@ mod tests {
             let t0 = ring.time_of(ring.written()) + late;
             ring.push(&block, 8, Some(t0), 0).unwrap();
             if k % 7 == 0 {
-                ring.read_into(&mut cur, usize::MAX, &mut Vec::new());
+                ring.read_into(&mut cur, usize::MAX, &mut Vec::new())
+                    .unwrap();
             }
         }
         assert!(
@@ -801,12 +822,39 @@ mod tests {
             ring.anchors.len()
         );
         assert!(ring.gaps.len() <= 4, "{} gap spans kept", ring.gaps.len());
-        ring.read_into(&mut cur, usize::MAX, &mut Vec::new());
+        ring.read_into(&mut cur, usize::MAX, &mut Vec::new())
+            .unwrap();
         while ring.available(&cur) > 0 {
-            ring.read_into(&mut cur, usize::MAX, &mut Vec::new());
+            ring.read_into(&mut cur, usize::MAX, &mut Vec::new())
+                .unwrap();
         }
         assert_eq!(ring.total_gap(), 5 * 3333); // k = 0 anchors the time base: no gap
         let owed = cur.total_read + cur.total_lost_overrun + cur.total_lost_gap;
         assert_eq!(owed, ring.written());
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_too_large_for_memory_is_an_error_and_leaves_the_cursor() {
+        // Room for usize::MAX / 2 samples per channel cannot exist: the reservation fails
+        // cleanly where an infallible one would abort the process.
+        let mut ring = SampleRing::<f64>::new(3, 8, 1.0).unwrap();
+        let mut cur = ring.cursor_at_oldest();
+        ring.push(&[0.0; 24], 8, None, 0).unwrap();
+        let mut out: Vec<f64> = Vec::new();
+        assert_eq!(
+            ring.reserve_copy(&mut out, usize::MAX / 2),
+            Err(RingError::OutOfMemory {
+                channels: 3,
+                samples: usize::MAX / 2
+            })
+        );
+        let info = ring.read_into(&mut cur, 5, &mut out).unwrap();
+        assert_eq!((info.start_index, info.len, out.len()), (0, 5, 15));
+        assert_eq!(cur.position(), 5);
     }
 }

@@ -85,6 +85,10 @@ pub enum SpectrumError {
         frame: usize,
         average: usize,
     },
+    /// The features of the frames one block completes do not fit in memory
+    /// (bindings: MemoryError).
+    #[error("cannot allocate the features of {frames} frames: out of memory")]
+    OutOfMemory { frames: usize },
     #[error("expected {expected} channel(s), got {got}")]
     ChannelCount { expected: usize, got: usize },
     #[error("sample block of {len} values does not split into {channels} channel(s)")]

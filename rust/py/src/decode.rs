@@ -9,14 +9,16 @@
 use isthmus_core::decode as core;
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1,
-    PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods,
+    PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple,
 };
 
+use crate::args;
+use crate::arrays;
 use crate::errors;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -33,6 +35,22 @@ fn tag_error(e: impl std::fmt::Display) -> PyErr {
 
 fn decode_error(e: impl std::fmt::Display) -> PyErr {
     errors::DecodeError::new_err(e.to_string())
+}
+
+/// A plan's decode error; running out of memory is a MemoryError.
+fn plan_error(e: core::DecodeError) -> PyErr {
+    match e {
+        core::DecodeError::OutOfMemory { .. } => arrays::memory_error(e),
+        e => decode_error(e),
+    }
+}
+
+/// An array decode/encode error; running out of memory is a MemoryError.
+fn array_error(e: core::ArrayError) -> PyErr {
+    match e {
+        core::ArrayError::OutOfMemory { .. } => arrays::memory_error(e),
+        e => decode_error(e),
+    }
 }
 
 /// rust-numpy refuses to share an array another Rust borrow is writing to; say so
@@ -70,8 +88,8 @@ impl Tag {
         address: &Bound<'_, PyAny>,
         dtype: &str,
         order: &str,
-        scale: f64,
-        offset: f64,
+        #[pyo3(from_py_with = args::float)] scale: f64,
+        #[pyo3(from_py_with = args::float)] offset: f64,
         bit: Option<&Bound<'_, PyAny>>,
         length: Option<&Bound<'_, PyAny>>,
         unit: Option<&str>,
@@ -200,7 +218,7 @@ enum Registers<'py> {
 impl Registers<'_> {
     fn block(&self) -> PyResult<core::RegisterBlock<'_>> {
         Ok(match self {
-            Registers::Borrowed(a) => core::RegisterBlock::Values(a.as_slice()?),
+            Registers::Borrowed(a) => core::RegisterBlock::Values(arrays::slice(a)?),
             Registers::Owned(v) => core::RegisterBlock::Values(v),
             Registers::Wire(b) => core::RegisterBlock::Wire(b.as_bytes()),
         })
@@ -268,12 +286,11 @@ fn list_registers(list: &Bound<'_, PyList>) -> PyResult<Vec<u16>> {
     Ok(out)
 }
 
-/// Any numpy integer array as contiguous uint16, after checking the range.
+/// Any numpy integer array as aligned C-ordered uint16, after checking the range.
 fn checked_u16_array<'py>(
     arr: &Bound<'py, PyUntypedArray>,
     ndim: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = arr.py();
     if arr.ndim() != ndim {
         return Err(decode_error(format!(
             "registers must be a {ndim}-D array, got {} dimensions",
@@ -297,8 +314,7 @@ fn checked_u16_array<'py>(
             )));
         }
     }
-    let numpy = py.import("numpy")?;
-    numpy.call_method1("ascontiguousarray", (arr, numpy.getattr("uint16")?))
+    Ok(arrays::c_array::<u16>(arr.as_any())?.into_any())
 }
 
 /// Converts any accepted register input (see the module docs).
@@ -325,11 +341,10 @@ fn registers<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Registers<'py>> {
         return Ok(Registers::Owned(out));
     }
     if let Ok(arr) = obj.cast::<PyArray1<u16>>() {
-        let ro = arr.try_readonly().map_err(busy)?;
-        if ro.is_contiguous() {
-            return Ok(Registers::Borrowed(ro));
-        }
-        return Ok(Registers::Owned(ro.as_array().iter().copied().collect()));
+        // Zero-copy when aligned and C-ordered; numpy copies strided or misaligned views.
+        let arr = arrays::c_array::<u16>(arr.as_any())?;
+        let arr = arr.cast::<PyArray1<u16>>()?;
+        return Ok(Registers::Borrowed(arr.try_readonly().map_err(busy)?));
     }
     if let Ok(arr) = obj.cast::<PyUntypedArray>() {
         let converted = checked_u16_array(arr, 1)?;
@@ -519,7 +534,7 @@ impl DecodePlan {
         let regs = self::registers(registers)?;
         let owned;
         let values: &[u16] = match &regs {
-            Registers::Borrowed(a) => a.as_slice()?,
+            Registers::Borrowed(a) => arrays::slice(a)?,
             Registers::Owned(v) => v,
             Registers::Wire(b) => {
                 owned = wire_to_values(b.as_bytes())?;
@@ -534,7 +549,7 @@ impl DecodePlan {
                     failure.get_or_insert(e);
                 }
             })
-            .map_err(decode_error)?;
+            .map_err(plan_error)?;
         match failure {
             Some(e) => Err(e),
             None => Ok(dict),
@@ -554,30 +569,26 @@ impl DecodePlan {
             Ok(a) => a,
             Err(_) => {
                 let numpy = py.import("numpy")?;
-                let arr = numpy
-                    .call_method1("asarray", (frames,))
-                    .map_err(|e| decode_error(format!("frames are not an array: {e}")))?;
+                let arr = numpy.call_method1("asarray", (frames,)).map_err(|e| {
+                    arrays::map_conversion(e, py, |e| {
+                        decode_error(format!("frames are not an array: {e}"))
+                    })
+                })?;
                 let arr = arr.cast::<PyUntypedArray>()?;
                 converted = checked_u16_array(arr, 2)?;
                 converted.cast::<PyArray2<u16>>()?
             }
         };
-        let ro: PyReadonlyArray2<'_, u16> = array.try_readonly().map_err(busy)?;
-        let columns = ro.shape()[1];
-        let owned;
-        // Row-major data is used in place; Fortran order or strided views are copied
-        // (as_slice alone would also hand out a Fortran-ordered buffer).
-        let data: &[u16] = match ro.as_slice() {
-            Ok(s) if ro.is_c_contiguous() => s,
-            _ => {
-                owned = ro.as_array().iter().copied().collect::<Vec<u16>>();
-                &owned
-            }
-        };
+        let columns = array.shape()[1];
+        // Row-major aligned data is used in place; Fortran order, strided or misaligned
+        // views are copied by numpy (as_slice alone would also hand out a Fortran buffer).
+        let contiguous = arrays::c_array::<u16>(array.as_any())?;
+        let ro = contiguous.try_readonly().map_err(busy)?;
+        let data: &[u16] = arrays::slice(&ro)?;
         let plan = &self.plan;
         let decoded = py
             .detach(|| plan.decode_many(data, columns, base))
-            .map_err(decode_error)?;
+            .map_err(plan_error)?;
         let dict = PyDict::new(py);
         for (name, column) in self.names.iter().zip(decoded) {
             dict.set_item(name.bind(py), column_to_py(py, column))?;
@@ -590,6 +601,12 @@ impl DecodePlan {
         py: Python<'py>,
         values: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<u16>>> {
+        if values.cast::<PyMapping>().is_err() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "encode takes a mapping of tag name to value, got {}",
+                values.get_type()
+            )));
+        }
         let mut given = Vec::with_capacity(self.tags.len());
         for (name, tag) in self.names.iter().zip(self.plan.tags()) {
             let item = match values.get_item(name.bind(py)) {
@@ -636,8 +653,8 @@ fn decode_array<'py>(
     registers: &Bound<'py, PyAny>,
     dtype: &str,
     order: &str,
-    scale: f64,
-    offset: f64,
+    #[pyo3(from_py_with = args::float)] scale: f64,
+    #[pyo3(from_py_with = args::float)] offset: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dtype = core::Dtype::parse(dtype).map_err(tag_error)?;
     let order = core::Order::parse(order).map_err(tag_error)?;
@@ -645,7 +662,7 @@ fn decode_array<'py>(
     let block = regs.block()?;
     let column = py
         .detach(|| core::decode_array(block, dtype, order, scale, offset))
-        .map_err(decode_error)?;
+        .map_err(array_error)?;
     Ok(column_to_py(py, column))
 }
 
@@ -661,9 +678,11 @@ fn encode_array<'py>(
     let dtype = core::Dtype::parse(dtype).map_err(tag_error)?;
     let order = core::Order::parse(order).map_err(tag_error)?;
     let numpy = py.import("numpy")?;
-    let arr = numpy
-        .call_method1("asarray", (values,))
-        .map_err(|e| decode_error(format!("values are not an array: {e}")))?;
+    let arr = numpy.call_method1("asarray", (values,)).map_err(|e| {
+        arrays::map_conversion(e, py, |e| {
+            decode_error(format!("values are not an array: {e}"))
+        })
+    })?;
     let arr = arr.cast::<PyUntypedArray>()?;
     if arr.ndim() != 1 {
         return Err(decode_error(format!(
@@ -671,10 +690,11 @@ fn encode_array<'py>(
             arr.ndim()
         )));
     }
-    let (target, kind) = match arr.dtype().kind() {
-        b'b' | b'i' => ("int64", 'i'),
-        b'u' => ("uint64", 'u'),
-        b'f' => ("float64", 'f'),
+    // Converted (by numpy, when not already aligned native C order) to the widest type.
+    let kind = match arr.dtype().kind() {
+        b'b' | b'i' => 'i',
+        b'u' => 'u',
+        b'f' => 'f',
         _ => {
             return Err(decode_error(format!(
                 "values must be numbers, got a {} array",
@@ -682,32 +702,25 @@ fn encode_array<'py>(
             )))
         }
     };
-    let contiguous = numpy.call_method1("ascontiguousarray", (arr, numpy.getattr(target)?))?;
     let result = match kind {
         'i' => {
-            let a = contiguous
-                .cast::<PyArray1<i64>>()?
-                .try_readonly()
-                .map_err(busy)?;
-            let s = a.as_slice()?;
+            let a = arrays::c_array::<i64>(arr.as_any())?;
+            let a = a.try_readonly().map_err(busy)?;
+            let s = arrays::slice(&a)?;
             py.detach(|| core::encode_array(core::Numbers::I64(s), dtype, order))
         }
         'u' => {
-            let a = contiguous
-                .cast::<PyArray1<u64>>()?
-                .try_readonly()
-                .map_err(busy)?;
-            let s = a.as_slice()?;
+            let a = arrays::c_array::<u64>(arr.as_any())?;
+            let a = a.try_readonly().map_err(busy)?;
+            let s = arrays::slice(&a)?;
             py.detach(|| core::encode_array(core::Numbers::U64(s), dtype, order))
         }
         _ => {
-            let a = contiguous
-                .cast::<PyArray1<f64>>()?
-                .try_readonly()
-                .map_err(busy)?;
-            let s = a.as_slice()?;
+            let a = arrays::c_array::<f64>(arr.as_any())?;
+            let a = a.try_readonly().map_err(busy)?;
+            let s = arrays::slice(&a)?;
             py.detach(|| core::encode_array(core::Numbers::F64(s), dtype, order))
         }
     };
-    Ok(result.map_err(decode_error)?.into_pyarray(py))
+    Ok(result.map_err(array_error)?.into_pyarray(py))
 }

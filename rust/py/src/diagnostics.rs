@@ -1,14 +1,19 @@
 //! Bindings for `isthmus_core::diagnostics`: bearing frequencies and catalogue, ISO 20816-3
 //! zones, the decimator, the streaming envelope analyzer and the rule/alert engine.
 
+use std::sync::{Mutex, MutexGuard};
+
+use crate::args;
+use crate::arrays;
 use crate::errors;
 use isthmus_core::diagnostics as core;
 use isthmus_core::diagnostics::{
     AlertState, BandChoice, BearingGeometry, Condition, DiagnosticsError, EnvelopeConfig,
     FaultKind, FaultOrders, Foundation, MachineGroup, RuleSpec,
 };
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 
 fn to_py(e: DiagnosticsError) -> PyErr {
@@ -19,11 +24,39 @@ fn signal_err(msg: impl Into<String>) -> PyErr {
     errors::SignalError::new_err(msg.into())
 }
 
-/// Copy a 1-D float array (any stride) into a Vec.
-fn samples(x: &PyReadonlyArray1<'_, f64>) -> Vec<f64> {
-    match x.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => x.as_array().iter().copied().collect(),
+fn diag_err(msg: String) -> PyErr {
+    errors::DiagnosticsError::new_err(msg)
+}
+
+fn signal(msg: String) -> PyErr {
+    errors::SignalError::new_err(msg)
+}
+
+/// A count argument for a diagnostics parameter (DiagnosticsError when negative).
+fn count(name: &str, value: i64) -> PyResult<usize> {
+    args::count(name, value, diag_err)
+}
+
+/// Lock a stateful object's state with the GIL released while waiting (no deadlock with a
+/// thread that holds the lock and waits for the GIL). Nothing panics while the lock is
+/// held, so a poisoned lock is taken as it is.
+fn lock<'a, T>(py: Python<'_>, mutex: &'a Mutex<T>) -> MutexGuard<'a, T> {
+    mutex
+        .lock_py_attached(py)
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A `(lo_hz, hi_hz)` pair, DiagnosticsError for anything else.
+fn parse_band(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
+    let pair: Vec<f64> = obj
+        .extract()
+        .map_err(|_| diag_err(format!("{what} must be a pair (lo_hz, hi_hz) of numbers")))?;
+    match pair.as_slice() {
+        &[lo, hi] => Ok((lo, hi)),
+        _ => Err(diag_err(format!(
+            "{what} must be a pair (lo_hz, hi_hz), got {} values",
+            pair.len()
+        ))),
     }
 }
 
@@ -40,11 +73,13 @@ fn orders_dict<'py>(py: Python<'py>, o: &FaultOrders) -> PyResult<Bound<'py, PyD
 #[pyo3(signature = (balls, ball_diameter, pitch_diameter, contact_angle_deg = 0.0))]
 fn bearing_frequencies<'py>(
     py: Python<'py>,
-    balls: u32,
-    ball_diameter: f64,
-    pitch_diameter: f64,
-    contact_angle_deg: f64,
+    #[pyo3(from_py_with = args::int)] balls: i64,
+    #[pyo3(from_py_with = args::float)] ball_diameter: f64,
+    #[pyo3(from_py_with = args::float)] pitch_diameter: f64,
+    #[pyo3(from_py_with = args::float)] contact_angle_deg: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let balls = u32::try_from(count("balls", balls)?)
+        .map_err(|_| diag_err(format!("balls must be at most {}, got {balls}", u32::MAX)))?;
     let g = BearingGeometry {
         balls,
         ball_diameter,
@@ -84,7 +119,7 @@ fn bearing_catalogue<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
-fn parse_group(group: u8) -> PyResult<MachineGroup> {
+fn parse_group(group: i64) -> PyResult<MachineGroup> {
     match group {
         1 => Ok(MachineGroup::Group1),
         2 => Ok(MachineGroup::Group2),
@@ -106,7 +141,11 @@ fn parse_foundation(foundation: &str) -> PyResult<Foundation> {
 
 #[pyfunction]
 #[pyo3(signature = (velocity_rms_mm_s, group = 2, foundation = "rigid"))]
-fn iso20816_zone(velocity_rms_mm_s: f64, group: u8, foundation: &str) -> PyResult<String> {
+fn iso20816_zone(
+    #[pyo3(from_py_with = args::float)] velocity_rms_mm_s: f64,
+    #[pyo3(from_py_with = args::int)] group: i64,
+    foundation: &str,
+) -> PyResult<String> {
     let z = core::iso20816_zone(
         velocity_rms_mm_s,
         parse_group(group)?,
@@ -118,49 +157,72 @@ fn iso20816_zone(velocity_rms_mm_s: f64, group: u8, foundation: &str) -> PyResul
 
 #[pyfunction]
 #[pyo3(signature = (group = 2, foundation = "rigid"))]
-fn iso20816_boundaries(group: u8, foundation: &str) -> PyResult<(f64, f64, f64)> {
+fn iso20816_boundaries(
+    #[pyo3(from_py_with = args::int)] group: i64,
+    foundation: &str,
+) -> PyResult<(f64, f64, f64)> {
     let b = core::zone_boundaries(parse_group(group)?, parse_foundation(foundation)?);
     Ok((b[0], b[1], b[2]))
 }
 
+/// Samples handed to the core decimator per call.
+const DECIMATE_PIECE: usize = 1 << 16;
+
 /// Streaming anti-aliased decimator (Kaiser FIR low-pass, then every `factor`-th sample).
-#[pyclass(module = "isthmus._core")]
+/// Thread contract: calls from several threads are serialised by a lock.
+#[pyclass(module = "isthmus._core", frozen)]
 struct Decimator {
-    inner: core::Decimator,
+    inner: Mutex<core::Decimator>,
 }
 
 #[pymethods]
 impl Decimator {
     #[new]
-    fn new(factor: usize) -> PyResult<Self> {
+    fn new(#[pyo3(from_py_with = args::int)] factor: i64) -> PyResult<Self> {
+        let factor = args::count("factor", factor, signal)?;
         Ok(Self {
-            inner: core::Decimator::new(factor).map_err(|e| signal_err(e.to_string()))?,
+            inner: Mutex::new(core::Decimator::new(factor).map_err(|e| signal_err(e.to_string()))?),
         })
     }
 
     fn process<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
-        samples_in: PyReadonlyArray1<'py, f64>,
-    ) -> Bound<'py, PyArray1<f64>> {
-        let x = samples(&samples_in);
-        let inner = &mut self.inner;
-        py.detach(|| inner.process(&x)).into_pyarray(py)
+        samples_in: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let x = arrays::float64_1d(samples_in, "samples_in", signal)?;
+        let x = x.try_readonly()?;
+        let x = arrays::slice(&x)?;
+        // The output (at most one sample per `factor`, plus one) is reserved fallibly, and
+        // the core, which copies its input behind the filter history, gets bounded pieces:
+        // a long block never needs a second full copy (the output is chunk-independent).
+        let mut inner = lock(py, &self.inner);
+        let inner = &mut *inner;
+        let room = x.len() / inner.factor() + 1;
+        let mut out = Vec::new();
+        out.try_reserve_exact(room)
+            .map_err(|_| arrays::memory_error(format!("cannot allocate {room} output samples")))?;
+        py.detach(|| {
+            for piece in x.chunks(DECIMATE_PIECE) {
+                out.extend(inner.process(piece));
+            }
+        });
+        Ok(out.into_pyarray(py))
     }
 
     #[getter]
-    fn factor(&self) -> usize {
-        self.inner.factor()
+    fn factor(&self, py: Python<'_>) -> usize {
+        lock(py, &self.inner).factor()
     }
 
     #[getter]
-    fn delay(&self) -> usize {
-        self.inner.delay()
+    fn delay(&self, py: Python<'_>) -> usize {
+        lock(py, &self.inner).delay()
     }
 
     #[getter]
     fn taps<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        self.inner.taps().to_vec().into_pyarray(py)
+        lock(py, &self.inner).taps().to_vec().into_pyarray(py)
     }
 }
 
@@ -203,9 +265,10 @@ fn fault_code(k: FaultKind) -> i8 {
 }
 
 /// Streaming squared-envelope analysis with bearing fault scores.
-#[pyclass(module = "isthmus._core")]
+/// Thread contract: calls from several threads are serialised by a lock.
+#[pyclass(module = "isthmus._core", frozen)]
 struct EnvelopeAnalyzer {
-    inner: core::EnvelopeAnalyzer,
+    inner: Mutex<core::EnvelopeAnalyzer>,
 }
 
 #[pymethods]
@@ -219,22 +282,22 @@ impl EnvelopeAnalyzer {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        sample_rate: f64,
-        rpm: f64,
+        #[pyo3(from_py_with = args::float)] sample_rate: f64,
+        #[pyo3(from_py_with = args::float)] rpm: f64,
         bearing: Option<&str>,
         orders: Option<&Bound<'_, PyDict>>,
-        band: Option<(f64, f64)>,
-        frame: usize,
-        average: usize,
-        reselect_every: usize,
-        hysteresis: f64,
-        harmonics: usize,
-        tolerance: f64,
-        harmonic_threshold_db: f64,
-        fault_threshold_db: f64,
-        min_harmonics: usize,
-        min_band_kurtosis: f64,
-        strong_fault_db: f64,
+        band: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = args::int)] frame: i64,
+        #[pyo3(from_py_with = args::int)] average: i64,
+        #[pyo3(from_py_with = args::int)] reselect_every: i64,
+        #[pyo3(from_py_with = args::float)] hysteresis: f64,
+        #[pyo3(from_py_with = args::int)] harmonics: i64,
+        #[pyo3(from_py_with = args::float)] tolerance: f64,
+        #[pyo3(from_py_with = args::float)] harmonic_threshold_db: f64,
+        #[pyo3(from_py_with = args::float)] fault_threshold_db: f64,
+        #[pyo3(from_py_with = args::int)] min_harmonics: i64,
+        #[pyo3(from_py_with = args::float)] min_band_kurtosis: f64,
+        #[pyo3(from_py_with = args::float)] strong_fault_db: f64,
     ) -> PyResult<Self> {
         let fault_orders = match (bearing, orders) {
             (Some(_), Some(_)) => {
@@ -253,7 +316,8 @@ impl EnvelopeAnalyzer {
                         .ok_or_else(|| {
                             errors::DiagnosticsError::new_err(format!("orders needs key {k:?}"))
                         })?
-                        .extract()?;
+                        .extract()
+                        .map_err(|_| diag_err(format!("orders[{k:?}] must be a number")))?;
                     if !(v.is_finite() && v > 0.0) {
                         return Err(errors::DiagnosticsError::new_err(format!(
                             "orders[{k:?}] must be positive, got {v}"
@@ -275,41 +339,47 @@ impl EnvelopeAnalyzer {
             }
         };
         let mut cfg = EnvelopeConfig::new(sample_rate, fault_orders, rpm / 60.0);
-        cfg.frame = frame;
-        cfg.band = match band {
-            Some((lo, hi)) => BandChoice::Fixed { lo, hi },
+        cfg.frame = count("frame", frame)?;
+        cfg.band = match band.filter(|b| !b.is_none()) {
+            Some(b) => {
+                let (lo, hi) = parse_band("band", b)?;
+                BandChoice::Fixed { lo, hi }
+            }
             None => BandChoice::SpectralKurtosis,
         };
-        cfg.average = average;
-        cfg.reselect_every = reselect_every;
+        cfg.average = count("average", average)?;
+        cfg.reselect_every = count("reselect_every", reselect_every)?;
         cfg.hysteresis = hysteresis;
-        cfg.harmonics = harmonics;
+        cfg.harmonics = count("harmonics", harmonics)?;
         cfg.tolerance = tolerance;
         cfg.harmonic_threshold_db = harmonic_threshold_db;
         cfg.fault_threshold_db = fault_threshold_db;
-        cfg.min_harmonics = min_harmonics;
+        cfg.min_harmonics = count("min_harmonics", min_harmonics)?;
         cfg.min_band_kurtosis = min_band_kurtosis;
         cfg.strong_fault_db = strong_fault_db;
         Ok(Self {
-            inner: core::EnvelopeAnalyzer::new(cfg).map_err(to_py)?,
+            inner: Mutex::new(core::EnvelopeAnalyzer::new(cfg).map_err(to_py)?),
         })
     }
 
     /// Feed samples (g); returns one column per feature for the frames this chunk completed.
     #[pyo3(signature = (samples_in, rpm = None))]
     fn feed<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
-        samples_in: PyReadonlyArray1<'py, f64>,
-        rpm: Option<f64>,
+        samples_in: &Bound<'py, PyAny>,
+        #[pyo3(from_py_with = args::opt_float)] rpm: Option<f64>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let x = arrays::float64_1d(samples_in, "samples_in", signal)?;
+        let x = x.try_readonly()?;
+        let x = arrays::slice(&x)?;
+        let mut inner = lock(py, &self.inner);
         if let Some(r) = rpm {
-            self.inner.set_shaft_hz(r / 60.0).map_err(to_py)?;
+            inner.set_shaft_hz(r / 60.0).map_err(to_py)?;
         }
-        let x = samples(&samples_in);
-        let inner = &mut self.inner;
+        let inner = &mut *inner;
         let frames = py
-            .detach(|| inner.feed(&x))
+            .detach(|| inner.feed(x))
             .map_err(|e| signal_err(e.to_string()))?;
         let col = |f: &dyn Fn(&core::FrameFeatures) -> f64| -> Vec<f64> {
             frames.iter().map(f).collect()
@@ -383,7 +453,8 @@ impl EnvelopeAnalyzer {
 
     /// The diagnosis from the current envelope-spectrum average.
     fn diagnose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        diagnosis_dict(py, &self.inner.diagnose())
+        let diagnosis = lock(py, &self.inner).diagnose();
+        diagnosis_dict(py, &diagnosis)
     }
 
     /// (frequencies in Hz, squared-envelope amplitude in g^2) of the current average.
@@ -392,39 +463,41 @@ impl EnvelopeAnalyzer {
         &self,
         py: Python<'py>,
     ) -> (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>) {
-        let a = self.inner.envelope_spectrum();
-        let df = self.inner.config().sample_rate / self.inner.frame() as f64;
+        let inner = lock(py, &self.inner);
+        let a = inner.envelope_spectrum();
+        let df = inner.config().sample_rate / inner.frame() as f64;
         let f: Vec<f64> = (0..a.len()).map(|k| k as f64 * df).collect();
         (f.into_pyarray(py), a.into_pyarray(py))
     }
 
     #[getter]
-    fn sample_rate(&self) -> f64 {
-        self.inner.config().sample_rate
+    fn sample_rate(&self, py: Python<'_>) -> f64 {
+        lock(py, &self.inner).config().sample_rate
     }
     #[getter]
-    fn frame(&self) -> usize {
-        self.inner.frame()
+    fn frame(&self, py: Python<'_>) -> usize {
+        lock(py, &self.inner).frame()
     }
     #[getter]
-    fn hop(&self) -> usize {
-        self.inner.hop()
+    fn hop(&self, py: Python<'_>) -> usize {
+        lock(py, &self.inner).hop()
     }
     #[getter]
-    fn band(&self) -> Option<(f64, f64)> {
-        self.inner.band()
+    fn band(&self, py: Python<'_>) -> Option<(f64, f64)> {
+        lock(py, &self.inner).band()
     }
     #[getter]
-    fn band_changes(&self) -> usize {
-        self.inner.band_changes()
+    fn band_changes(&self, py: Python<'_>) -> usize {
+        lock(py, &self.inner).band_changes()
     }
     #[getter]
-    fn frames_averaged(&self) -> usize {
-        self.inner.frames_averaged()
+    fn frames_averaged(&self, py: Python<'_>) -> usize {
+        lock(py, &self.inner).frames_averaged()
     }
     #[getter]
     fn orders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        orders_dict(py, &self.inner.config().orders)
+        let orders = lock(py, &self.inner).config().orders;
+        orders_dict(py, &orders)
     }
 }
 
@@ -537,34 +610,35 @@ fn zone_index(z: &str) -> PyResult<u8> {
 }
 
 /// Evaluates rules over columnar per-frame features and emits alert events.
-#[pyclass(module = "isthmus._core")]
+/// Thread contract: calls from several threads are serialised by a lock.
+#[pyclass(module = "isthmus._core", frozen)]
 struct RuleEngine {
-    inner: core::RuleEngine,
+    inner: Mutex<core::RuleEngine>,
 }
 
 impl RuleEngine {
     #[allow(clippy::too_many_arguments)]
     fn push(
-        &mut self,
+        &self,
+        py: Python<'_>,
         name: &str,
         severity: &str,
         condition: Condition,
-        raise_frames: usize,
+        raise_frames: i64,
         raise_seconds: f64,
-        clear_frames: usize,
+        clear_frames: i64,
         clear_seconds: f64,
     ) -> PyResult<()> {
-        self.inner
-            .add(RuleSpec {
-                name: name.to_string(),
-                severity: severity.to_string(),
-                condition,
-                raise_frames,
-                raise_seconds,
-                clear_frames,
-                clear_seconds,
-            })
-            .map_err(to_py)
+        let spec = RuleSpec {
+            name: name.to_string(),
+            severity: severity.to_string(),
+            condition,
+            raise_frames: count("raise_frames", raise_frames)?,
+            raise_seconds,
+            clear_frames: count("clear_frames", clear_frames)?,
+            clear_seconds,
+        };
+        lock(py, &self.inner).add(spec).map_err(to_py)
     }
 }
 
@@ -573,18 +647,18 @@ impl RuleEngine {
     #[new]
     fn new(asset: &str) -> Self {
         Self {
-            inner: core::RuleEngine::new(asset),
+            inner: Mutex::new(core::RuleEngine::new(asset)),
         }
     }
 
     #[getter]
-    fn asset(&self) -> String {
-        self.inner.asset().to_string()
+    fn asset(&self, py: Python<'_>) -> String {
+        lock(py, &self.inner).asset().to_string()
     }
 
     #[getter]
-    fn rules(&self) -> Vec<String> {
-        self.inner.rule_names()
+    fn rules(&self, py: Python<'_>) -> Vec<String> {
+        lock(py, &self.inner).rule_names()
     }
 
     #[pyo3(signature = (
@@ -593,17 +667,18 @@ impl RuleEngine {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn add_threshold(
-        &mut self,
+        &self,
+        py: Python<'_>,
         name: &str,
         feature: &str,
-        raise_level: f64,
-        clear_level: Option<f64>,
+        #[pyo3(from_py_with = args::float)] raise_level: f64,
+        #[pyo3(from_py_with = args::opt_float)] clear_level: Option<f64>,
         above: bool,
         severity: &str,
-        raise_frames: usize,
-        raise_seconds: f64,
-        clear_frames: usize,
-        clear_seconds: f64,
+        #[pyo3(from_py_with = args::int)] raise_frames: i64,
+        #[pyo3(from_py_with = args::float)] raise_seconds: f64,
+        #[pyo3(from_py_with = args::int)] clear_frames: i64,
+        #[pyo3(from_py_with = args::float)] clear_seconds: f64,
     ) -> PyResult<()> {
         let condition = Condition::Threshold {
             feature: feature.to_string(),
@@ -612,6 +687,7 @@ impl RuleEngine {
             above,
         };
         self.push(
+            py,
             name,
             severity,
             condition,
@@ -629,27 +705,29 @@ impl RuleEngine {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn add_baseline(
-        &mut self,
+        &self,
+        py: Python<'_>,
         name: &str,
         feature: &str,
-        learn_frames: usize,
-        learn_seconds: f64,
-        z_raise: f64,
-        z_clear: f64,
+        #[pyo3(from_py_with = args::int)] learn_frames: i64,
+        #[pyo3(from_py_with = args::float)] learn_seconds: f64,
+        #[pyo3(from_py_with = args::float)] z_raise: f64,
+        #[pyo3(from_py_with = args::float)] z_clear: f64,
         severity: &str,
-        raise_frames: usize,
-        raise_seconds: f64,
-        clear_frames: usize,
-        clear_seconds: f64,
+        #[pyo3(from_py_with = args::int)] raise_frames: i64,
+        #[pyo3(from_py_with = args::float)] raise_seconds: f64,
+        #[pyo3(from_py_with = args::int)] clear_frames: i64,
+        #[pyo3(from_py_with = args::float)] clear_seconds: f64,
     ) -> PyResult<()> {
         let condition = Condition::Baseline {
             feature: feature.to_string(),
-            learn_frames,
+            learn_frames: count("learn_frames", learn_frames)?,
             learn_seconds,
             z_raise,
             z_clear,
         };
         self.push(
+            py,
             name,
             severity,
             condition,
@@ -666,21 +744,23 @@ impl RuleEngine {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn add_zone_change(
-        &mut self,
+        &self,
+        py: Python<'_>,
         name: &str,
         feature: &str,
         raise_zone: &str,
         severity: &str,
-        raise_frames: usize,
-        raise_seconds: f64,
-        clear_frames: usize,
-        clear_seconds: f64,
+        #[pyo3(from_py_with = args::int)] raise_frames: i64,
+        #[pyo3(from_py_with = args::float)] raise_seconds: f64,
+        #[pyo3(from_py_with = args::int)] clear_frames: i64,
+        #[pyo3(from_py_with = args::float)] clear_seconds: f64,
     ) -> PyResult<()> {
         let condition = Condition::ZoneChange {
             feature: feature.to_string(),
             raise_zone: zone_index(raise_zone)?,
         };
         self.push(
+            py,
             name,
             severity,
             condition,
@@ -700,28 +780,30 @@ impl RuleEngine {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn add_bearing(
-        &mut self,
+        &self,
+        py: Python<'_>,
         name: &str,
-        k_db: f64,
-        clear_db: Option<f64>,
-        min_harmonics: usize,
+        #[pyo3(from_py_with = args::float)] k_db: f64,
+        #[pyo3(from_py_with = args::opt_float)] clear_db: Option<f64>,
+        #[pyo3(from_py_with = args::int)] min_harmonics: i64,
         faults: Vec<String>,
         gate_feature: Option<String>,
-        gate_min: f64,
+        #[pyo3(from_py_with = args::float)] gate_min: f64,
         severity: &str,
-        raise_frames: usize,
-        raise_seconds: f64,
-        clear_frames: usize,
-        clear_seconds: f64,
+        #[pyo3(from_py_with = args::int)] raise_frames: i64,
+        #[pyo3(from_py_with = args::float)] raise_seconds: f64,
+        #[pyo3(from_py_with = args::int)] clear_frames: i64,
+        #[pyo3(from_py_with = args::float)] clear_seconds: f64,
     ) -> PyResult<()> {
         let condition = Condition::BearingFault {
             faults,
             raise_db: k_db,
             clear_db: clear_db.unwrap_or(k_db - 3.0),
-            min_harmonics: min_harmonics as f64,
+            min_harmonics: count("min_harmonics", min_harmonics)? as f64,
             gate: gate_feature.map(|g| (g, gate_min)),
         };
         self.push(
+            py,
             name,
             severity,
             condition,
@@ -734,34 +816,34 @@ impl RuleEngine {
 
     /// Evaluate frames at `times` (s, increasing) with feature columns of the same length.
     fn evaluate(
-        &mut self,
+        &self,
         py: Python<'_>,
-        times: PyReadonlyArray1<'_, f64>,
+        times: &Bound<'_, PyAny>,
         features: &Bound<'_, PyDict>,
     ) -> PyResult<Vec<Alert>> {
-        let t = samples(&times);
-        let np = py.import("numpy")?;
-        let mut owned: Vec<(String, Vec<f64>)> = Vec::with_capacity(features.len());
+        let times = arrays::float64_1d(times, "times", diag_err)?;
+        let mut columns = Vec::with_capacity(features.len());
         for (k, v) in features.iter() {
-            let name: String = k.extract()?;
-            let bad = || {
-                errors::DiagnosticsError::new_err(format!(
-                    "feature {name:?} must be a 1-D numeric array"
-                ))
-            };
-            // any integer or float column (e.g. the analyzer's int8 `fault`) as float64
-            let as_f64 = np
-                .call_method1("asarray", (v, "float64"))
-                .map_err(|_| bad())?;
-            let arr: PyReadonlyArray1<'_, f64> = as_f64.extract().map_err(|_| bad())?;
-            owned.push((name, samples(&arr)));
+            let name: String = k.extract().map_err(|_| {
+                diag_err(format!("feature names must be str, got {}", k.get_type()))
+            })?;
+            // any bool, integer or float column (e.g. the analyzer's int8 `fault`) as float64
+            let column = arrays::float64_1d(&v, &format!("feature {name:?}"), diag_err)?;
+            columns.push((name, column));
         }
-        let cols: Vec<(&str, &[f64])> = owned
+        let times = times.try_readonly()?;
+        let readonly = columns
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        let inner = &mut self.inner;
-        let events = py.detach(|| inner.evaluate(&t, &cols)).map_err(to_py)?;
+            .map(|(k, v)| Ok((k.as_str(), v.try_readonly()?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let cols = readonly
+            .iter()
+            .map(|(k, v)| Ok((*k, arrays::slice(v)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let t = arrays::slice(&times)?;
+        let mut inner = lock(py, &self.inner);
+        let inner = &mut *inner;
+        let events = py.detach(|| inner.evaluate(t, &cols)).map_err(to_py)?;
         events
             .into_iter()
             .map(|a| Alert::from_core(py, a))
@@ -770,8 +852,8 @@ impl RuleEngine {
 
     /// The alerts currently raised.
     fn active(&self, py: Python<'_>) -> PyResult<Vec<Alert>> {
-        self.inner
-            .active()
+        let active = lock(py, &self.inner).active();
+        active
             .into_iter()
             .map(|a| Alert::from_core(py, a))
             .collect()

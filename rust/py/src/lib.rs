@@ -5,6 +5,8 @@
 
 use pyo3::prelude::*;
 
+mod args;
+mod arrays;
 mod decode;
 mod diagnostics;
 mod errors;

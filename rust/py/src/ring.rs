@@ -16,10 +16,15 @@ use numpy::{
 use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 
+use crate::args;
+use crate::arrays;
 use crate::errors::SignalError;
 
 fn signal_error(err: RingError) -> PyErr {
-    SignalError::new_err(err.to_string())
+    match err {
+        RingError::OutOfMemory { .. } => arrays::memory_error(err),
+        err => SignalError::new_err(err.to_string()),
+    }
 }
 
 /// The ring's storage type, chosen at construction.
@@ -112,10 +117,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn positive(name: &str, value: i64) -> PyResult<usize> {
-    usize::try_from(value)
-        .ok()
-        .filter(|&v| v > 0)
-        .ok_or_else(|| SignalError::new_err(format!("{name} must be at least 1, got {value}")))
+    let make = |message: String| SignalError::new_err(message);
+    match value {
+        i64::MIN => Err(make(format!(
+            "{name} must be at least 1, got an int below -2**63"
+        ))),
+        v if v < 1 => Err(make(format!("{name} must be at least 1, got {v}"))),
+        v => args::count(name, v, make),
+    }
 }
 
 /// A count or index argument: any Python int in 0..2**64, else a SignalError naming it
@@ -143,21 +152,23 @@ fn sample_count(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
     Ok(usize::try_from(v).unwrap_or(usize::MAX))
 }
 
-/// `block` as a C-contiguous array of `T`: zero-copy when it already is one,
+/// `block` as an aligned C-contiguous array of `T`: zero-copy when it already is one,
 /// otherwise converted by numpy from any int or float array or nested list.
 fn contiguous_block<'py, T: Element>(
     block: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     if let Ok(arr) = block.cast::<PyArrayDyn<T>>() {
-        if arr.is_c_contiguous() {
+        if arrays::usable(arr) {
             return Ok(arr.clone());
         }
     }
     let py = block.py();
     let np = py.import("numpy")?;
-    let arr = np
-        .call_method1("asarray", (block,))
-        .map_err(|e| SignalError::new_err(format!("block is not a numeric array: {e}")))?;
+    let arr = np.call_method1("asarray", (block,)).map_err(|e| {
+        arrays::map_conversion(e, py, |e| {
+            SignalError::new_err(format!("block is not a numeric array: {e}"))
+        })
+    })?;
     let arr = arr
         .cast_into::<PyUntypedArray>()
         .map_err(|_| SignalError::new_err("block is not a numeric array"))?;
@@ -167,8 +178,7 @@ fn contiguous_block<'py, T: Element>(
             "block has dtype {dtype}; samples must be an int or float dtype"
         )));
     }
-    let converted = np.call_method1("ascontiguousarray", (arr, PyArrayDescr::of::<T>(py)))?;
-    Ok(converted.cast_into::<PyArrayDyn<T>>()?)
+    arrays::c_array::<T>(arr.as_any())
 }
 
 /// Samples per channel of a block of shape `shape` for a ring of `channels`.
@@ -209,7 +219,7 @@ fn push_typed<T: Stored>(
     let arr = contiguous_block::<T>(block)?;
     let n = per_channel(arr.shape(), shared.channels)?;
     let view = arr.try_readonly()?;
-    let samples = view.as_slice()?;
+    let samples = arrays::slice(&view)?;
     copy_section(block.py(), samples.len(), || {
         let mut store = shared.write();
         let ring = T::ring_mut(&mut store).expect("storage type fixed at construction");
@@ -244,9 +254,9 @@ impl SampleRing {
     )]
     fn new(
         py: Python<'_>,
-        channels: i64,
-        capacity: i64,
-        sample_rate: f64,
+        #[pyo3(from_py_with = args::int)] channels: i64,
+        #[pyo3(from_py_with = args::int)] capacity: i64,
+        #[pyo3(from_py_with = args::float)] sample_rate: f64,
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let channels = positive("channels", channels)?;
@@ -291,7 +301,7 @@ impl SampleRing {
     fn push(
         &self,
         block: &Bound<'_, PyAny>,
-        t0: Option<f64>,
+        #[pyo3(from_py_with = args::opt_float)] t0: Option<f64>,
         gap: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let gap = gap
@@ -413,8 +423,8 @@ fn read_typed<T: Stored>(reader: &RingReader, py: Python<'_>, max_n: usize) -> P
         let store = reader.shared.read();
         let ring = T::ring(&store).expect("storage type fixed at construction");
         let mut out = Vec::new();
-        let info = ring.read_into(&mut cursor, max_n, &mut out);
-        (info, ring.time_of(info.start_index), out)
+        ring.read_into(&mut cursor, max_n, &mut out)
+            .map(|info| (info, ring.time_of(info.start_index), out))
     };
     // The size of the copy is known only under the locks; what the reader is owed now
     // decides whether to release the GIL (a push landing in between can only make the copy
@@ -425,7 +435,7 @@ fn read_typed<T: Stored>(reader: &RingReader, py: Python<'_>, max_n: usize) -> P
         let owed = usize::try_from(written - cursor.position()).unwrap_or(usize::MAX);
         owed.min(max_n).saturating_mul(reader.shared.channels)
     };
-    let (info, time, data) = copy_section(py, bound, read_locked);
+    let (info, time, data) = copy_section(py, bound, read_locked).map_err(signal_error)?;
     Ok(RingRead {
         samples: to_array(py, reader.shared.channels, data)?.unbind(),
         start_index: info.start_index,

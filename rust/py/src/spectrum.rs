@@ -4,21 +4,33 @@ use isthmus_core::spectrum::{
     self as core, AccelUnits, AnalyzerConfig, Detrend, FeatureBatch, Precision, PsdScaling,
     SpectrumAnalyzer as CoreAnalyzer, SpectrumError, WindowKind,
 };
-use numpy::ndarray::{ArrayView1, ArrayView2, ArrayView3, ArrayViewD, Ix1, Ix2};
+use std::sync::{Mutex, MutexGuard};
+
+use numpy::ndarray::Array;
 use numpy::{
-    Element, PyArray1, PyArray2, PyArray3, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
-    PyUntypedArray, PyUntypedArrayMethods, ToPyArray,
+    Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayDescrMethods, PyArrayDyn,
+    PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::PyBool;
 
+use crate::args;
+use crate::arrays;
 use crate::errors::SignalError;
 
 /// Blocks at least this large release the GIL even when they complete no frame.
 const DETACH_SAMPLES: usize = 8192;
 
 fn signal_error(e: SpectrumError) -> PyErr {
-    SignalError::new_err(e.to_string())
+    match e {
+        SpectrumError::OutOfMemory { .. } => arrays::memory_error(e),
+        e => SignalError::new_err(e.to_string()),
+    }
+}
+
+fn signal(message: String) -> PyErr {
+    SignalError::new_err(message)
 }
 
 fn shape_error(e: impl std::fmt::Display) -> PyErr {
@@ -27,8 +39,7 @@ fn shape_error(e: impl std::fmt::Display) -> PyErr {
 
 /// A count argument as usize, with a SignalError (not OverflowError) when negative.
 fn count(name: &str, value: i64) -> PyResult<usize> {
-    usize::try_from(value)
-        .map_err(|_| SignalError::new_err(format!("{name} must be >= 0, got {value}")))
+    args::count(name, value, signal)
 }
 
 fn parse_band(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
@@ -68,7 +79,9 @@ fn as_numeric_array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyUntyp
         Err(_) => {
             let np = py.import("numpy")?;
             let converted = np.call_method1("asarray", (obj,)).map_err(|e| {
-                SignalError::new_err(format!("samples must be a numeric array: {e}"))
+                arrays::map_conversion(e, py, |e| {
+                    signal(format!("samples must be a numeric array: {e}"))
+                })
             })?;
             converted.cast_into::<PyUntypedArray>()?
         }
@@ -103,6 +116,28 @@ fn block_length(shape: &[usize], channels: usize) -> PyResult<usize> {
     }
 }
 
+/// The block as an aligned, C-ordered, native array of a type the core reads directly (the
+/// block itself when it already is one); any other dtype or byte order converted once to
+/// float64. Runs before the analyzer's lock is taken, as numpy may run Python code.
+fn prepare<'py>(array: &Bound<'py, PyUntypedArray>) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let dtype = array.dtype();
+    let native = dtype.is_native_byteorder().unwrap_or(true);
+    let any = array.as_any();
+    let ready = match (native, dtype.kind(), dtype.itemsize()) {
+        (true, b'f', 4) => arrays::c_array::<f32>(any)?.into_any(),
+        (true, b'i', 2) => arrays::c_array::<i16>(any)?.into_any(),
+        (true, b'i', 4) => arrays::c_array::<i32>(any)?.into_any(),
+        (true, b'u', 2) => arrays::c_array::<u16>(any)?.into_any(),
+        (true, b'u', 4) => arrays::c_array::<u32>(any)?.into_any(),
+        (_, b'i', 1) => arrays::c_array::<i8>(any)?.into_any(),
+        (_, b'u', 1) => arrays::c_array::<u8>(any)?.into_any(),
+        // float64, and int64, uint64, float16, bool or byte-swapped converted to it
+        _ => arrays::c_array::<f64>(any)?.into_any(),
+    };
+    Ok(ready.cast_into::<PyUntypedArray>()?)
+}
+
+/// Feeds a block [`prepare`] returned, whose dtype is exactly `T`.
 fn feed_typed<T>(
     py: Python<'_>,
     analyzer: &mut CoreAnalyzer,
@@ -117,23 +152,15 @@ where
     let typed = unsafe { array.cast_unchecked::<PyArrayDyn<T>>() };
     // Releasing the GIL costs more than a small block that completes no frame.
     let heavy = analyzer.frames_completed_by(samples) > 0 || samples >= DETACH_SAMPLES;
-    if !heavy && typed.is_c_contiguous() {
+    if !heavy {
         // SAFETY: the GIL stays held for the whole call, so no Python code can write to the
         // array meanwhile; the slice does not outlive this block.
-        let data = unsafe { typed.as_slice() }?;
-        return analyzer.feed(data, samples, out).map_err(signal_error);
+        if let Some(data) = unsafe { arrays::slice_unguarded(typed) } {
+            return analyzer.feed(data, samples, out).map_err(signal_error);
+        }
     }
     let readonly = typed.try_readonly()?;
-    let copied: Vec<T>;
-    // Zero-copy only for C order (as_slice would also accept Fortran order, whose memory
-    // order interleaves the channels); otherwise copy in logical order, channel after channel.
-    let data: &[T] = match readonly.as_slice() {
-        Ok(slice) if typed.is_c_contiguous() => slice,
-        _ => {
-            copied = copy_in_c_order(readonly.as_array());
-            &copied
-        }
-    };
+    let data = arrays::slice(&readonly)?;
     let result = if heavy {
         py.detach(|| analyzer.feed(data, samples, out))
     } else {
@@ -142,35 +169,42 @@ where
     result.map_err(signal_error)
 }
 
-/// The elements of a 1-D or 2-D view in logical (C) order. Static dimensions keep the
-/// iteration fast (a dynamic-dimension iterator costs tens of ns per element).
-fn copy_in_c_order<T: Copy>(view: ArrayViewD<'_, T>) -> Vec<T> {
-    let mut out = Vec::with_capacity(view.len());
-    match view.ndim() {
-        1 => {
-            if let Ok(v) = view.into_dimensionality::<Ix1>() {
-                out.extend(v.iter().copied());
-            }
-        }
-        2 => {
-            if let Ok(v) = view.into_dimensionality::<Ix2>() {
-                for row in v.rows() {
-                    out.extend(row.iter().copied());
-                }
-            }
-        }
-        _ => out.extend(view.iter().copied()),
-    }
-    out
+/// Lock `mutex` without deadlocking against the GIL (it is released while waiting); a
+/// panic elsewhere cannot leave the state half-updated in a way later calls trip over
+/// (every method validates before it mutates), so a poisoned lock is taken as it is.
+fn lock<'a, T>(py: Python<'_>, mutex: &'a Mutex<T>) -> MutexGuard<'a, T> {
+    mutex
+        .lock_py_attached(py)
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Streaming spectral features of a multi-channel vibration signal (see `_core.pyi`).
-#[pyclass(module = "isthmus._core", name = "SpectrumAnalyzer")]
+///
+/// Thread contract: one analyzer may be shared by threads; its methods are serialised by
+/// a lock (taken with the GIL released, so a long `feed` never blocks other Python threads
+/// that do not use this analyzer). Interleaving blocks from several threads is the caller's
+/// business: the analyzer sees one stream.
+#[pyclass(module = "isthmus._core", name = "SpectrumAnalyzer", frozen)]
 pub struct PySpectrumAnalyzer {
-    inner: CoreAnalyzer,
+    state: Mutex<AnalyzerState>,
+    /// The empty result, shaped for the (fixed) configuration.
     empty: Py<FeatureFrames>,
+}
+
+struct AnalyzerState {
+    inner: CoreAnalyzer,
     /// `dtype=None`: the precision follows the first block fed (after creation or reset).
     precision_follows_input: bool,
+}
+
+impl PySpectrumAnalyzer {
+    fn state(&self, py: Python<'_>) -> MutexGuard<'_, AnalyzerState> {
+        lock(py, &self.state)
+    }
+
+    fn config<R>(&self, py: Python<'_>, f: impl FnOnce(&AnalyzerConfig) -> R) -> R {
+        f(self.state(py).inner.config())
+    }
 }
 
 #[pymethods]
@@ -183,18 +217,18 @@ impl PySpectrumAnalyzer {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        sample_rate: f64,
-        frame: i64,
-        hop: Option<i64>,
+        #[pyo3(from_py_with = args::float)] sample_rate: f64,
+        #[pyo3(from_py_with = args::int)] frame: i64,
+        #[pyo3(from_py_with = args::opt_int)] hop: Option<i64>,
         window: &str,
-        channels: i64,
+        #[pyo3(from_py_with = args::int)] channels: i64,
         bands: Option<Bound<'_, PyAny>>,
-        peaks: i64,
-        average: i64,
+        #[pyo3(from_py_with = args::int)] peaks: i64,
+        #[pyo3(from_py_with = args::int)] average: i64,
         detrend: Option<Bound<'_, PyAny>>,
         velocity_band: Option<Bound<'_, PyAny>>,
         accel_units: &str,
-        t0: f64,
+        #[pyo3(from_py_with = args::float)] t0: f64,
         dtype: Option<&str>,
     ) -> PyResult<Self> {
         let precision = match dtype {
@@ -246,45 +280,44 @@ impl PySpectrumAnalyzer {
             },
         )?;
         Ok(PySpectrumAnalyzer {
-            inner,
+            state: Mutex::new(AnalyzerState {
+                inner,
+                precision_follows_input: dtype.is_none(),
+            }),
             empty,
-            precision_follows_input: dtype.is_none(),
         })
     }
 
     /// Feeds a block `(n,)` or `(channels, n)`; returns the features of completed frames.
-    fn feed(&mut self, py: Python<'_>, samples: &Bound<'_, PyAny>) -> PyResult<Py<FeatureFrames>> {
-        let array = as_numeric_array(samples)?;
-        let n = block_length(array.shape(), self.inner.config().channels)?;
-        let mut out = self.inner.empty_batch();
-        let dtype = array.dtype();
-        let native = dtype.is_native_byteorder().unwrap_or(true);
-        if self.precision_follows_input && self.inner.samples() == 0 {
-            // As numpy and scipy do: float32 data is analysed in float32, the rest in float64.
-            let precision = match (dtype.kind(), dtype.itemsize()) {
-                (b'f', 4) => Precision::Float32,
-                _ => Precision::Float64,
-            };
-            self.inner.set_precision(precision).map_err(signal_error)?;
+    fn feed(&self, py: Python<'_>, samples: &Bound<'_, PyAny>) -> PyResult<Py<FeatureFrames>> {
+        // Python-side conversions first: they may run arbitrary code (a sequence's
+        // __getitem__, numpy's copy of a subclass), which must not run under the lock.
+        let given = as_numeric_array(samples)?;
+        // As numpy and scipy do: float32 data is analysed in float32, the rest in float64.
+        let follows = match (given.dtype().kind(), given.dtype().itemsize()) {
+            (b'f', 4) => Precision::Float32,
+            _ => Precision::Float64,
+        };
+        let array = prepare(&given)?;
+        let mut state = self.state(py);
+        let state = &mut *state;
+        let n = block_length(array.shape(), state.inner.config().channels)?;
+        let mut out = state.inner.empty_batch();
+        if state.precision_follows_input && state.inner.samples() == 0 {
+            state.inner.set_precision(follows).map_err(signal_error)?;
         }
-        let inner = &mut self.inner;
-        match (native, dtype.kind(), dtype.itemsize()) {
-            (true, b'f', 8) => feed_typed::<f64>(py, inner, &array, n, &mut out)?,
-            (true, b'f', 4) => feed_typed::<f32>(py, inner, &array, n, &mut out)?,
-            (true, b'i', 2) => feed_typed::<i16>(py, inner, &array, n, &mut out)?,
-            (true, b'i', 4) => feed_typed::<i32>(py, inner, &array, n, &mut out)?,
-            (true, b'u', 2) => feed_typed::<u16>(py, inner, &array, n, &mut out)?,
-            (true, b'u', 4) => feed_typed::<u32>(py, inner, &array, n, &mut out)?,
-            (_, b'i', 1) => feed_typed::<i8>(py, inner, &array, n, &mut out)?,
-            (_, b'u', 1) => feed_typed::<u8>(py, inner, &array, n, &mut out)?,
-            _ => {
-                // int64, uint64, float16, bool, byte-swapped: convert once to float64.
-                let np = py.import("numpy")?;
-                let as_f64 = np
-                    .call_method1("asarray", (&array, np.getattr("float64")?))?
-                    .cast_into::<PyUntypedArray>()?;
-                feed_typed::<f64>(py, inner, &as_f64, n, &mut out)?;
-            }
+        let inner = &mut state.inner;
+        let dtype = array.dtype();
+        match (dtype.kind(), dtype.itemsize()) {
+            (b'f', 4) => feed_typed::<f32>(py, inner, &array, n, &mut out)?,
+            (b'i', 2) => feed_typed::<i16>(py, inner, &array, n, &mut out)?,
+            (b'i', 4) => feed_typed::<i32>(py, inner, &array, n, &mut out)?,
+            (b'u', 2) => feed_typed::<u16>(py, inner, &array, n, &mut out)?,
+            (b'u', 4) => feed_typed::<u32>(py, inner, &array, n, &mut out)?,
+            (b'i', 1) => feed_typed::<i8>(py, inner, &array, n, &mut out)?,
+            (b'u', 1) => feed_typed::<u8>(py, inner, &array, n, &mut out)?,
+            (b'f', 8) => feed_typed::<f64>(py, inner, &array, n, &mut out)?,
+            _ => return Err(signal(format!("internal: unexpected dtype {dtype}"))),
         }
         if out.is_empty() {
             return Ok(self.empty.clone_ref(py));
@@ -294,131 +327,135 @@ impl PySpectrumAnalyzer {
 
     /// Latest one-sided amplitude spectrum, (channels, bins).
     fn spectrum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let v = self.inner.amplitude_spectrum();
-        rows(py, &v, self.inner.config().channels, self.inner.bins())
+        let state = self.state(py);
+        let v = state.inner.amplitude_spectrum();
+        rows(py, v, state.inner.config().channels, state.inner.bins())
     }
 
     /// Welch PSD of the last `average` valid frames, (channels, bins).
     #[pyo3(signature = (scaling="density"))]
     fn psd<'py>(&self, py: Python<'py>, scaling: &str) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let scaling: PsdScaling = scaling.parse().map_err(signal_error)?;
-        if self.inner.frames() == 0 {
+        let state = self.state(py);
+        if state.inner.frames() == 0 {
             return Err(SignalError::new_err(
                 "no frame completed yet: feed at least `frame` samples before asking for a PSD",
             ));
         }
-        let v = self.inner.psd(scaling);
-        rows(py, &v, self.inner.config().channels, self.inner.bins())
+        let v = state.inner.psd(scaling);
+        rows(py, v, state.inner.config().channels, state.inner.bins())
     }
 
     /// Frequency of each bin (Hz), (bins,).
     fn frequencies<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        PyArray1::from_vec(py, self.inner.frequencies())
+        PyArray1::from_vec(py, self.state(py).inner.frequencies())
     }
 
     /// Forgets buffered samples, spectra and counters.
-    fn reset(&mut self) {
-        self.inner.reset();
+    fn reset(&self, py: Python<'_>) {
+        self.state(py).inner.reset();
     }
 
     #[getter]
-    fn sample_rate(&self) -> f64 {
-        self.inner.config().sample_rate
+    fn sample_rate(&self, py: Python<'_>) -> f64 {
+        self.config(py, |c| c.sample_rate)
     }
 
     #[getter]
-    fn frame(&self) -> usize {
-        self.inner.config().frame
+    fn frame(&self, py: Python<'_>) -> usize {
+        self.config(py, |c| c.frame)
     }
 
     #[getter]
-    fn hop(&self) -> usize {
-        self.inner.config().hop
+    fn hop(&self, py: Python<'_>) -> usize {
+        self.config(py, |c| c.hop)
     }
 
     #[getter]
-    fn window(&self) -> &'static str {
-        self.inner.config().window.name()
+    fn window(&self, py: Python<'_>) -> &'static str {
+        self.config(py, |c| c.window.name())
     }
 
     #[getter]
-    fn channels(&self) -> usize {
-        self.inner.config().channels
+    fn channels(&self, py: Python<'_>) -> usize {
+        self.config(py, |c| c.channels)
     }
 
     #[getter]
-    fn bands(&self) -> Vec<(f64, f64)> {
-        self.inner.config().bands.clone()
+    fn bands(&self, py: Python<'_>) -> Vec<(f64, f64)> {
+        self.config(py, |c| c.bands.clone())
     }
 
     #[getter]
-    fn peaks(&self) -> usize {
-        self.inner.config().peaks
+    fn peaks(&self, py: Python<'_>) -> usize {
+        self.config(py, |c| c.peaks)
     }
 
     #[getter]
-    fn average(&self) -> usize {
-        self.inner.config().average
+    fn average(&self, py: Python<'_>) -> usize {
+        self.config(py, |c| c.average)
     }
 
     #[getter]
-    fn dtype(&self) -> &'static str {
-        self.inner.precision().name()
+    fn dtype(&self, py: Python<'_>) -> &'static str {
+        self.state(py).inner.precision().name()
     }
 
     #[getter]
-    fn detrend(&self) -> &'static str {
-        self.inner.config().detrend.name()
+    fn detrend(&self, py: Python<'_>) -> &'static str {
+        self.config(py, |c| c.detrend.name())
     }
 
     #[getter]
-    fn velocity_band(&self) -> Option<(f64, f64)> {
-        self.inner.config().velocity_band
+    fn velocity_band(&self, py: Python<'_>) -> Option<(f64, f64)> {
+        self.config(py, |c| c.velocity_band)
     }
 
     #[getter]
-    fn accel_units(&self) -> &'static str {
-        self.inner.config().accel_units.name()
+    fn accel_units(&self, py: Python<'_>) -> &'static str {
+        self.config(py, |c| c.accel_units.name())
     }
 
     #[getter]
-    fn bins(&self) -> usize {
-        self.inner.bins()
+    fn bins(&self, py: Python<'_>) -> usize {
+        self.state(py).inner.bins()
     }
 
     #[getter]
-    fn frames(&self) -> u64 {
-        self.inner.frames()
+    fn frames(&self, py: Python<'_>) -> u64 {
+        self.state(py).inner.frames()
     }
 
     #[getter]
-    fn invalid_frames(&self) -> u64 {
-        self.inner.invalid_frames().iter().sum()
+    fn invalid_frames(&self, py: Python<'_>) -> u64 {
+        self.state(py).inner.invalid_frames().iter().sum()
     }
 
     #[getter]
-    fn invalid_frames_by_channel(&self) -> Vec<u64> {
-        self.inner.invalid_frames()
+    fn invalid_frames_by_channel(&self, py: Python<'_>) -> Vec<u64> {
+        self.state(py).inner.invalid_frames()
     }
 
     #[getter]
-    fn samples(&self) -> u64 {
-        self.inner.samples()
+    fn samples(&self, py: Python<'_>) -> u64 {
+        self.state(py).inner.samples()
     }
 
     #[getter]
-    fn coherent_gain(&self) -> f64 {
-        self.inner.window().coherent_gain()
+    fn coherent_gain(&self, py: Python<'_>) -> f64 {
+        self.state(py).inner.window().coherent_gain()
     }
 
     #[getter]
-    fn enbw_hz(&self) -> f64 {
-        let cfg = self.inner.config();
-        self.inner.window().enbw_bins() * cfg.sample_rate / cfg.frame as f64
+    fn enbw_hz(&self, py: Python<'_>) -> f64 {
+        let state = self.state(py);
+        let cfg = state.inner.config();
+        state.inner.window().enbw_bins() * cfg.sample_rate / cfg.frame as f64
     }
 
-    fn __repr__(&self) -> String {
-        let c = self.inner.config();
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let state = self.state(py);
+        let c = state.inner.config();
         format!(
             "SpectrumAnalyzer(sample_rate={}, frame={}, hop={}, window={:?}, channels={}, \
              bands={}, peaks={}, average={}, detrend={:?}, dtype={:?})",
@@ -436,25 +473,27 @@ impl PySpectrumAnalyzer {
     }
 }
 
+/// A `(n, m)` array taking over `v` (no copy).
 fn rows<'py>(
     py: Python<'py>,
-    v: &[f64],
+    v: Vec<f64>,
     n: usize,
     m: usize,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    Ok(ArrayView2::from_shape((n, m), v)
+    Ok(Array::from_shape_vec((n, m), v)
         .map_err(shape_error)?
-        .to_pyarray(py))
+        .into_pyarray(py))
 }
 
+/// A `shape` array holding a copy of `v` (MemoryError when the copy does not fit).
 fn cube<'py>(
     py: Python<'py>,
     v: &[f64],
     shape: (usize, usize, usize),
 ) -> PyResult<Bound<'py, PyArray3<f64>>> {
-    Ok(ArrayView3::from_shape(shape, v)
+    Ok(Array::from_shape_vec(shape, arrays::try_to_vec(v)?)
         .map_err(shape_error)?
-        .to_pyarray(py))
+        .into_pyarray(py))
 }
 
 /// Features of the frames completed by one `feed` call, as columnar numpy arrays.
@@ -465,7 +504,12 @@ pub struct FeatureFrames {
 
 impl FeatureFrames {
     fn per_channel<'py>(&self, py: Python<'py>, v: &[f64]) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        rows(py, v, self.batch.len(), self.batch.channels)
+        rows(
+            py,
+            arrays::try_to_vec(v)?,
+            self.batch.len(),
+            self.batch.channels,
+        )
     }
 }
 
@@ -502,16 +546,17 @@ impl FeatureFrames {
     }
 
     #[getter]
-    fn start_time<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        ArrayView1::from(&self.batch.start_time).to_pyarray(py)
+    fn start_time<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        Ok(arrays::try_to_vec(&self.batch.start_time)?.into_pyarray(py))
     }
 
     #[getter]
     fn valid<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<bool>>> {
+        let shape = (self.batch.len(), self.batch.channels);
         Ok(
-            ArrayView2::from_shape((self.batch.len(), self.batch.channels), &self.batch.valid)
+            Array::from_shape_vec(shape, arrays::try_to_vec(&self.batch.valid)?)
                 .map_err(shape_error)?
-                .to_pyarray(py),
+                .into_pyarray(py),
         )
     }
 
@@ -598,15 +643,22 @@ impl FeatureFrames {
 
 /// Velocity RMS (mm/s) of an acceleration record over a band, by frequency-domain integration.
 #[pyfunction]
-#[pyo3(signature = (accel, sample_rate, band=(10.0, 1000.0), units="g"))]
+#[pyo3(
+    signature = (accel, sample_rate, band=None, units="g"),
+    text_signature = "(accel, sample_rate, band=(10.0, 1000.0), units='g')"
+)]
 fn velocity_rms(
     py: Python<'_>,
     accel: &Bound<'_, PyAny>,
-    sample_rate: f64,
-    band: (f64, f64),
+    #[pyo3(from_py_with = args::float)] sample_rate: f64,
+    band: Option<Bound<'_, PyAny>>,
     units: &str,
 ) -> PyResult<f64> {
     let units: AccelUnits = units.parse().map_err(signal_error)?;
+    let band = match band {
+        None => (10.0, 1000.0),
+        Some(b) => parse_band("band", &b)?,
+    };
     let array = as_numeric_array(accel)?;
     if array.ndim() != 1 {
         return Err(SignalError::new_err(format!(
@@ -614,12 +666,9 @@ fn velocity_rms(
             array.shape()
         )));
     }
-    let np = py.import("numpy")?;
-    let as_f64 = np
-        .call_method1("ascontiguousarray", (&array, np.getattr("float64")?))?
-        .cast_into::<PyArrayDyn<f64>>()?;
+    let as_f64 = arrays::c_array::<f64>(array.as_any())?;
     let readonly = as_f64.try_readonly()?;
-    let data = readonly.as_slice()?;
+    let data = arrays::slice(&readonly)?;
     py.detach(|| core::velocity_rms(data, sample_rate, band, units))
         .map_err(signal_error)
 }

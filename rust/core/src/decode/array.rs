@@ -3,7 +3,7 @@
 use half::f16;
 
 use super::error::ArrayError;
-use super::kernel::{bcd_encode, column, split, swap, Packed, Rows, Wire};
+use super::kernel::{bcd_encode, column_into, empty_column, split, swap, Packed, Rows, Wire};
 use super::plan::Column;
 use super::types::{ByteHalf, Dtype, Layout, Order};
 
@@ -71,33 +71,52 @@ pub fn decode_array(
         byte: ByteHalf::High,
         width,
     };
-    let col = match block {
-        RegisterBlock::Values(regs) => decode_rows(&layout, &Packed(regs)),
-        RegisterBlock::Wire(bytes) => decode_rows(&layout, &Wire(bytes)),
-    };
-    col.map_err(|(index, raw)| ArrayError::InvalidBcd { index, raw })
+    let values = got / width;
+    match block {
+        RegisterBlock::Values(regs) => decode_rows(&layout, &Packed(regs), values),
+        RegisterBlock::Wire(bytes) => decode_rows(&layout, &Wire(bytes), values),
+    }
 }
 
-fn decode_rows<R: Rows>(layout: &Layout, rows: &R) -> Result<Column, (usize, u64)> {
+/// An empty column for `layout` with room for `values`, or OutOfMemory instead of an abort.
+fn reserved_column(layout: &Layout, values: usize) -> Result<Column, ArrayError> {
+    let mut out = empty_column(layout);
+    out.try_reserve(values)
+        .map_err(|_| ArrayError::OutOfMemory { values })?;
+    Ok(out)
+}
+
+fn decode_rows<R: Rows>(layout: &Layout, rows: &R, values: usize) -> Result<Column, ArrayError> {
+    let decode = |layout: &Layout| {
+        let mut out = reserved_column(layout, values)?;
+        column_into(layout, rows, &mut out)
+            .map_err(|(index, raw)| ArrayError::InvalidBcd { index, raw })?;
+        Ok::<_, ArrayError>(out)
+    };
     if !matches!(layout.dtype, Dtype::Int8 | Dtype::Uint8) {
-        return column(layout, rows);
+        return decode(layout);
     }
     // Both bytes of every register: decode the high then the low half and interleave.
-    let high = column(layout, rows)?;
-    let low = column(
-        &Layout {
-            byte: ByteHalf::Low,
-            ..*layout
-        },
-        rows,
-    )?;
-    fn interleave<T: Copy>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
-        a.into_iter().zip(b).flat_map(|(x, y)| [x, y]).collect()
+    let high = decode(layout)?;
+    let low = decode(&Layout {
+        byte: ByteHalf::Low,
+        ..*layout
+    })?;
+    fn interleave<T: Copy>(a: Vec<T>, b: Vec<T>) -> Result<Vec<T>, ArrayError> {
+        let values = 2 * a.len();
+        let mut out = Vec::new();
+        out.try_reserve_exact(values)
+            .map_err(|_| ArrayError::OutOfMemory { values })?;
+        for (x, y) in a.into_iter().zip(b) {
+            out.push(x);
+            out.push(y);
+        }
+        Ok(out)
     }
     Ok(match (high, low) {
-        (Column::I8(a), Column::I8(b)) => Column::I8(interleave(a, b)),
-        (Column::U8(a), Column::U8(b)) => Column::U8(interleave(a, b)),
-        (Column::F64(a), Column::F64(b)) => Column::F64(interleave(a, b)),
+        (Column::I8(a), Column::I8(b)) => Column::I8(interleave(a, b)?),
+        (Column::U8(a), Column::U8(b)) => Column::U8(interleave(a, b)?),
+        (Column::F64(a), Column::F64(b)) => Column::F64(interleave(a, b)?),
         (other, _) => other, // not reached: both halves share the dtype and scaling
     })
 }
@@ -132,7 +151,10 @@ pub fn encode_array(
     if per_reg == 2 && n % 2 == 1 {
         return Err(ArrayError::OddCount { got: n });
     }
-    let mut out = Vec::with_capacity(n * width / per_reg);
+    let registers = n * width / per_reg;
+    let mut out = Vec::new();
+    out.try_reserve_exact(registers)
+        .map_err(|_| ArrayError::OutOfMemory { values: registers })?;
     let fail = |index: usize, reason: &'static str| ArrayError::Unrepresentable {
         index,
         value: match values {

@@ -89,6 +89,9 @@ pub enum DecodeError {
         raw: u64,
         frame: String,
     },
+    /// The decoded columns do not fit in memory (bindings: MemoryError).
+    #[error("cannot allocate {rows} decoded rows per tag: out of memory")]
+    OutOfMemory { rows: usize },
 }
 
 /// A value cannot be encoded for its tag.
@@ -132,4 +135,7 @@ pub enum ArrayError {
     },
     #[error("{got} 8-bit values do not fill whole registers (two per register)")]
     OddCount { got: usize },
+    /// The result does not fit in memory (bindings: MemoryError).
+    #[error("cannot allocate {values} values: out of memory")]
+    OutOfMemory { values: usize },
 }

@@ -199,14 +199,6 @@ pub(crate) fn empty_column(layout: &Layout) -> Column {
     }
 }
 
-/// Decodes every value of `rows` as `layout` into a new column (see
-/// [`empty_column`]). A bad BCD value gives `Err((index, raw))`.
-pub(crate) fn column<R: Rows>(layout: &Layout, rows: &R) -> Result<Column, (usize, u64)> {
-    let mut out = empty_column(layout);
-    column_into(layout, rows, &mut out)?;
-    Ok(out)
-}
-
 /// Appends every value of `rows` to `out`, which must come from
 /// [`empty_column`] for the same layout. `string` is not handled here.
 pub(crate) fn column_into<R: Rows>(

@@ -1,6 +1,6 @@
 //! A validated plan of tags over one register block.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, TryReserveError};
 
 use half::f16;
 
@@ -91,6 +91,18 @@ impl Column {
             ($($v:ident),*) => {
                 match self {
                     $(Column::$v(a) => a.reserve(additional),)*
+                }
+            };
+        }
+        all!(Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, F32, F64, Str)
+    }
+
+    /// [`Column::reserve`] that reports running out of memory instead of aborting.
+    pub fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
+        macro_rules! all {
+            ($($v:ident),*) => {
+                match self {
+                    $(Column::$v(a) => a.try_reserve(additional),)*
                 }
             };
         }
@@ -235,10 +247,11 @@ impl Plan {
             .iter()
             .map(|t| {
                 let mut c = empty_column(&t.layout);
-                c.reserve(total_rows);
-                c
+                c.try_reserve(total_rows)
+                    .map_err(|_| DecodeError::OutOfMemory { rows: total_rows })?;
+                Ok(c)
             })
-            .collect();
+            .collect::<Result<_, DecodeError>>()?;
         // Rows are taken in blocks that stay in cache while every tag reads
         // them; one pass per tag over a large matrix would stream it from
         // memory once per tag.

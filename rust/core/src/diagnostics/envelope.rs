@@ -240,6 +240,17 @@ impl EnvelopeAnalyzer {
                 ));
             }
         }
+        // Refuse, instead of aborting the process, a frame whose buffers (pending samples,
+        // window, frame, spectra, analytic signal, FFT plans and scratch: about 16 values per
+        // sample) do not fit in memory; the probe only reserves address space.
+        Vec::<f64>::new()
+            .try_reserve_exact(16 * frame)
+            .map_err(|_| {
+                param(
+                    "frame",
+                    format!("buffers for {frame} samples do not fit in memory"),
+                )
+            })?;
         let mut rplan = RealFftPlanner::<f64>::new();
         let fwd = rplan.plan_fft_forward(frame);
         let inv = FftPlanner::<f64>::new().plan_fft_inverse(frame);

@@ -129,10 +129,18 @@ impl FeatureBatch {
     }
 
     /// Makes room for `frames` more frames, so that appending them does not reallocate.
-    pub fn reserve(&mut self, frames: usize) {
-        let per_channel = frames * self.channels;
-        self.start_index.reserve(frames);
-        self.start_time.reserve(frames);
+    /// Fails, instead of aborting, when the columns cannot grow that much (a long block fed
+    /// with a small hop and many bands or peaks asks for more than the block itself).
+    pub fn reserve(&mut self, frames: usize) -> Result<()> {
+        let too_large = || SpectrumError::OutOfMemory { frames };
+        let per_channel = frames.checked_mul(self.channels).ok_or_else(too_large)?;
+        let per_band = per_channel.checked_mul(self.bands).ok_or_else(too_large)?;
+        let per_peak = per_channel.checked_mul(self.peaks).ok_or_else(too_large)?;
+        let grow = |v: &mut Vec<f64>, n: usize| v.try_reserve(n).map_err(|_| too_large());
+        self.start_index
+            .try_reserve(frames)
+            .map_err(|_| too_large())?;
+        grow(&mut self.start_time, frames)?;
         for column in [
             &mut self.mean,
             &mut self.rms,
@@ -145,15 +153,18 @@ impl FeatureBatch {
             &mut self.dominant_freq,
             &mut self.centroid,
         ] {
-            column.reserve(per_channel);
+            grow(column, per_channel)?;
         }
-        self.valid.reserve(per_channel);
-        self.band_rms.reserve(per_channel * self.bands);
-        self.peak_freqs.reserve(per_channel * self.peaks);
-        self.peak_amps.reserve(per_channel * self.peaks);
+        self.valid
+            .try_reserve(per_channel)
+            .map_err(|_| too_large())?;
+        grow(&mut self.band_rms, per_band)?;
+        grow(&mut self.peak_freqs, per_peak)?;
+        grow(&mut self.peak_amps, per_peak)?;
         if self.has_velocity {
-            self.velocity_rms_mm_s.reserve(per_channel);
+            grow(&mut self.velocity_rms_mm_s, per_channel)?;
         }
+        Ok(())
     }
 
     /// Number of frames.
@@ -530,7 +541,7 @@ impl SpectrumAnalyzer {
                 channels,
             });
         }
-        out.reserve(self.frames_completed_by(samples));
+        out.reserve(self.frames_completed_by(samples))?;
         let frame = self.config.frame;
         let hop = self.config.hop;
         let mut pos = 0;

@@ -5,5 +5,7 @@
 
 pub mod decode;
 pub mod diagnostics;
+pub mod modbus_tcp;
 pub mod ring;
 pub mod spectrum;
+pub mod waveform;

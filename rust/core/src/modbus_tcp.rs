@@ -372,7 +372,7 @@ mod tests {
             .read_registers(ReadFunction::HoldingRegisters, 0, 2, &mut Vec::new())
             .unwrap_err();
         assert!(err.is_fatal(), "{err}");
-        let port = serve(|_| vec![0, 1, 0, 0, 0]); // half a header, then the server hangs up
+        let port = serve(|_| vec![0, 1, 0, 0, 0]); // half a header, then nothing
         let mut c = client(port);
         let mut out = Vec::new();
         let err = c.read_registers(ReadFunction::HoldingRegisters, 0, 1, &mut out);

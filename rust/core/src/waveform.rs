@@ -387,12 +387,14 @@ impl WaveformAcquisition {
         })
     }
 
-    /// Starts the acquisition thread (no-op if it runs). A previous thread is joined first.
+    /// Starts the acquisition thread (no-op if it runs); a stopped one is joined first and
+    /// its streams go on from where they were.
     pub fn start(&mut self) -> std::io::Result<()> {
-        if self.running() {
+        if self.running() && !self.shared.stopped() {
             return Ok(());
         }
-        self.reap();
+        self.reap(); // a stopped thread ends within one socket call
+        *lock(&self.shared.socket) = None;
         *lock(&self.shared.stop) = false;
         let shared = Arc::clone(&self.shared);
         let states = std::mem::take(&mut self.states);
@@ -440,6 +442,11 @@ impl WaveformAcquisition {
                 Err(_) => self.states = vec![StreamState::default(); self.shared.blocks.len()],
             }
         }
+    }
+
+    /// Number of block streams.
+    pub fn block_count(&self) -> usize {
+        self.shared.blocks.len()
     }
 
     pub fn stats(&self) -> &WaveformStats {

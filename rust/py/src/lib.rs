@@ -10,6 +10,7 @@ mod diagnostics;
 mod errors;
 mod ring;
 mod spectrum;
+mod waveform;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -18,5 +19,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ring::register(m)?;
     spectrum::register(m)?;
     diagnostics::register(m)?;
+    waveform::register(m)?;
     Ok(())
 }

@@ -89,6 +89,8 @@ pub struct ModbusTcpClient {
     unit_id: u8,
     request_timeout: Duration,
     transaction: u16,
+    /// The socket's read timeout now (set only when it must change).
+    read_timeout: Duration,
     /// Received bytes not yet consumed as a frame.
     inbox: Vec<u8>,
 }
@@ -111,10 +113,12 @@ impl ModbusTcpClient {
                 Ok(stream) => {
                     // Requests are small and answered one at a time: Nagle would only delay them.
                     stream.set_nodelay(true)?;
+                    stream.set_read_timeout(Some(request_timeout))?;
                     return Ok(Self {
                         stream,
                         unit_id,
                         request_timeout,
+                        read_timeout: request_timeout,
                         transaction: 0,
                         inbox: Vec::with_capacity(512),
                     });
@@ -176,6 +180,7 @@ impl ModbusTcpClient {
         ];
         self.stream.write_all(&request)?;
         let deadline = Instant::now() + self.request_timeout;
+        let mut first_read = true;
         loop {
             if let Some((frame_tid, frame_len)) = self.complete_frame()? {
                 let frame_end = MBAP_LEN + frame_len - 1;
@@ -192,7 +197,19 @@ impl ModbusTcpClient {
             if left.is_zero() {
                 return Err(ModbusError::Timeout);
             }
-            self.stream.set_read_timeout(Some(left))?;
+            // The socket waits `request_timeout` per read (set at connect): the first read
+            // of an answer, the common case, costs no extra system call. A second read (a
+            // frame in pieces, or a stale answer first) waits only what is left.
+            let want = if first_read {
+                self.request_timeout
+            } else {
+                left
+            };
+            first_read = false;
+            if want != self.read_timeout {
+                self.stream.set_read_timeout(Some(want))?;
+                self.read_timeout = want;
+            }
             let mut chunk = [0u8; 512];
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err(ModbusError::Closed),

@@ -48,6 +48,8 @@ pub enum WaveformError {
 const REJECTED_CODES: [u8; 3] = [1, 2, 3];
 /// Seconds between re-reads of a waveform the device rejected.
 pub const REPROBE_INTERVAL: Duration = Duration::from_secs(60);
+/// Blocks read on the caught-up schedule before one immediate read looks for a backlog.
+const TIMED_READS: u32 = 8;
 /// Timeouts in a row that drop the connection.
 pub const TIMEOUTS_BEFORE_RECONNECT: u32 = 2;
 
@@ -323,6 +325,11 @@ struct StreamState {
     pending_gap: u64,
     last_push: Option<Instant>,
     stale_since: Option<Instant>,
+    /// True once a read found the next block not yet written (and until we fall behind):
+    /// then block `k + 1` is written at most one period after block `k` was found.
+    caught_up: bool,
+    /// Reads timed by that rule since the last look for a backlog.
+    timed_reads: u32,
     /// When this stream may send its next request.
     due: Option<Instant>,
 }
@@ -554,6 +561,7 @@ impl Acquirer {
         s.stats.connected.store(false, Ordering::Relaxed);
         for state in &mut self.states {
             state.stale_since = None;
+            state.caught_up = false;
             state.due = None;
         }
         self.states
@@ -606,10 +614,12 @@ impl Acquirer {
                 Err(ModbusError::Timeout) => {
                     // one slow answer: retry; `request` drops the connection if they persist
                     self.states[i].stale_since = None;
+                    self.states[i].caught_up = false;
                     now
                 }
                 Err(ModbusError::Exception { code }) => {
                     self.states[i].stale_since = None;
+                    self.states[i].caught_up = false;
                     let error = format!(
                         "waveform {}: {}",
                         layout.name,
@@ -829,11 +839,23 @@ impl Acquirer {
         let (seq, complete) = self.read_slot(client, i, expected % slots, expected)?;
         let d = seq.wrapping_sub(expected) & 0xFFFF;
         if d == 0 {
-            if complete {
-                self.push(i);
-                self.states[i].stale_since = None;
+            if !complete {
+                return Ok(Next::Again); // a torn read: retry
             }
-            return Ok(Next::Again); // pushed (more may be ready), or a torn read to retry
+            self.push(i);
+            let state = &mut self.states[i];
+            state.stale_since = None;
+            if state.caught_up && state.timed_reads < TIMED_READS {
+                // Caught up: the next block is written within one period of this one
+                // being found, so read it then instead of polling half a period early.
+                state.timed_reads += 1;
+                return Ok(Next::Wait(Duration::from_secs_f64(period)));
+            }
+            // Behind (more may be ready now), or time to look for a backlog a device
+            // whose clock runs fast would build up: read again at once.
+            state.caught_up = false;
+            state.timed_reads = 0;
+            return Ok(Next::Again);
         }
         if d < 0x8000 {
             // overwritten by a newer lap: we fell behind (or were away). Skip to the
@@ -850,6 +872,7 @@ impl Acquirer {
             state.pending_gap += jump * samples;
             state.expected = Some(expected.wrapping_add(jump));
             state.stale_since = None;
+            state.caught_up = false;
             if d == target && complete {
                 self.push(i);
             }
@@ -872,7 +895,14 @@ impl Acquirer {
             }
             return Ok(Next::Again);
         }
-        Ok(Next::Wait(Duration::from_secs_f64(period / 2.0))) // not written yet
+        // not written yet: it will be within one period of the last block's arrival; a
+        // device whose clock runs slow is found again within an eighth of a period
+        state.caught_up = true;
+        let due = state.last_push.map_or(Duration::ZERO, |t| {
+            (t + Duration::from_secs_f64(period)).saturating_duration_since(now)
+        });
+        let wait = due.max(Duration::from_secs_f64(period / 8.0));
+        Ok(Next::Wait(wait))
     }
 }
 

@@ -62,7 +62,12 @@ def _config(first_port: int, outbox: Path) -> str:
 def _to_toml(config: Any) -> str:
     import msgspec
 
-    raw = msgspec.to_builtins(config)
+    return _toml_text(msgspec.to_builtins(config))
+
+
+def _toml_text(raw: dict[str, Any]) -> str:
+    """A configuration as plain data (``msgspec.to_builtins``), written out as TOML."""
+    raw = dict(raw)
     raw.pop("mqtt", None)
     lines: list[str] = []
 

@@ -489,3 +489,42 @@ async def test_a_failing_consumer_does_not_end_the_session(
         assert await wait_for(lambda: sum(v.good for b in batches[1:] for v in b) >= 20, 10)
     assert session.stats.reconnects >= 1
     assert "consumer bug" in caplog.text and "session failed" in caplog.text
+
+
+def test_rust_reader_refuses_a_per_block_callback_and_bad_blocks() -> None:
+    """on_block is a Python call per block: only the pymodbus reader makes it; the Rust
+    binding names the waveform at fault in its own checks too."""
+    import isthmus
+    from isthmus import _core
+    from isthmus.errors import ConfigError, SessionError
+    from isthmus.simulator.vendors import bravo_map
+
+    dev = ModbusDevice(name="d", host="127.0.0.1", waveforms=bravo_map().waveforms)
+    with pytest.raises(SessionError, match="on_block needs waveform_reader = 'pymodbus'"):
+        ModbusSession(dev, on_block=lambda ch, s, gap: None)
+    waves = _core.WaveformAcquisition("127.0.0.1", 502, _core.ModbusRateLimiter(10.0))
+    block = {
+        "register": "holding",
+        "address": 1001,
+        "sequence_address": 1000,
+        "samples": 120,
+        "slots": 64,
+        "stride": 121,
+        "dtype": "int16",
+        "order": "ABCD",
+        "scale": 1.0,
+        "sample_rate": 25600.0,
+    }
+    ring = isthmus.SampleRing(1, 1024, 25600.0)
+    with pytest.raises(ConfigError, match=r"^waveform \"vib\": 126 registers in one read"):
+        waves.add_block("vib", ring, **{**block, "samples": 125, "stride": 126})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^waveform \"vib\": register \"coil\""):
+        waves.add_block("vib", ring, **{**block, "register": "coil"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^waveform \"vib\": the ring has 2 channels"):
+        waves.add_block("vib", isthmus.SampleRing(2, 1024, 25600.0), **block)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="request_timeout must be > 0"):
+        _core.WaveformAcquisition(
+            "127.0.0.1", 502, _core.ModbusRateLimiter(10.0), request_timeout=0.0
+        )
+    with pytest.raises(ConfigError, match="max_requests_per_second must be > 0"):
+        _core.ModbusRateLimiter(0.0)

@@ -96,7 +96,8 @@ impl BlockLayout {
         self.samples as f64 / self.sample_rate
     }
 
-    fn check(&self) -> Result<(), WaveformError> {
+    /// Checks the layout against the protocol's limits (the error names the waveform).
+    pub fn check(&self) -> Result<(), WaveformError> {
         let bad = |problem: String| {
             Err(WaveformError::Block {
                 name: self.name.clone(),

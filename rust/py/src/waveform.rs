@@ -174,6 +174,9 @@ impl WaveformAcquisition {
             scale,
             sample_rate,
         };
+        layout
+            .check()
+            .map_err(|e| ConfigError::new_err(e.to_string()))?;
         let mut inner = lock(&self.inner);
         if inner.acquisition.is_some() {
             return Err(bad("the acquisition has started: add blocks before".into()));
@@ -182,22 +185,9 @@ impl WaveformAcquisition {
         Ok(())
     }
 
-    /// Starts the thread (no-op while it runs); checks the blocks on the first start.
-    fn start(&self) -> PyResult<()> {
-        let mut inner = lock(&self.inner);
-        if inner.acquisition.is_none() {
-            let blocks = std::mem::take(&mut inner.pending);
-            let acq = core::WaveformAcquisition::new(
-                inner.settings.clone(),
-                blocks,
-                Arc::clone(&inner.limiter),
-            )
-            .map_err(|e| ConfigError::new_err(e.to_string()))?;
-            inner.acquisition = Some(acq);
-        }
-        let acq = inner.acquisition.as_mut().expect("set above");
-        acq.start()
-            .map_err(|e| SessionError::new_err(format!("cannot start the waveform thread: {e}")))
+    /// Starts the thread (no-op while it runs); a stopped one is joined first (GIL released).
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.start_detached())
     }
 
     /// Asks the thread to stop (unblocking any read); returns at once.
@@ -322,6 +312,25 @@ impl WaveformAcquisition {
             inner.settings.port,
             inner.acquisition.as_ref().is_some_and(|a| a.running())
         )
+    }
+}
+
+impl WaveformAcquisition {
+    fn start_detached(&self) -> PyResult<()> {
+        let mut inner = lock(&self.inner);
+        if inner.acquisition.is_none() {
+            let blocks = std::mem::take(&mut inner.pending);
+            let acq = core::WaveformAcquisition::new(
+                inner.settings.clone(),
+                blocks,
+                Arc::clone(&inner.limiter),
+            )
+            .map_err(|e| ConfigError::new_err(e.to_string()))?;
+            inner.acquisition = Some(acq);
+        }
+        let acq = inner.acquisition.as_mut().expect("set above");
+        acq.start()
+            .map_err(|e| SessionError::new_err(format!("cannot start the waveform thread: {e}")))
     }
 }
 

@@ -528,3 +528,78 @@ def test_rust_reader_refuses_a_per_block_callback_and_bad_blocks() -> None:
         )
     with pytest.raises(ConfigError, match="max_requests_per_second must be > 0"):
         _core.ModbusRateLimiter(0.0)
+
+
+@pytest.mark.parametrize("reader", ["rust", "pymodbus"])
+async def test_float32_input_register_block_with_a_separate_counter_equals_struct(
+    reader: str,
+) -> None:
+    """A plain pymodbus server holding one float32 CDAB block in input registers, its counter
+    apart (read around the samples): both readers push exactly what struct decodes, scaled."""
+    import struct
+
+    from pymodbus.server import ModbusTcpServer
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    from isthmus.sources.config import WaveformBlock
+
+    rng = np.random.default_rng(7)
+    truth = rng.normal(0.0, 3.0, 8).astype(np.float32)
+    words: list[int] = []
+    for value in truth:  # CDAB: the low word first
+        high, low = struct.unpack(">HH", struct.pack(">f", value))
+        words += [low, high]
+    registers = [0] * 64
+    registers[10], registers[26] = 6, 7  # slot 0 holds block 6, slot 1 block 7 (the newest)
+    registers[36:52] = words  # block 7's samples; block 6's stay zero
+    port = free_port()
+    device = SimDevice(
+        1,
+        simdata=(
+            [SimData(65520, values=[False] * 16, datatype=DataType.BITS, readonly=True)],
+            [SimData(65520, values=[False] * 16, datatype=DataType.BITS, readonly=True)],
+            [SimData(65535, count=1, datatype=DataType.INVALID)],
+            [SimData(0, values=registers, datatype=DataType.REGISTERS, readonly=True)],
+        ),
+    )
+    functions: list[int] = []
+
+    def trace(sending: bool, pdu: object) -> object:
+        if not sending:
+            functions.append(int(pdu.function_code))  # type: ignore[attr-defined]
+        return pdu
+
+    server = ModbusTcpServer([device], address=("127.0.0.1", port), trace_pdu=trace)
+    await server.serve_forever(background=True)
+    block = WaveformBlock(
+        name="vib",
+        channel="x",
+        sample_rate=100.0,
+        address=20,
+        sequence_address=10,
+        samples=8,
+        slots=2,
+        stride=16,
+        dtype="float32",
+        register="input",
+        order="CDAB",
+        scale=2.0,
+    )
+    dev = ModbusDevice(
+        name="f",
+        host="127.0.0.1",
+        port=port,
+        waveforms=[block],
+        waveform_reader=reader,  # type: ignore[arg-type]
+    )
+    try:
+        session = ModbusSession(dev)
+        ring = session.rings["x"]
+        async with session:
+            assert await wait_for(lambda: ring.written >= 8, 10)
+    finally:
+        await server.shutdown()
+    got = ring.latest(8)[0]
+    assert np.array_equal(got, truth * np.float32(2.0))  # exact: float32 times 2
+    assert ring.written == 8 and session.stats.gap_samples == 0
+    assert functions and set(functions) == {4}  # input registers only, nothing else

@@ -238,3 +238,13 @@ def test_decoder_rules_apply_at_config_time() -> None:
     data["modbus"][0]["poll_groups"][0]["tags"][0]["byte"] = "low"  # byte on a uint16
     with pytest.raises(ConfigError, match=r"tags\[0\]: .*speed"):
         parse(SourcesConfig, data, "sources")
+
+
+def test_waveform_reader_is_rust_by_default_and_checked() -> None:
+    cfg = parse(SourcesConfig, tomllib.loads(EXAMPLE), "sources")
+    assert cfg.modbus[0].waveform_reader == "rust"
+    base = tomllib.loads(EXAMPLE)
+    base["modbus"][0]["waveform_reader"] = "pymodbus"
+    assert parse(SourcesConfig, base, "sources").modbus[0].waveform_reader == "pymodbus"
+    base["modbus"][0]["waveform_reader"] = "fast"
+    bad(base, r"^sources\.modbus\[0\]\.waveform_reader: Invalid enum value 'fast'")

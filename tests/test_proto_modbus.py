@@ -228,9 +228,16 @@ async def test_request_rate_limit_is_honoured_at_the_server(plant: Simulator) ->
 
 
 async def test_waveform_stream_is_continuous_and_gaps_are_exact(plant: Simulator) -> None:
+    """The pymodbus reader: every block handed to on_block follows the last, or the gap."""
     vmap = plant.maps["P-102"]
     blocks: list[tuple[np.ndarray, int]] = []
-    dev = device(plant, "P-102", max_requests_per_second=5000, waveforms=vmap.waveforms)
+    dev = device(
+        plant,
+        "P-102",
+        max_requests_per_second=5000,
+        waveforms=vmap.waveforms,
+        waveform_reader="pymodbus",
+    )
     session = ModbusSession(dev, on_block=lambda ch, s, gap: blocks.append((s.copy(), gap)))
     reader = session.rings["de_accel"].reader()
     async with session:
@@ -258,6 +265,96 @@ async def test_waveform_stream_is_continuous_and_gaps_are_exact(plant: Simulator
     assert (read, lost) == (session.stats.samples, total_gap)
 
 
+async def test_rust_reader_stream_is_continuous_and_gaps_are_exact(plant: Simulator) -> None:
+    """The Rust reader, same stall: the ring holds every sample at its index, gaps exact."""
+    vmap = plant.maps["P-102"]
+    dev = device(plant, "P-102", max_requests_per_second=5000, waveforms=vmap.waveforms)
+    session = ModbusSession(dev)
+    ring = session.rings["de_accel"]
+    reader = ring.reader()
+    server = plant.modbus["P-102"]
+    async with session:
+        assert await wait_for(lambda: ring.written > 50 * 120, 10)
+        await asyncio.sleep(0.3)  # the supervisor has carried the counters over
+        assert session.stats.waveform_connected is True and session.stats.connected is True
+        before = session.stats.gap_samples
+        # stall the device for longer than its 64-slot buffer (0.3 s) holds
+        server.delay = 0.5
+        await asyncio.sleep(0.6)
+        server.delay = 0.0
+        n = ring.written
+        assert await wait_for(lambda: ring.written > n + 50 * 120, 10)
+    stats = session.stats
+    assert stats.gap_samples > before  # the stall lost blocks, and they were reported
+    assert stats.gap_samples % 120 == 0 and stats.samples % 120 == 0
+    assert stats.blocks * 120 == stats.samples
+    assert stats.samples + stats.gap_samples == ring.written
+    assert ring.total_gap == stats.gap_samples
+    assert stats.requests >= stats.blocks and stats.latency_ms(50) is not None
+    # only reads of holding registers reached the device
+    assert set(server.requests) == {"holding"}, server.requests
+    # every sample at its index, the same gaps
+    read, lost = drain_and_check_ramp(reader)
+    assert (read, lost) == (stats.samples, stats.gap_samples)
+    assert not session._waves.running  # closing stopped the thread
+
+
+async def test_rust_reader_and_polls_share_the_device_rate_limit(plant: Simulator) -> None:
+    """Polls (pymodbus) and the Rust waveform thread book one per-device request budget."""
+    vmap = plant.maps["P-102"]
+    dev = device(
+        plant,
+        "P-102",
+        max_requests_per_second=150.0,
+        poll_groups=[vmap.poll_group(0.01)],
+        waveforms=vmap.waveforms,
+    )
+    server = plant.modbus["P-102"]
+    values = Collector()
+    async with ModbusSession(dev, values) as session:
+        assert await wait_for(lambda: session.rings["de_accel"].written > 0, 10)
+        await asyncio.sleep(0.3)
+        before, t0 = sum(server.requests.values()), time.monotonic()
+        await asyncio.sleep(1.5)
+        sent, elapsed = sum(server.requests.values()) - before, time.monotonic() - t0
+        assert await wait_for(lambda: session.stats.gap_samples > 0, 5)
+    assert sent <= 150.0 * elapsed + 3  # both wanted > 300 requests/s
+    assert sent >= 60 * elapsed
+    assert values.good([p.name for p in vmap.points][:1])
+    assert session.stats.blocks > 0
+
+
+def test_rust_waveform_client_has_no_write_function_code() -> None:
+    """Read-only by construction: the Rust client can name function codes 3 and 4 only."""
+    root = Path(__file__).resolve().parent.parent / "rust"
+    client = (root / "core" / "src" / "modbus_tcp.rs").read_text()
+    # the one enum of request functions has two members, mapped to 3 and 4
+    enum = re.search(r"pub enum ReadFunction \{(.*?)\}", client, re.S)
+    assert enum is not None
+    members = re.findall(r"^\s*(\w+),\s*$", enum.group(1), re.M)
+    assert members == ["HoldingRegisters", "InputRegisters"]
+    codes = re.findall(r"ReadFunction::(\w+) => (\d+),", client)
+    assert codes == [("HoldingRegisters", "3"), ("InputRegisters", "4")]
+    # one request frame is ever sent, and its function byte comes from that enum
+    code = client.split("#[cfg(test)]")[0]
+    assert code.count("write_all(") == 1 and "write_all(&request)" in code
+    frames = re.findall(r"let request = \[(.*?)\];", code, re.S)
+    assert len(frames) == 1
+    assert [f.strip() for f in frames[0].split(",")][7] == "function.code()"
+    # no write function code (5, 6, 15, 16, 22, 23) or write-named API in any Rust reader file
+    writes = re.compile(
+        r"\bwrite_(coil|register|multiple|single)|\b(0x0[56]|0x0[fF]|0x10|0x1[67])\b"
+    )
+    for path in [
+        root / "core" / "src" / "modbus_tcp.rs",
+        root / "core" / "src" / "waveform.rs",
+        root / "py" / "src" / "waveform.rs",
+    ]:
+        assert not writes.findall(path.read_text()), path
+    # and the scan does find such a thing where it exists
+    assert writes.findall("const WRITE: u8 = 0x10; fn write_register()")
+
+
 def test_no_code_path_writes_to_a_device() -> None:
     """Read-only toward OT: the sources never call a Modbus write or an OPC UA write/method."""
     package = Path(__import__("isthmus.sources", fromlist=["x"]).__file__).parent
@@ -279,17 +376,32 @@ def test_no_code_path_writes_to_a_device() -> None:
     assert opcua_writes.findall(sim_text)
 
 
-async def test_waveform_samples_equal_the_simulated_vibration() -> None:
+@pytest.mark.parametrize("reader", ["rust", "pymodbus"])
+async def test_waveform_samples_equal_the_simulated_vibration(reader: str) -> None:
     """Real vibration (outer-race fault), not the ramp: each block is the truth within a count."""
     sim = Simulator([PumpConfig("P-102", "bravo", 2950.0, free_port())], tick_interval=0)
     sim.inject("P-102", "outer_race", 0.7)
     block_cfg = sim.maps["P-102"].waveforms[0]
+    n = block_cfg.samples
     blocks: list[np.ndarray] = []
     async with sim:
-        dev = device(sim, "P-102", max_requests_per_second=5000, waveforms=[block_cfg])
-        async with ModbusSession(dev, on_block=lambda ch, s, gap: blocks.append(s.copy())):
-            assert await wait_for(lambda: len(blocks) >= 20, 10)
-    n = block_cfg.samples
+        dev = device(
+            sim,
+            "P-102",
+            max_requests_per_second=5000,
+            waveforms=[block_cfg],
+            waveform_reader=reader,
+        )
+        if reader == "pymodbus":
+            async with ModbusSession(dev, on_block=lambda ch, s, gap: blocks.append(s.copy())):
+                assert await wait_for(lambda: len(blocks) >= 20, 10)
+        else:
+            session = ModbusSession(dev)
+            ring = session.rings["de_accel"]
+            async with session:
+                assert await wait_for(lambda: ring.written >= 40 * n, 10)
+                # the newest 20 blocks, oldest first (gaps are whole blocks: aligned)
+                blocks = list(ring.latest(20 * n).reshape(20, 1, n))
     pump = sim.pumps["P-102"]
     # find the block index of the last block received (it is recent), then walk back
     newest = int(time.time() * block_cfg.sample_rate / n)
@@ -377,3 +489,117 @@ async def test_a_failing_consumer_does_not_end_the_session(
         assert await wait_for(lambda: sum(v.good for b in batches[1:] for v in b) >= 20, 10)
     assert session.stats.reconnects >= 1
     assert "consumer bug" in caplog.text and "session failed" in caplog.text
+
+
+def test_rust_reader_refuses_a_per_block_callback_and_bad_blocks() -> None:
+    """on_block is a Python call per block: only the pymodbus reader makes it; the Rust
+    binding names the waveform at fault in its own checks too."""
+    import isthmus
+    from isthmus import _core
+    from isthmus.errors import ConfigError, SessionError
+    from isthmus.simulator.vendors import bravo_map
+
+    dev = ModbusDevice(name="d", host="127.0.0.1", waveforms=bravo_map().waveforms)
+    with pytest.raises(SessionError, match="on_block needs waveform_reader = 'pymodbus'"):
+        ModbusSession(dev, on_block=lambda ch, s, gap: None)
+    waves = _core.WaveformAcquisition("127.0.0.1", 502, _core.ModbusRateLimiter(10.0))
+    block = {
+        "register": "holding",
+        "address": 1001,
+        "sequence_address": 1000,
+        "samples": 120,
+        "slots": 64,
+        "stride": 121,
+        "dtype": "int16",
+        "order": "ABCD",
+        "scale": 1.0,
+        "sample_rate": 25600.0,
+    }
+    ring = isthmus.SampleRing(1, 1024, 25600.0)
+    with pytest.raises(ConfigError, match=r"^waveform \"vib\": 126 registers in one read"):
+        waves.add_block("vib", ring, **{**block, "samples": 125, "stride": 126})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^waveform \"vib\": register \"coil\""):
+        waves.add_block("vib", ring, **{**block, "register": "coil"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^waveform \"vib\": the ring has 2 channels"):
+        waves.add_block("vib", isthmus.SampleRing(2, 1024, 25600.0), **block)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="request_timeout must be > 0"):
+        _core.WaveformAcquisition(
+            "127.0.0.1", 502, _core.ModbusRateLimiter(10.0), request_timeout=0.0
+        )
+    with pytest.raises(ConfigError, match="max_requests_per_second must be > 0"):
+        _core.ModbusRateLimiter(0.0)
+
+
+@pytest.mark.parametrize("reader", ["rust", "pymodbus"])
+async def test_float32_input_register_block_with_a_separate_counter_equals_struct(
+    reader: str,
+) -> None:
+    """A plain pymodbus server holding one float32 CDAB block in input registers, its counter
+    apart (read around the samples): both readers push exactly what struct decodes, scaled."""
+    import struct
+
+    from pymodbus.server import ModbusTcpServer
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    from isthmus.sources.config import WaveformBlock
+
+    rng = np.random.default_rng(7)
+    truth = rng.normal(0.0, 3.0, 8).astype(np.float32)
+    words: list[int] = []
+    for value in truth:  # CDAB: the low word first
+        high, low = struct.unpack(">HH", struct.pack(">f", value))
+        words += [low, high]
+    registers = [0] * 64
+    registers[10], registers[26] = 6, 7  # slot 0 holds block 6, slot 1 block 7 (the newest)
+    registers[36:52] = words  # block 7's samples; block 6's stay zero
+    port = free_port()
+    device = SimDevice(
+        1,
+        simdata=(
+            [SimData(65520, values=[False] * 16, datatype=DataType.BITS, readonly=True)],
+            [SimData(65520, values=[False] * 16, datatype=DataType.BITS, readonly=True)],
+            [SimData(65535, count=1, datatype=DataType.INVALID)],
+            [SimData(0, values=registers, datatype=DataType.REGISTERS, readonly=True)],
+        ),
+    )
+    functions: list[int] = []
+
+    def trace(sending: bool, pdu: object) -> object:
+        if not sending:
+            functions.append(int(pdu.function_code))  # type: ignore[attr-defined]
+        return pdu
+
+    server = ModbusTcpServer([device], address=("127.0.0.1", port), trace_pdu=trace)
+    await server.serve_forever(background=True)
+    block = WaveformBlock(
+        name="vib",
+        channel="x",
+        sample_rate=100.0,
+        address=20,
+        sequence_address=10,
+        samples=8,
+        slots=2,
+        stride=16,
+        dtype="float32",
+        register="input",
+        order="CDAB",
+        scale=2.0,
+    )
+    dev = ModbusDevice(
+        name="f",
+        host="127.0.0.1",
+        port=port,
+        waveforms=[block],
+        waveform_reader=reader,  # type: ignore[arg-type]
+    )
+    try:
+        session = ModbusSession(dev)
+        ring = session.rings["x"]
+        async with session:
+            assert await wait_for(lambda: ring.written >= 8, 10)
+    finally:
+        await server.shutdown()
+    got = ring.latest(8)[0]
+    assert np.array_equal(got, truth * np.float32(2.0))  # exact: float32 times 2
+    assert ring.written == 8 and session.stats.gap_samples == 0
+    assert functions and set(functions) == {4}  # input registers only, nothing else

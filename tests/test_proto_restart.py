@@ -52,6 +52,7 @@ async def test_modbus_server_restart_resumes_with_the_gap_reported() -> None:
         max_requests_per_second=5000,
         poll_groups=[vmap.poll_group(0.2)],
         waveforms=vmap.waveforms,
+        waveform_reader="pymodbus",
     )
     blocks: list[tuple[np.ndarray, int]] = []
     values: list[TagValue] = []
@@ -97,6 +98,56 @@ async def test_modbus_server_restart_resumes_with_the_gap_reported() -> None:
     assert (read, lost) == (sum(s.shape[1] for s, _ in blocks), sum(gaps))
     bad = [v for v in values if v.quality is Quality.BAD]
     assert bad and all(v.value is None for v in bad)
+
+
+async def test_rust_waveform_reader_survives_a_killed_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SIGKILL the device mid-stream: the Rust reader reconnects, the outage is an exact gap."""
+    port = free_port()
+    sim = SimulatorProcess(
+        "--pump", "B:bravo", "--modbus-port", str(port), "--opcua-port", "0", "--test-pattern"
+    )
+    sim.start()
+    vmap = bravo_map()
+    dev = ModbusDevice(
+        name="B",
+        host="127.0.0.1",
+        port=port,
+        request_timeout=0.5,
+        backoff_initial=0.2,
+        backoff_max=1.0,
+        max_requests_per_second=5000,
+        waveforms=vmap.waveforms,  # waveform_reader = "rust", the default
+    )
+    try:
+        session = ModbusSession(dev)
+        ring = session.rings["de_accel"]
+        reader = ring.reader()
+        async with session:
+            assert await wait_for(lambda: ring.written > 50 * 120, 15)
+            sim.kill()
+            killed_at = time.monotonic()
+            assert await wait_for(lambda: session.stats.waveform_connected is False, 10)
+            assert not session.stats.connected  # no poll groups: the reader's connection
+            await asyncio.sleep(0.5)
+            written = ring.written
+            await asyncio.to_thread(sim.start)  # the session keeps running meanwhile
+            outage = time.monotonic() - killed_at
+            assert await wait_for(lambda: ring.written > written + 100 * 120, 20)
+            assert await wait_for(lambda: session.stats.waveform_connected is True, 5)
+        stats = session.stats.snapshot()  # closed: the final counts
+        last_error = session.last_error
+    finally:
+        sim.kill()
+    assert stats["reconnects"] >= 1
+    assert last_error  # the lost connection, as the supervisor saw it
+    assert "waveform reader: connection lost" in caplog.text
+    lost_seconds = stats["gap_samples"] / vmap.waveforms[0].sample_rate
+    assert 0.3 * outage < lost_seconds < outage + 5.0
+    # the ring holds the story: each sample at its index, the outage as the counted gap
+    read, lost = drain_and_check_ramp(reader)
+    assert (read, lost) == (stats["samples"], stats["gap_samples"])
 
 
 async def test_opcua_server_restart_recreates_session_and_subscriptions(tmp_path: Path) -> None:

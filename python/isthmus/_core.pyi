@@ -817,3 +817,89 @@ class S7Plan:
         ``None`` and the reason; the other tags decode regardless."""
 
 # ===== end s7 =====
+
+# ===== waveform: Modbus TCP block streams read by a Rust thread =====
+
+@final
+class ModbusRateLimiter:
+    """Spaces requests to one device at least ``1 / requests_per_second`` s apart.
+
+    Shared by the device's Python polling and its :class:`WaveformAcquisition` thread, so
+    both stay within one per-device budget. Raises :class:`isthmus.ConfigError` unless
+    ``requests_per_second`` is a finite number > 0.
+    """
+
+    def __new__(cls, requests_per_second: float) -> ModbusRateLimiter: ...
+    def reserve(self) -> float:
+        """Book the next request slot; return the seconds to wait before sending (>= 0)."""
+
+@final
+class WaveformAcquisition:
+    """The waveform blocks of one Modbus TCP device, followed by a Rust thread.
+
+    The thread opens its own connection (``connect_timeout``, ``request_timeout`` in s),
+    issues only function codes 3 and 4, follows each block's sequence counter exactly as
+    the pymodbus session does, and pushes samples and gaps straight into the
+    :class:`SampleRing` given to :meth:`add_block`. Two timeouts in a row or a socket error
+    drop the connection; reconnects back off from ``backoff_initial`` to ``backoff_max`` s
+    with full jitter. Raises :class:`isthmus.ConfigError` for a timeout <= 0.
+    """
+
+    def __new__(
+        cls,
+        host: str,
+        port: int,
+        limiter: ModbusRateLimiter,
+        *,
+        unit_id: int = 1,
+        connect_timeout: float = 3.0,
+        request_timeout: float = 1.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> WaveformAcquisition: ...
+    def add_block(
+        self,
+        name: str,
+        ring: SampleRing,
+        *,
+        register: str,
+        address: int,
+        sequence_address: int,
+        samples: int,
+        slots: int,
+        stride: int,
+        dtype: str,
+        order: str,
+        scale: float,
+        sample_rate: float,
+    ) -> None:
+        """Add one block stream before the first :meth:`start`; its samples (``dtype`` int16
+        or float32 in byte ``order``, times ``scale``) go into the one-channel ``ring``.
+        ``register``: ``"holding"`` or ``"input"``. Raises :class:`isthmus.ConfigError`
+        naming the waveform for anything else, or after the first start."""
+    def start(self) -> None:
+        """Start the thread (no-op while it runs); a stopped one resumes its streams where
+        they were, so an outage becomes a gap. The blocks are checked on the first start
+        (:class:`isthmus.ConfigError` naming the waveform: more than 125 registers in one
+        read, slots not a power of two, registers beyond 65535, ...)."""
+    def stop(self) -> None:
+        """Ask the thread to stop and unblock its socket; returns at once."""
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s (GIL released) for a stopped thread; True if it ended."""
+    @property
+    def running(self) -> bool:
+        """True while the thread runs."""
+    @property
+    def last_error(self) -> str | None:
+        """The last error: a lost connection, or ``"waveform <name>: <exception>"``."""
+    def stats(self) -> dict[str, int | float | bool | None]:
+        """Counters since construction: ``requests``, ``errors``, ``timeouts``,
+        ``reconnects``, ``blocks``, ``samples``, ``gap_samples`` (int), ``connected`` (bool),
+        ``last_good_read`` (Unix s, or None)."""
+    def drain_events(self) -> list[tuple[str, str]]:
+        """Status changes and errors since the last call, oldest first, as
+        ``(level, message)`` with level ``"info"``, ``"warning"`` or ``"error"``."""
+    def drain_latencies(self) -> list[float]:
+        """Request latencies (s) since the last call (at most 4096 kept between calls)."""
+
+# ===== end waveform =====

@@ -229,6 +229,9 @@ class ModbusDevice(_Config):
     max_read_bits: int = MAX_READ_BITS
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    #: who follows the waveform blocks: a Rust thread with its own read-only connection
+    #: ("rust"), or the pymodbus session's asyncio tasks ("pymodbus", the older path)
+    waveform_reader: Literal["rust", "pymodbus"] = "rust"
     poll_groups: list[PollGroup] = msgspec.field(default_factory=list)
     waveforms: list[WaveformBlock] = msgspec.field(default_factory=list)
 

@@ -15,14 +15,20 @@ device never holds up another. Inside a session:
 * **Waveform streams.** A :class:`~isthmus.sources.config.WaveformBlock` is
   read slot by slot into a :class:`isthmus.SampleRing`; the block sequence
   counter finds repeated blocks (not yet ready: wait) and skipped ones
-  (overwritten before we read them: reported to the ring as a gap).
+  (overwritten before we read them: reported to the ring as a gap). By default
+  (``waveform_reader = "rust"``) a Rust thread (:class:`isthmus._core.WaveformAcquisition`,
+  its own read-only connection, function codes 3 and 4 only) follows the blocks
+  and writes straight into the rings; this session starts, supervises (statistics,
+  log lines, ``last_error``) and stops it. ``"pymodbus"`` keeps the older asyncio
+  path below (:class:`_BlockStream`), which follows the same sequence.
 * **Health.** ``asyncio.timeout`` around every request; reconnect with
   exponential backoff and equal jitter; a per-device request-rate limit
   (requests are spaced at least ``1 / max_requests_per_second`` apart);
   statistics in :class:`DeviceStats`.
 
 Read-only: this module calls only ``read_coils``, ``read_discrete_inputs``,
-``read_holding_registers`` and ``read_input_registers``.
+``read_holding_registers`` and ``read_input_registers``; the Rust waveform
+client can only build function codes 3 and 4.
 """
 
 from __future__ import annotations
@@ -59,6 +65,18 @@ _DEVICE_EXCEPTIONS = {
 }
 REPROBE_INTERVAL = 60.0  # s between re-reads of a rejected tag
 TIMEOUTS_BEFORE_RECONNECT = 2
+SUPERVISE_INTERVAL = 0.25  # s between looks at the Rust waveform reader
+# the Rust reader's counters, added into DeviceStats as they grow
+_WAVE_COUNTERS = (
+    "requests",
+    "errors",
+    "timeouts",
+    "reconnects",
+    "blocks",
+    "samples",
+    "gap_samples",
+)
+_LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 # --------------------------------------------------------------------------- plan
@@ -205,6 +223,7 @@ class DeviceStats:
     blocks: int = 0  # waveform blocks received
     samples: int = 0
     gap_samples: int = 0
+    waveform_connected: bool | None = None  # the Rust waveform reader's connection
     latencies: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=2048)
     )
@@ -228,6 +247,7 @@ class DeviceStats:
             "blocks": self.blocks,
             "samples": self.samples,
             "gap_samples": self.gap_samples,
+            "waveform_connected": self.waveform_connected,
             "latency_p50_ms": self.latency_ms(50),
             "latency_p95_ms": self.latency_ms(95),
             "latency_p99_ms": self.latency_ms(99),
@@ -249,13 +269,23 @@ class _Disconnect(Exception):
 
 
 class RateLimiter:
-    """Spaces calls at least ``1 / rate`` s apart (no bursts: a PLC's comfort first)."""
+    """Spaces calls at least ``1 / rate`` s apart (no bursts: a PLC's comfort first).
 
-    def __init__(self, rate: float) -> None:
+    With ``shared`` (a :class:`isthmus._core.ModbusRateLimiter`) the slots are booked
+    there, so the Rust waveform reader and the polls of one device share one budget.
+    """
+
+    def __init__(self, rate: float, shared: Any = None) -> None:
         self.interval = 1.0 / rate
         self._next = 0.0
+        self.shared = shared
 
     async def wait(self) -> None:
+        if self.shared is not None:
+            delay: float = self.shared.reserve()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return
         loop = asyncio.get_running_loop()
         now = loop.time()
         slot = max(now, self._next)
@@ -287,7 +317,8 @@ class ModbusSession:
     ``ring_seconds`` sizes each waveform ring. ``on_values`` is called with the
     values of one read (GOOD or BAD, never silently dropped); ``on_block``, if
     given, with every waveform block pushed into a ring (channel, samples,
-    gap samples before them).
+    gap samples before them): a Python call per block, so only with
+    ``waveform_reader = "pymodbus"`` (the Rust reader never calls into Python).
     """
 
     def __init__(
@@ -309,7 +340,21 @@ class ModbusSession:
             for block in device.waveforms:
                 capacity = max(int(block.sample_rate * ring_seconds), block.samples * block.slots)
                 self.rings[block.channel] = isthmus.SampleRing(1, capacity, block.sample_rate)
-        self._limiter = RateLimiter(device.max_requests_per_second)
+        self._waves: Any = None  # isthmus._core.WaveformAcquisition, if Rust reads them
+        self._python_waveforms = list(device.waveforms)
+        if device.waveforms and device.waveform_reader == "rust":
+            if on_block is not None:
+                raise SessionError(
+                    f"modbus {device.name}: on_block needs waveform_reader = 'pymodbus' "
+                    "(the Rust waveform reader does not call back into Python per block)"
+                )
+            self._waves = self._rust_reader()
+            self._python_waveforms = []
+            self._limiter = RateLimiter(device.max_requests_per_second, self._waves_limiter)
+        else:
+            self._limiter = RateLimiter(device.max_requests_per_second)
+        self._waves_seen: dict[str, Any] = {}
+        self._waves_error: str | None = None
         for block in device.waveforms:
             # counter read with the samples: 1 request per block; apart: 3 (a seqlock)
             per_block = 1 if block.sequence_address == block.address - 1 else 3
@@ -353,9 +398,30 @@ class ModbusSession:
             await cancel_and_wait(self._task)
             self._task = None
         self._drop()
+        if self._waves is not None:
+            self._waves.stop()
+            # the thread ends within one socket call (stop() shuts its socket down)
+            if not await asyncio.to_thread(self._waves.join, 10.0):
+                log.error("modbus %s: the waveform reader did not stop", self.device.name)
+            self._supervise_once()
 
     async def run(self) -> None:
-        """Connect, read, and reconnect with backoff, forever."""
+        """Connect, read, and reconnect with backoff, until closed."""
+        if self._waves is None:
+            await self._run_polls()
+            return
+        self._waves.start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._supervise_waves(), name=f"waves:{self.device.name}")
+                if self.plan.groups:
+                    tasks.create_task(self._run_polls(), name=f"polls:{self.device.name}")
+        finally:
+            self._waves.stop()  # returns at once; close() waits for the thread
+            self._supervise_once()
+
+    async def _run_polls(self) -> None:
+        """The pymodbus connection: poll groups (and pymodbus waveform streams)."""
         backoff = self.device.backoff_initial
         while not self._closing:
             reason = "connection closed"
@@ -365,7 +431,7 @@ class ModbusSession:
                 async with asyncio.TaskGroup() as tasks:
                     for group in self.plan.groups:
                         tasks.create_task(self._poll(group), name=f"poll:{group.group.name}")
-                    for block in self.device.waveforms:
+                    for block in self._python_waveforms:
                         tasks.create_task(self._stream(block), name=f"wave:{block.name}")
             except* (_Disconnect, OSError, TimeoutError) as group_exc:
                 reason = "; ".join(str(e) or type(e).__name__ for e in group_exc.exceptions)
@@ -590,7 +656,69 @@ class ModbusSession:
             if values:
                 self.on_values(values)
 
-    # -- waveform streams -----------------------------------------------------
+    # -- waveform streams: the Rust reader --------------------------------------
+
+    def _rust_reader(self) -> Any:
+        from isthmus import _core
+
+        d = self.device
+        self._waves_limiter = _core.ModbusRateLimiter(d.max_requests_per_second)
+        waves = _core.WaveformAcquisition(
+            d.host,
+            d.port,
+            self._waves_limiter,
+            unit_id=d.unit_id,
+            connect_timeout=d.connect_timeout,
+            request_timeout=d.request_timeout,
+            backoff_initial=d.backoff_initial,
+            backoff_max=d.backoff_max,
+        )
+        for b in d.waveforms:
+            waves.add_block(
+                b.name,
+                self.rings[b.channel],
+                register=b.register,
+                address=b.address,
+                sequence_address=b.sequence_address,
+                samples=b.samples,
+                slots=b.slots,
+                stride=b.slot_stride,
+                dtype=b.dtype,
+                order=b.order,
+                scale=b.scale,
+                sample_rate=b.sample_rate,
+            )
+        return waves
+
+    async def _supervise_waves(self) -> None:
+        """Carry the Rust reader's counters, latencies and events into this session."""
+        while not self._closing:
+            self._supervise_once()
+            await asyncio.sleep(SUPERVISE_INTERVAL)
+
+    def _supervise_once(self) -> None:
+        waves = self._waves
+        st = self.stats
+        now = waves.stats()
+        seen = self._waves_seen
+        for key in _WAVE_COUNTERS:
+            setattr(st, key, getattr(st, key) + now[key] - seen.get(key, 0))
+        self._waves_seen = now
+        st.latencies.extend(waves.drain_latencies())
+        good = now["last_good_read"]
+        if good is not None and (st.last_good_read is None or good > st.last_good_read):
+            st.last_good_read = good
+        st.waveform_connected = now["connected"]
+        if not self.plan.groups:
+            st.connected = now["connected"]
+        for level, message in waves.drain_events():
+            log.log(_LOG_LEVELS[level], "modbus %s: waveform reader: %s", self.device.name, message)
+        error = waves.last_error
+        if error is not None and error != self._waves_error:
+            self.last_error = error
+        self._waves_error = error
+
+    # -- waveform streams: the pymodbus path ----------------------------------
 
     async def _stream(self, block: WaveformBlock) -> None:
         """Follow the device's block sequence; push samples and gaps into the ring."""

@@ -5,6 +5,8 @@
 
 pub mod decode;
 pub mod diagnostics;
+pub mod modbus_tcp;
 pub mod ring;
 pub mod s7;
 pub mod spectrum;
+pub mod waveform;

@@ -7,3 +7,5 @@ pyo3::import_exception!(isthmus.errors, TagError);
 pyo3::import_exception!(isthmus.errors, DecodeError);
 pyo3::import_exception!(isthmus.errors, SignalError);
 pyo3::import_exception!(isthmus.errors, DiagnosticsError);
+pyo3::import_exception!(isthmus.errors, ConfigError);
+pyo3::import_exception!(isthmus.errors, SessionError);

@@ -13,6 +13,7 @@ mod errors;
 mod ring;
 mod s7;
 mod spectrum;
+mod waveform;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -22,5 +23,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     spectrum::register(m)?;
     diagnostics::register(m)?;
     s7::register(m)?;
+    waveform::register(m)?;
     Ok(())
 }

@@ -28,7 +28,7 @@ fn signal_error(err: RingError) -> PyErr {
 }
 
 /// The ring's storage type, chosen at construction.
-enum Store {
+pub(crate) enum Store {
     F32(core::SampleRing<f32>),
     F64(core::SampleRing<f64>),
 }
@@ -80,19 +80,19 @@ impl Stored for f64 {
 }
 
 /// The ring plus the facts that never change, shared by the ring object and its readers.
-struct Shared {
+pub(crate) struct Shared {
     store: RwLock<Store>,
-    channels: usize,
+    pub(crate) channels: usize,
     is_f64: bool,
 }
 
 impl Shared {
     // Nothing panics while a lock is held, but a poisoned lock must not become a
     // panic across the boundary either: the ring's state is valid after any push.
-    fn read(&self) -> RwLockReadGuard<'_, Store> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Store> {
         self.store.read().unwrap_or_else(|e| e.into_inner())
     }
-    fn write(&self) -> RwLockWriteGuard<'_, Store> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Store> {
         self.store.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -243,6 +243,13 @@ fn to_array<'py, T: Element>(
 #[pyclass(frozen, module = "isthmus._core")]
 pub struct SampleRing {
     shared: Arc<Shared>,
+}
+
+impl SampleRing {
+    /// The shared core ring, for producers in other binding files (waveform acquisition).
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
 }
 
 #[pymethods]

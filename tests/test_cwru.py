@@ -33,7 +33,9 @@ def records() -> list[dict[str, Any]]:
 
 
 def run(rec: dict[str, Any], chunk: int = 65536) -> dict[str, Any]:
-    return analyze(load_recording(CWRU / rec["file"]), bearing="SKF 6205-2RS JEM", chunk=chunk)
+    return analyze(
+        load_recording(CWRU / rec["file"], channel="de"), bearing="SKF 6205-2RS JEM", chunk=chunk
+    )
 
 
 def bearing_alerts(report: dict[str, Any]) -> list[dict[str, Any]]:

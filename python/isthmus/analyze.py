@@ -1,7 +1,7 @@
 """``isthmus analyze FILE``: bearing diagnosis, ISO 20816-3 severity and alerts for a recording.
 
-Reads ``.npz`` (arrays ``de`` or ``--channel``, ``sample_rate``, ``rpm``), CSV (one column per
-channel, optional header and ``time`` column) and WAV (PCM or float). The signal runs through
+Reads ``.npz``, CSV and WAV (see :mod:`isthmus.recording`; every report states what was read
+and where sample rate, rpm, bearing and scale came from). The signal runs through
 the same streaming Rust pipeline the gateway uses: anti-aliased decimation to at most
 ``--max-rate`` (so a 48 kHz record is judged like a 12 kHz one), envelope analysis, and the rule
 engine over per-frame features. Needs numpy only; ``--plot`` needs matplotlib.
@@ -13,8 +13,6 @@ import argparse
 import json
 import math
 import sys
-import wave
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,121 +20,15 @@ import numpy as np
 import numpy.typing as npt
 
 from isthmus import _core
-from isthmus.errors import DiagnosticsError, SignalError
+from isthmus.errors import DiagnosticsError, IsthmusError, SignalError
+from isthmus.recording import Recording, load_recording, positive
+
+__all__ = ["Recording", "analyze", "format_report", "load_recording", "record_features"]
 
 Array = npt.NDArray[np.float64]
 
 FAULT_NAMES = ("none", "outer_race", "inner_race", "ball")
 ZONES = "ABCD"
-
-
-@dataclass(frozen=True)
-class Recording:
-    """One channel of acceleration (g) with its sample rate (Hz) and shaft speed (rpm) if known."""
-
-    samples: Array
-    sample_rate: float
-    rpm: float | None
-    channel: str
-
-
-def _scalar(value: Any) -> float:
-    return float(np.asarray(value, dtype=np.float64).ravel()[0])
-
-
-def _load_npz(path: Path, channel: str | None) -> tuple[Array, float | None, float | None, str]:
-    with np.load(path) as data:
-        name = channel or ("de" if "de" in data else None)
-        if name is None:
-            arrays = [k for k in data.files if data[k].size > 1]
-            if len(arrays) != 1:
-                raise SignalError(f"{path}: pick a channel with --channel (arrays: {arrays})")
-            name = arrays[0]
-        if name not in data:
-            raise SignalError(f"{path}: no array {name!r} (arrays: {data.files})")
-        x = np.asarray(data[name], dtype=np.float64).ravel()
-        fs = _scalar(data["sample_rate"]) if "sample_rate" in data else None
-        rpm = _scalar(data["rpm"]) if "rpm" in data else None
-    return x, fs, rpm, name
-
-
-def _load_csv(path: Path, channel: str | None) -> tuple[Array, float | None, str]:
-    with path.open() as fh:
-        first = fh.readline()
-    cells = [c.strip() for c in first.split(",")]
-    try:
-        [float(c) for c in cells]
-        header: list[str] | None = None
-    except ValueError:
-        header = [c.lower() for c in cells]
-    table = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2)
-    names = header or [str(i) for i in range(table.shape[1])]
-    fs = None
-    if "time" in names:
-        t = table[:, names.index("time")]
-        step = float(np.median(np.diff(t))) if t.size > 1 else 0.0
-        fs = 1.0 / step if step > 0 else None
-    data_cols = [n for n in names if n != "time"]
-    name = channel.lower() if channel else data_cols[0] if data_cols else ""
-    if name not in names or name == "time":
-        raise SignalError(f"{path}: no column {name!r} (columns: {data_cols})")
-    return np.ascontiguousarray(table[:, names.index(name)], dtype=np.float64), fs, name
-
-
-def _load_wav(path: Path, channel: str | None) -> tuple[Array, float, str]:
-    index = int(channel) if channel else 0
-    try:
-        with wave.open(str(path), "rb") as w:
-            n_ch, width, fs = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            raw = w.readframes(w.getnframes())
-    except wave.Error as exc:  # e.g. IEEE float WAV, which the stdlib reader refuses
-        raise SignalError(f"{path}: unsupported WAV ({exc}); use 8/16/24/32-bit PCM") from exc
-    if not 0 <= index < n_ch:
-        raise SignalError(f"{path}: channel {index} out of range (file has {n_ch})")
-    if width == 3:
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
-        ints = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8)) | (
-            b[:, 2].astype(np.int8).astype(np.int32) << 16
-        )
-        x = ints.astype(np.float64) / float(1 << 23)
-    elif width == 1:
-        x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
-    elif width == 2:
-        x = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
-    elif width == 4:
-        x = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0
-    else:
-        raise SignalError(f"{path}: unsupported sample width {width} bytes")
-    return np.ascontiguousarray(x.reshape(-1, n_ch)[:, index]), float(fs), str(index)
-
-
-def load_recording(
-    path: str | Path,
-    channel: str | None = None,
-    sample_rate: float | None = None,
-    rpm: float | None = None,
-    scale: float = 1.0,
-) -> Recording:
-    """Load one channel. Explicit ``sample_rate``/``rpm`` override what the file says;
-    ``scale`` converts file units to g (e.g. WAV full scale)."""
-    p = Path(path)
-    suffix = p.suffix.lower()
-    file_rpm: float | None = None
-    if suffix == ".npz":
-        x, fs, file_rpm, name = _load_npz(p, channel)
-    elif suffix in (".csv", ".txt"):
-        x, fs, name = _load_csv(p, channel)
-    elif suffix == ".wav":
-        x, fs_wav, name = _load_wav(p, channel)
-        fs = fs_wav
-    else:
-        raise SignalError(f"{p}: unknown file type {suffix!r} (use .npz, .csv or .wav)")
-    fs = sample_rate or fs
-    if not fs or fs <= 0:
-        raise SignalError(f"{p}: the sample rate is unknown; pass --sample-rate")
-    if x.size == 0 or not np.all(np.isfinite(x)):
-        raise SignalError(f"{p}: channel {name!r} is empty or holds NaN/inf")
-    return Recording(x * scale, float(fs), rpm or file_rpm, name)
 
 
 def record_features(x: Array) -> dict[str, float]:
@@ -156,10 +48,44 @@ def record_features(x: Array) -> dict[str, float]:
     }
 
 
+GEOMETRY_FLAGS = "--balls N --ball-diameter D --pitch-diameter D [--contact-angle DEG]"
+# The widest spectral-kurtosis band is fs/8 (16-point STFT); the squared envelope's usable
+# range is 80 % of the band width.
+SK_WIDEST_BAND = 1 / 8
+USABLE = 0.8
+
+
+def bearing_help() -> str:
+    """How to name a bearing: the catalogue and the geometry flags."""
+    names = ", ".join(_core.bearing_catalogue())
+    return f"pass --bearing NAME (catalogue: {names}) or the geometry {GEOMETRY_FLAGS}"
+
+
+def resolve_bearing(
+    bearing: str | None, orders: dict[str, float] | None
+) -> tuple[str | None, dict[str, float] | None, str | None]:
+    """(name, orders, source) of the bearing to analyse; all None when none was given."""
+    if bearing is not None and orders is not None:
+        raise DiagnosticsError("give --bearing or the geometry flags, not both")
+    if bearing is not None:
+        entry: dict[str, Any] = dict(_core.bearing(bearing))
+        found: dict[str, float] = dict(entry["orders"])
+        return str(entry["name"]), found, f"--bearing ({entry['source']})"
+    if orders is not None:
+        return "custom geometry", dict(orders), "geometry flags"
+    return None, None, None
+
+
+def fault_frequency_limit(fs: float, band: tuple[float, float] | None) -> float:
+    """Highest envelope frequency the analysis can see (Hz)."""
+    width = band[1] - band[0] if band else fs * SK_WIDEST_BAND
+    return USABLE * min(width, fs / 2)
+
+
 def analyze(
     rec: Recording,
     *,
-    bearing: str | None = "SKF 6205-2RS JEM",
+    bearing: str | None = None,
     orders: dict[str, float] | None = None,
     band: tuple[float, float] | None = None,
     max_rate: float = 12000.0,
@@ -168,7 +94,10 @@ def analyze(
     asset: str = "asset",
     chunk: int = 65536,
 ) -> dict[str, Any]:
-    """Run the streaming pipeline over a recording; returns the JSON-ready report."""
+    """Run the streaming pipeline over a recording; returns the JSON-ready report.
+
+    Without ``bearing`` (a catalogue name) or ``orders`` the bearing is not analysed: fault
+    frequencies of an assumed bearing would give confident verdicts about the wrong one."""
     return _pipeline(
         rec,
         bearing=bearing,
@@ -185,6 +114,10 @@ def analyze(
 Envelope = tuple[Array, Array]
 
 
+def _not_analysed(reason: str) -> dict[str, Any]:
+    return {"fault": "none", "score_db": None, "frequency_hz": None, "reason": reason}
+
+
 def _pipeline(
     rec: Recording,
     *,
@@ -198,7 +131,9 @@ def _pipeline(
     chunk: int,
 ) -> tuple[dict[str, Any], Array, float, Envelope | None]:
     if chunk < 1:
-        raise SignalError(f"chunk must be >= 1, got {chunk}")
+        raise SignalError(f"--chunk must be >= 1, got {chunk}")
+    if not (math.isfinite(max_rate) and max_rate >= 0):
+        raise SignalError(f"--max-rate must be >= 0 (0 = no decimation), got {max_rate}")
     factor = max(1, int(rec.sample_rate // max_rate)) if max_rate > 0 else 1
     x = rec.samples
     if factor > 1:
@@ -206,10 +141,22 @@ def _pipeline(
         x = np.concatenate([dec.process(x[i : i + chunk]) for i in range(0, x.size, chunk)])
         x = x[dec.delay // factor :]  # drop the filter's start-up transient
     fs = rec.sample_rate / factor
-
-    velocity = _core.velocity_rms(x, fs)
-    zone = _core.iso20816_zone(velocity, group, foundation)
+    if x.size < 2:
+        raise SignalError(f"{rec.inputs.get('file', 'recording')}: too few samples ({x.size})")
+    name, fault_orders, bearing_source = resolve_bearing(bearing, orders)
+    warnings = list(rec.warnings)
+    inputs = dict(rec.inputs)
+    inputs.update(
+        {
+            "bearing": name,
+            "bearing_source": bearing_source,
+            "analysis_rate_hz": fs,
+            "decimation": factor,
+            "band_hz": list(band) if band else "spectral kurtosis",
+        }
+    )
     report: dict[str, Any] = {
+        "inputs": inputs,
         "channel": rec.channel,
         "sample_rate_hz": rec.sample_rate,
         "analysis_rate_hz": fs,
@@ -217,70 +164,94 @@ def _pipeline(
         "duration_s": x.size / fs,
         "rpm": rec.rpm,
         "features": record_features(x),
-        "iso20816": {
+        "warnings": warnings,
+    }
+    engine = _core.RuleEngine(asset)
+    if rec.calibrated:
+        velocity = _core.velocity_rms(x, fs)
+        report["iso20816"] = {
             "velocity_rms_mm_s": velocity,
-            "zone": zone,
+            "zone": _core.iso20816_zone(velocity, group, foundation),
             "group": group,
             "foundation": foundation,
             "boundaries_mm_s": list(_core.iso20816_boundaries(group, foundation)),
-        },
-    }
-    engine = _core.RuleEngine(asset)
-    engine.add_zone_change("iso20816_zone", "iso_zone", raise_zone="C")
-    alerts: list[dict[str, Any]] = []
-    if rec.rpm is None or rec.rpm <= 0:
-        report["diagnosis"] = {
-            "fault": "none",
-            "score_db": None,
-            "frequency_hz": None,
-            "reason": "no shaft speed: pass --rpm for the bearing diagnosis",
         }
-        report["alerts"] = alerts
+        engine.add_zone_change("iso20816_zone", "iso_zone", raise_zone="C")
+    else:
+        report["iso20816"] = {
+            "velocity_rms_mm_s": None,
+            "zone": None,
+            "reason": "uncalibrated signal (pass --scale): a zone would be made up",
+        }
+    alerts: list[dict[str, Any]] = []
+    report["alerts"] = alerts
+    report["active_alerts"] = []
+    if fault_orders is None:
+        report["diagnosis"] = _not_analysed(f"no bearing given: {bearing_help()}")
         return _json_safe(report), x, fs, None
+    rpm = rec.rpm
+    shaft = rpm / 60.0 if rpm else None
+    report["bearing"] = {
+        "name": name,
+        "orders": fault_orders,
+        "fault_frequencies_hz": (
+            {k: v * shaft for k, v in fault_orders.items()} if shaft else None
+        ),
+    }
+    if rpm is None or shaft is None:
+        report["diagnosis"] = _not_analysed("no shaft speed: pass --rpm for the bearing diagnosis")
+        return _json_safe(report), x, fs, None
+    limit = fault_frequency_limit(fs, band)
+    series = {
+        "BPFO": fault_orders["bpfo"],
+        "BPFI": fault_orders["bpfi"],
+        "2xBSF": 2 * fault_orders["bsf"],
+    }
+    top_name, top = max(series.items(), key=lambda kv: kv[1])
+    if 2 * top * shaft > limit:
+        raise DiagnosticsError(
+            f"fault frequencies out of reach: {top_name} = {top * shaft:.6g} Hz at "
+            f"{rec.rpm:g} rpm needs two harmonics below the envelope limit {limit:.6g} Hz "
+            f"(analysis rate {fs:g} Hz{', band ' + str(band) if band else ''}); check --rpm, "
+            f"or raise --max-rate"
+        )
 
-    analyzer = _core.EnvelopeAnalyzer(fs, rec.rpm, bearing, orders=orders, band=band)
+    analyzer = _core.EnvelopeAnalyzer(fs, rpm, None if orders else name, orders=orders, band=band)
     engine.add_bearing("bearing_fault")
     batches = [analyzer.feed(x[i : i + chunk]) for i in range(0, x.size, chunk)]
     cols: dict[str, Array] = {
         k: np.concatenate([np.asarray(b[k], dtype=np.float64) for b in batches]) for k in batches[0]
     }
     n_frames = cols["start_index"].size
+    frame = analyzer.frame
     if n_frames:
         starts = cols["start_index"].astype(np.int64)
-        frame = analyzer.frame
-        zones = np.array(
-            [
-                ZONES.index(
-                    _core.iso20816_zone(_core.velocity_rms(x[s : s + frame], fs), group, foundation)
-                )
-                for s in starts
-            ],
-            dtype=np.float64,
-        )
-        cols["iso_zone"] = zones
+        if rec.calibrated:
+            cols["iso_zone"] = np.array(
+                [
+                    ZONES.index(
+                        _core.iso20816_zone(
+                            _core.velocity_rms(x[s : s + frame], fs), group, foundation
+                        )
+                    )
+                    for s in starts
+                ],
+                dtype=np.float64,
+            )
         times = (starts + frame) / fs
-        events = engine.evaluate(times, cols)
-        alerts = [a.to_dict() for a in events]
+        alerts.extend(a.to_dict() for a in engine.evaluate(times, cols))
     diagnosis = analyzer.diagnose()
     if n_frames == 0:
         diagnosis["reason"] = (
-            f"record shorter than one analysis frame ({analyzer.frame} samples "
-            f"= {analyzer.frame / fs:.2f} s)"
+            f"record shorter than one analysis frame ({frame} samples = {frame / fs:.2f} s)"
         )
-    shaft = rec.rpm / 60.0
-    o = analyzer.orders
-    report["bearing"] = {
-        "name": bearing,
-        "orders": o,
-        "fault_frequencies_hz": {k: v * shaft for k, v in o.items()},
-    }
+    inputs["frames_averaged"] = diagnosis.get("frames", 0)
     report["diagnosis"] = diagnosis
     report["envelope"] = {
-        "frame": analyzer.frame,
+        "frame": frame,
         "frames": n_frames,
         "band_changes": analyzer.band_changes,
     }
-    report["alerts"] = alerts
     report["active_alerts"] = [a.id for a in engine.active()]
     return _json_safe(report), x, fs, analyzer.envelope_spectrum()
 
@@ -302,31 +273,53 @@ def _fmt(v: Any, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def format_inputs(inputs: dict[str, Any]) -> list[str]:
+    """What was read, and where each physical input came from."""
+    i = inputs
+    rpm = f"{i['rpm']:g} rpm ({i['rpm_source']})" if i.get("rpm") else "unknown"
+    bearing = f"{i['bearing']} ({i['bearing_source']})" if i.get("bearing") else "none given"
+    frames = i.get("frames_averaged")
+    return [
+        f"input    {i['file']}  [{i['format']}], channel {i['channel']!r}",
+        f"         sample rate {i['sample_rate_hz']:g} Hz ({i['sample_rate_source']}), "
+        f"{i['samples']} samples = {i['duration_s']:.2f} s"
+        + (
+            f"; analysed at {i['analysis_rate_hz']:g} Hz (decimated {i['decimation']}x)"
+            if i["decimation"] > 1
+            else ""
+        ),
+        f"         rpm {rpm}; bearing {bearing}",
+        f"         units {i['units']}"
+        + (f"; {frames} envelope frames averaged" if frames is not None else ""),
+    ]
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report for a person."""
-    lines: list[str] = []
+    lines: list[str] = format_inputs(report["inputs"])
+    for w in report.get("warnings", []):
+        lines.append(f"WARNING  {w}")
     f = report["features"]
+    unit = "g" if report["inputs"]["calibrated"] else "FS"
     lines.append(
-        f"signal   {report['duration_s']:.1f} s at {report['analysis_rate_hz']:.0f} Hz"
-        + (f" (decimated {report['decimation']}x)" if report["decimation"] > 1 else "")
-        + (f", {report['rpm']:.0f} rpm" if report["rpm"] else "")
-    )
-    lines.append(
-        f"features RMS {_fmt(f['rms_g'], '.4f')} g  peak {_fmt(f['peak_g'], '.3f')} g  "
-        f"crest {_fmt(f['crest_factor'])}  kurtosis {_fmt(f['kurtosis'])}"
+        f"features RMS {_fmt(f['rms_g'], '.4f')} {unit}  peak {_fmt(f['peak_g'], '.3f')} {unit}"
+        f"  crest {_fmt(f['crest_factor'])}  kurtosis {_fmt(f['kurtosis'])}"
     )
     iso = report["iso20816"]
-    lines.append(
-        f"ISO 20816-3  velocity {_fmt(iso['velocity_rms_mm_s'], '.3f')} mm/s RMS (10-1000 Hz)"
-        f"  zone {iso['zone']}  (group {iso['group']}, {iso['foundation']})"
-    )
+    if iso["zone"] is None:
+        lines.append(f"ISO 20816-3  not computed: {iso['reason']}")
+    else:
+        lines.append(
+            f"ISO 20816-3  velocity {_fmt(iso['velocity_rms_mm_s'], '.3f')} mm/s RMS "
+            f"(10-1000 Hz)  zone {iso['zone']}  (group {iso['group']}, {iso['foundation']})"
+        )
     d = report["diagnosis"]
     if d.get("reason"):
         lines.append(f"bearing  not analysed: {d['reason']}")
     else:
         band = d["band_hz"]
         lines.append(
-            f"bearing  {report['bearing']['name'] or 'custom geometry'}; envelope band "
+            f"bearing  {report['bearing']['name']}; envelope band "
             f"{_fmt(band[0], '.0f')}-{_fmt(band[1], '.0f')} Hz, kurtosis excess "
             f"{_fmt(d['band_kurtosis'])}, {d['frames']} frames averaged"
         )
@@ -360,7 +353,18 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def plot_report(x: Array, fs: float, report: dict[str, Any], envelope: Envelope, out: str) -> None:
-    """Waveform, spectrum and envelope spectrum with the fault frequencies marked."""
+    """Write :func:`plot_figure` to ``out``."""
+    fig = plot_figure(x, fs, report, envelope)
+    import matplotlib.pyplot as plt
+
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_figure(x: Array, fs: float, report: dict[str, Any], envelope: Envelope) -> Any:
+    """Waveform, spectrum (demodulation band shaded) and envelope spectrum with the fault
+    frequencies, 1x shaft and the inner-race shaft sidebands marked; the title names file,
+    channel, rpm and bearing."""
     try:
         import matplotlib
 
@@ -368,43 +372,69 @@ def plot_report(x: Array, fs: float, report: dict[str, Any], envelope: Envelope,
         import matplotlib.pyplot as plt
     except ImportError as exc:  # optional extra
         raise SignalError("--plot needs matplotlib: pip install 'isthmus[plot]'") from exc
+    inputs = report["inputs"]
+    d = report["diagnosis"]
+    unit = "g" if inputs["calibrated"] else "full scale"
     fig, axes = plt.subplots(3, 1, figsize=(10, 9))
+    fig.suptitle(
+        f"{Path(inputs['file']).name} [{inputs['channel']}]: {inputs['rpm']:g} rpm, "
+        f"{inputs['bearing']}; diagnosis {d['fault']}",
+        fontsize=10,
+    )
     t = np.arange(min(x.size, int(fs))) / fs
     axes[0].plot(t, x[: t.size], lw=0.5)
-    axes[0].set(xlabel="time (s)", ylabel="acceleration (g)", title="waveform (first second)")
+    axes[0].set(xlabel="time (s)", ylabel=f"acceleration ({unit})", title="waveform (first second)")
     spec = np.abs(np.fft.rfft(x * np.hanning(x.size))) * 2 / np.hanning(x.size).sum()
     axes[1].semilogy(np.fft.rfftfreq(x.size, 1 / fs), spec, lw=0.5)
-    axes[1].set(xlabel="frequency (Hz)", ylabel="amplitude (g)", title="spectrum")
-    freqs, amps = envelope
-    d = report["diagnosis"]
-    axes[2].plot(freqs, amps, lw=0.7)
     band = d["band_hz"]
-    limit = 6 * report["bearing"]["fault_frequencies_hz"]["bpfi"]
+    if band[0] is not None and band[1] is not None:
+        axes[1].axvspan(band[0], band[1], color="tab:orange", alpha=0.25, label="demodulation band")
+        axes[1].legend(loc="upper right")
+    axes[1].set(xlabel="frequency (Hz)", ylabel=f"amplitude ({unit})", title="spectrum")
+    freqs, amps = envelope
+    axes[2].plot(freqs, amps, lw=0.7)
+    ff = report["bearing"]["fault_frequencies_hz"]
+    limit = 6 * max(ff["bpfi"], ff["bpfo"], 2 * ff["bsf"])
     if band[0] is not None and band[1] is not None:
         limit = min(limit, band[1] - band[0])  # the squared envelope holds nothing beyond
     axes[2].set_xlim(0, limit)
-    colors = {"bpfo": "tab:red", "bpfi": "tab:green", "bsf": "tab:purple"}
-    for key, color in colors.items():
-        f0 = report["bearing"]["fault_frequencies_hz"][key]
+    shaft = inputs["rpm"] / 60.0
+    axes[2].axvline(shaft, color="k", ls=":", lw=1.0, label="1x shaft")
+    for key, color, f0 in (
+        ("bpfo", "tab:red", ff["bpfo"]),
+        ("bpfi", "tab:green", ff["bpfi"]),
+        ("2xbsf", "tab:purple", 2 * ff["bsf"]),
+    ):
         for h in range(1, 6):
             axes[2].axvline(h * f0, color=color, ls="--", lw=0.8, label=key if h == 1 else None)
-    axes[2].legend()
+    for h in range(1, 4):  # shaft sidebands of the inner-race lines
+        for s in (-1, 1):
+            axes[2].axvline(
+                h * ff["bpfi"] + s * shaft,
+                color="tab:green",
+                ls=":",
+                lw=0.6,
+                label="BPFI ± 1x shaft" if h == 1 and s < 0 else None,
+            )
+    axes[2].legend(loc="upper right", fontsize=8)
     axes[2].set(
         xlabel="frequency (Hz)",
-        ylabel="squared envelope (g²)",
+        ylabel=f"squared envelope ({unit}²)",
         title=f"envelope spectrum: {d['fault']} ({_fmt(d['score_db'], '.1f')} dB)",
     )
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="recording: .npz, .csv or .wav")
-    parser.add_argument("--channel", help="array/column name (npz, csv) or index (wav)")
-    parser.add_argument("--sample-rate", type=float, help="Hz, where the file has none")
+    parser.add_argument(
+        "--channel", help="npz array (or name[i] of a 2-D array) or WAV channel: name or index"
+    )
+    parser.add_argument("--column", help="CSV signal column: name or index")
+    parser.add_argument("--sample-rate", type=float, help="Hz (overrides the file's)")
     parser.add_argument("--rpm", type=float, help="shaft speed (overrides the file's)")
-    parser.add_argument("--bearing", default=None, help="catalogue name (default SKF 6205-2RS JEM)")
+    parser.add_argument("--bearing", default=None, help="catalogue name, e.g. 6205")
     geo = parser.add_argument_group("bearing geometry (instead of --bearing)")
     geo.add_argument("--balls", type=int)
     geo.add_argument("--ball-diameter", type=float)
@@ -421,7 +451,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--group", type=int, choices=(1, 2), default=2, help="ISO machine group")
     parser.add_argument("--foundation", choices=("rigid", "flexible"), default="rigid")
-    parser.add_argument("--scale", type=float, default=1.0, help="file units to g")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        help="g per file unit: g per full scale (WAV), g per count (integer arrays), a factor "
+        "otherwise; without it WAV and integer data are uncalibrated (no ISO zone)",
+    )
     parser.add_argument("--asset", default="asset", help="asset name in alerts")
     parser.add_argument("--chunk", type=int, default=65536, help="samples per streamed block")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -431,23 +466,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     geometry = (args.balls, args.ball_diameter, args.pitch_diameter)
     orders: dict[str, float] | None = None
-    bearing: str | None = args.bearing
     try:
         if any(v is not None for v in geometry):
-            if None in geometry or bearing:
+            if None in geometry or args.bearing:
                 raise DiagnosticsError(
                     "give --bearing, or all of --balls --ball-diameter --pitch-diameter"
                 )
             orders = _core.bearing_frequencies(
                 args.balls, args.ball_diameter, args.pitch_diameter, args.contact_angle
             )
-        elif bearing is None:
-            bearing = "SKF 6205-2RS JEM"
-        rec = load_recording(args.file, args.channel, args.sample_rate, args.rpm, args.scale)
+        if args.plot and Path(args.plot).is_dir():
+            raise SignalError(f"--plot {args.plot}: is a directory; give a file name (.png)")
+        if args.column is not None and args.channel is not None and args.column != args.channel:
+            raise SignalError("give --column (CSV) or --channel, not both")
+        positive(args.rpm, "--rpm")
+        positive(args.sample_rate, "--sample-rate")
+        rec = load_recording(
+            args.file,
+            args.column if args.column is not None else args.channel,
+            args.sample_rate,
+            args.rpm,
+            args.scale,
+        )
         band = (float(args.band[0]), float(args.band[1])) if args.band else None
         report, x, fs, envelope = _pipeline(
             rec,
-            bearing=None if orders else bearing,
+            bearing=None if orders else args.bearing,
             orders=orders,
             band=band,
             max_rate=args.max_rate,
@@ -459,9 +503,12 @@ def run(args: argparse.Namespace) -> int:
         report["file"] = str(args.file)
         if args.plot:
             if envelope is None:
-                raise SignalError("--plot needs the shaft speed (--rpm)")
+                raise SignalError(
+                    f"--plot needs the bearing diagnosis: {report['diagnosis']['reason']}"
+                )
             plot_report(x, fs, report, envelope, args.plot)
-    except (OSError, ValueError) as exc:
+            print(f"isthmus analyze: plot written to {args.plot}", file=sys.stderr)
+    except (IsthmusError, OSError, ValueError) as exc:
         print(f"isthmus analyze: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -27,7 +27,7 @@ __all__ = ["Recording", "analyze", "format_report", "load_recording", "record_fe
 
 Array = npt.NDArray[np.float64]
 
-FAULT_NAMES = ("none", "outer_race", "inner_race", "ball")
+FAULT_NAMES = ("none", "outer_race", "inner_race", "ball")  # index = the analyzer's fault code
 ZONES = "ABCD"
 
 
@@ -216,14 +216,15 @@ def _pipeline(
             f"or raise --max-rate"
         )
 
-    analyzer = _core.EnvelopeAnalyzer(fs, rpm, None if orders else name, orders=orders, band=band)
-    engine.add_bearing("bearing_fault")
-    batches = [analyzer.feed(x[i : i + chunk]) for i in range(0, x.size, chunk)]
-    cols: dict[str, Array] = {
-        k: np.concatenate([np.asarray(b[k], dtype=np.float64) for b in batches]) for k in batches[0]
-    }
+    bands: list[tuple[float, float] | None] = [band] if band else candidate_bands(fs)
+    runs = [
+        _run_band(x, fs, rpm, None if orders else name, orders, b, len(bands), chunk) for b in bands
+    ]
+    analyzer, cols, diagnosis = choose_band(runs)
+    engine.add_bearing("bearing_fault", k_db=0.0, clear_db=-3.0)
     n_frames = cols["start_index"].size
     frame = analyzer.frame
+    codes = cols["fault"]
     if n_frames:
         starts = cols["start_index"].astype(np.int64)
         if rec.calibrated:
@@ -238,22 +239,121 @@ def _pipeline(
                 ],
                 dtype=np.float64,
             )
+        # the bearing rule sees each frame's verdict only: its margin over the significance
+        # level (dB), so an alert names the fault the verdict names
+        for code, fault in enumerate(FAULT_NAMES):
+            if code:
+                mine = codes == code
+                cols[f"{fault}_score_db"] = np.where(mine, cols[f"{fault}_margin_db"], -np.inf)
+                cols[f"{fault}_harmonics"] = np.where(mine, cols[f"{fault}_harmonics"], 0.0)
         times = (starts + frame) / fs
         alerts.extend(a.to_dict() for a in engine.evaluate(times, cols))
-    diagnosis = analyzer.diagnose()
     if n_frames == 0:
         diagnosis["reason"] = (
             f"record shorter than one analysis frame ({frame} samples = {frame / fs:.2f} s)"
         )
     inputs["frames_averaged"] = diagnosis.get("frames", 0)
+    active = engine.active()
     report["diagnosis"] = diagnosis
     report["envelope"] = {
         "frame": frame,
         "frames": n_frames,
         "band_changes": analyzer.band_changes,
+        "bands_tried": [list(b) if b else "spectral kurtosis" for b in bands],
     }
-    report["active_alerts"] = [a.id for a in engine.active()]
+    report["active_alerts"] = [a.id for a in active]
+    agreement = alert_agreement(diagnosis, codes, [a for a in active if a.rule == "bearing_fault"])
+    if agreement:
+        diagnosis["alert_note"] = agreement
     return _json_safe(report), x, fs, analyzer.envelope_spectrum()
+
+
+BandRun = tuple[Any, dict[str, Array], dict[str, Any]]
+
+
+def candidate_bands(fs: float) -> list[tuple[float, float] | None]:
+    """Bands to demodulate: the streaming spectral-kurtosis choice (None) and fixed bands of
+    fs/8 and fs/4 at half-width steps. The one whose envelope spectrum shows a bearing series
+    best wins; every band's test runs at the false-alarm rate divided by their number."""
+    out: list[tuple[float, float] | None] = [None]
+    for width in (fs / 8, fs / 4):
+        lo = 0.0 + width / 4  # keep off DC
+        while lo + width <= 0.5 * fs * 0.98:
+            out.append((round(lo, 6), round(lo + width, 6)))
+            lo += width / 2
+    return out
+
+
+def _run_band(
+    x: Array,
+    fs: float,
+    rpm: float,
+    bearing: str | None,
+    orders: dict[str, float] | None,
+    band: tuple[float, float] | None,
+    bands_tried: int,
+    chunk: int,
+) -> BandRun:
+    analyzer = _core.EnvelopeAnalyzer(
+        fs, rpm, bearing, orders=orders, band=band, bands_tried=bands_tried
+    )
+    batches = [analyzer.feed(x[i : i + chunk]) for i in range(0, x.size, chunk)]
+    cols: dict[str, Array] = {
+        k: np.concatenate([np.asarray(b[k], dtype=np.float64) for b in batches]) for k in batches[0]
+    }
+    return analyzer, cols, dict(analyzer.diagnose())
+
+
+def choose_band(runs: list[BandRun]) -> BandRun:
+    """The band whose verdict has the largest margin; bands naming different faults make
+    the verdict uncertain (the band, not the bearing, would be deciding)."""
+    faults = {r[2]["fault"] for r in runs} & {"outer_race", "inner_race", "ball"}
+
+    def margin(r: BandRun) -> float:
+        m = r[2].get("margin_db")
+        return float(m) if m is not None and math.isfinite(m) else -math.inf
+
+    named = [r for r in runs if r[2]["fault"] in faults | {"uncertain"}]
+    if not named:
+        return runs[0]  # the spectral-kurtosis band: the default view
+    best = max(named, key=margin)
+    if len(faults) > 1:
+        analyzer, cols, d = best
+        d = dict(d)
+        d["note"] = (
+            f"bands disagree: {', '.join(sorted(faults))} each win in some band; "
+            + (d.get("note") or "")
+        ).rstrip("; ")
+        d["fault"] = "uncertain"
+        cols = dict(cols)
+        cols["fault"] = np.where(cols["fault"] > 0, -1.0, cols["fault"])
+        return analyzer, cols, d
+    return best
+
+
+def alert_agreement(diagnosis: dict[str, Any], codes: Array, active: list[Any]) -> str:
+    """Why the bearing alert and the verdict differ, or "" when they agree."""
+    fault = diagnosis["fault"]
+    alerted = {a.evidence.get("fault") for a in active}
+    if fault in FAULT_NAMES[1:]:
+        if fault in alerted:
+            return ""
+        code = FAULT_NAMES.index(fault)
+        run = 0
+        for c in codes[::-1]:
+            if c != code:
+                break
+            run += 1
+        return (
+            f"no alert yet: the alert needs the verdict in 2 consecutive frames, the last "
+            f"{run} of {codes.size} frame(s) had it"
+        )
+    if alerted:
+        return (
+            f"the alert ({', '.join(sorted(str(a) for a in alerted))}) stays raised until 2 "
+            f"frames without it; the final verdict is {fault}"
+        )
+    return ""
 
 
 def _json_safe(value: Any) -> Any:
@@ -271,6 +371,10 @@ def _json_safe(value: Any) -> Any:
 
 def _fmt(v: Any, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
+
+
+def _pct(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * (ratio - 1):+.1f} % of nominal"
 
 
 def format_inputs(inputs: dict[str, Any]) -> list[str]:
@@ -320,23 +424,38 @@ def format_report(report: dict[str, Any]) -> str:
         band = d["band_hz"]
         lines.append(
             f"bearing  {report['bearing']['name']}; envelope band "
-            f"{_fmt(band[0], '.0f')}-{_fmt(band[1], '.0f')} Hz, kurtosis excess "
-            f"{_fmt(d['band_kurtosis'])}, {d['frames']} frames averaged"
+            f"{_fmt(band[0], '.0f')}-{_fmt(band[1], '.0f')} Hz (best of "
+            f"{len(report['envelope']['bands_tried'])} tried), kurtosis excess "
+            f"{_fmt(d['band_kurtosis'])} (+/-{_fmt(d['band_kurtosis_se'])}), {d['frames']} "
+            f"frames averaged (worth {_fmt(d['effective_frames'], '.1f')} independent)"
+        )
+        alpha = next(iter(d["series"].values()))["log10_alpha"]
+        lines.append(
+            f"  significance: a series needs p <= 10^{_fmt(alpha, '.1f')} (1 % false alarms per "
+            f"diagnosis, shared by 3 series x bands); margin = 10 log10(alpha/p)"
         )
         for name, s in d["series"].items():
             lines.append(
                 f"  {name:<11} expected {_fmt(s['expected_hz'], '7.2f')} Hz  found "
-                f"{_fmt(s['frequency_hz'], '7.2f')} Hz  score {_fmt(s['score_db'], '5.1f')} dB  "
-                f"harmonics {s['harmonics']}  sidebands {s['sidebands']}"
+                f"{_fmt(s['frequency_hz'], '7.2f')} Hz ({_pct(s['ratio'])})  log10 p "
+                f"{_fmt(s['log10_p'], '6.1f')}  margin {_fmt(s['margin_db'], '6.0f')} dB  "
+                f"harmonics {s['harmonics']}/{s['tested']}  sidebands {s['sidebands']}"
+                + ("  significant" if s["significant"] else "")
             )
         verdict = d["fault"].replace("_", " ")
         if d["fault"] == "none":
             lines.append("diagnosis  no bearing fault found")
+        elif d["fault"] == "uncertain":
+            lines.append("diagnosis  uncertain: bearing lines found, but no one fault for sure")
         else:
             lines.append(
-                f"diagnosis  {verdict} fault: {_fmt(d['score_db'], '.1f')} dB at "
-                f"{_fmt(d['frequency_hz'])} Hz with {d['harmonics']} harmonics"
+                f"diagnosis  {verdict} fault at {_fmt(d['frequency_hz'])} Hz: margin "
+                f"{_fmt(d['margin_db'], '.0f')} dB, {d['harmonics']} harmonics"
             )
+        if d.get("note"):
+            lines.append(f"  why: {d['note']}")
+        if d.get("alert_note"):
+            lines.append(f"  alert: {d['alert_note']}")
     if report["alerts"]:
         lines.append("alerts")
         for a in report["alerts"]:
@@ -420,7 +539,7 @@ def plot_figure(x: Array, fs: float, report: dict[str, Any], envelope: Envelope)
     axes[2].set(
         xlabel="frequency (Hz)",
         ylabel=f"squared envelope ({unit}²)",
-        title=f"envelope spectrum: {d['fault']} ({_fmt(d['score_db'], '.1f')} dB)",
+        title=f"envelope spectrum: {d['fault']} (margin {_fmt(d['margin_db'], '.0f')} dB)",
     )
     fig.tight_layout()
     return fig

@@ -574,8 +574,9 @@ class EnvelopeAnalyzer:
     fault needs a significant series whose fundamental and ``min_harmonics`` harmonics stand
     out (single-bin p <= 1 %, within 10 dB of its strongest line), in an impulsive band
     (squared-envelope kurtosis excess >= ``min_band_kurtosis`` and >= 3 standard errors). The
-    verdict is "uncertain" when the best comb sits at the edge of the searched speed range or
-    a second series is at least half as significant (``note`` says which).
+    verdict is "uncertain" when the best comb sits at the edge of the searched speed range, when
+    inner-race or ball lines come without a single shaft-speed or FTF sideband, or when a
+    second series is at least half as significant (``note`` says which).
 
     ``bearing`` is a catalogue name; or give ``orders={"bpfo", "bpfi", "bsf", "ftf"}``.
     ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it.

@@ -24,7 +24,7 @@
 //! (single-bin p <= 1 %). Harmonics landing on integer multiples of shaft speed are left
 //! out: unbalance and looseness put lines there that no bearing test can tell apart.
 //! Ball faults are tested at 2 x BSF (a spalled ball strikes both races once per spin) with
-//! FTF (cage) sidebands counted.
+//! FTF (cage) sidebands counted; inner-race and ball verdicts need at least one sideband.
 
 use super::bearing::FaultOrders;
 use super::stats;
@@ -950,6 +950,20 @@ impl EnvelopeAnalyzer {
                          searched: check the rpm",
                         w.kind.name(),
                         100.0 * w.ratio
+                    );
+                    (FaultKind::Uncertain, Some(*w))
+                } else if w.kind != FaultKind::OuterRace && w.sidebands == 0 {
+                    // a defect on the rotating inner ring passes the load zone once per
+                    // revolution, a damaged ball once per cage turn: their lines carry
+                    // sidebands at shaft speed or FTF; lines without any are something else
+                    note = format!(
+                        "{} lines without the {} sidebands that defect makes",
+                        w.kind.name(),
+                        if w.kind == FaultKind::InnerRace {
+                            "shaft-speed"
+                        } else {
+                            "cage (FTF)"
+                        }
                     );
                     (FaultKind::Uncertain, Some(*w))
                 } else if let Some(r) = rest.first().filter(|r| r.margin_db >= 0.5 * w.margin_db) {

@@ -145,7 +145,7 @@ def false_alarm_rows(trials: int, cwru: Path) -> list[str]:
 def cwru_rows(cwru: Path) -> list[str]:
     manifest = json.loads((cwru / "manifest.json").read_text())["records"]
     rows = [
-        "| record (Smith & Randall grade) | diagnosis | found (expected) | margin | band (Hz),"
+        "| record (Smith & Randall grade) | diagnosis | found (expected) | p | band (Hz),"
         " kurtosis excess | bearing alert | rpm 2 % high / low |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -166,7 +166,8 @@ def cwru_rows(cwru: Path) -> list[str]:
             ff = report["bearing"]["fault_frequencies_hz"]
             expected = ff[key[fault]] * (2 if fault == "ball" else 1)
             found = f"{d['frequency_hz']:.1f} Hz ({expected:.1f})"
-        margin = f"{d['margin_db']:.0f} dB" if fault not in ("none",) else "—"
+        shown = d["series"].get(fault) if fault in key else None
+        margin = f"10^{shown['log10_p']:.0f}" if shown else "—"
         band = d["band_hz"]
         alerts = [a for a in report["alerts"] if a["rule"] == "bearing_fault"]
         alert = ", ".join(f"{a['state']} {a['evidence'].get('fault')}" for a in alerts) or "none"
@@ -178,7 +179,7 @@ def cwru_rows(cwru: Path) -> list[str]:
         if d.get("note"):
             verdict_text += f" ({d['note']})"
         rows.append(
-            f"| {name} | {verdict_text} | {found} | {margin} | {band[0]:.0f}–{band[1]:.0f}, "
+            f"| {name} | {verdict_text} | {found} | {margin} | {band[0]:.0f}-{band[1]:.0f}, "
             f"{d['band_kurtosis']:.2f} | {alert} | {' / '.join(shifted)} |"
         )
         print(rows[-1], file=sys.stderr)

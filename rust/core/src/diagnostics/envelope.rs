@@ -231,7 +231,7 @@ pub struct EnvelopeAnalyzer {
     ses_frames: usize,
     /// Sum of squared averaging weights: 1 / (frames worth of independent draws).
     ses_w2: f64,
-    /// Correlation of power spectra of frames overlapping by one hop (Hann, 50 %: 1/9).
+    /// Correlation of power spectra of frames overlapping by one hop (Hann, 50 %: 1/36).
     overlap_rho: f64,
     /// Variance inflation of a sum of adjacent SES bins (Hann leakage): 1 + 2 sum c_j^2.
     bin_corr: f64,

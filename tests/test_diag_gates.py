@@ -20,7 +20,7 @@ from isthmus.analyze import alert_agreement, analyze
 from isthmus.recording import Recording
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benches"))
-from diag_tables import gaussian, impulsive, samples_for  # noqa: E402
+from diag_tables import gaussian, impulsive, samples_for
 
 FS = 12000.0
 RPM = 1797.0

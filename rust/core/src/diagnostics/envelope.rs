@@ -298,7 +298,10 @@ impl EnvelopeAnalyzer {
             return Err(param("false_alarm", "must be in (0, 0.5]"));
         }
         if cfg.bands_tried == 0 || cfg.min_harmonics == 0 {
-            return Err(param("bands_tried", "bands_tried and min_harmonics must be >= 1"));
+            return Err(param(
+                "bands_tried",
+                "bands_tried and min_harmonics must be >= 1",
+            ));
         }
         if cfg.harmonics == 0 || cfg.harmonics > 20 {
             return Err(param("harmonics", "must be in 1..=20"));
@@ -726,10 +729,13 @@ impl EnvelopeAnalyzer {
             None => return out,
         }
         .min(self.cfg.sample_rate / 2.0);
-        if self.ses_frames == 0 || !(f0 > 0.0) {
+        if self.ses_frames == 0 || f0.is_nan() || f0 <= 0.0 {
             return out;
         }
-        let (r_lo, r_hi) = (1.0 - self.cfg.tolerance - self.cfg.slip, 1.0 + self.cfg.tolerance);
+        let (r_lo, r_hi) = (
+            1.0 - self.cfg.tolerance - self.cfg.slip,
+            1.0 + self.cfg.tolerance,
+        );
         let shaft = self.shaft_avg;
         // the floor: the median within one shaft speed (at least 20 bins) either side of a
         // harmonic's search range
@@ -756,7 +762,7 @@ impl EnvelopeAnalyzer {
                 break;
             }
             let (floor, n) = self.floor_median(lo, hi, klo.saturating_sub(1), khi + 1);
-            if n < 8 || !(floor > 0.0) {
+            if n < 8 || floor.is_nan() || floor <= 0.0 {
                 break;
             }
             hs.push(Harmonic {
@@ -797,9 +803,7 @@ impl EnvelopeAnalyzer {
             let bins: Vec<usize> = hs
                 .iter()
                 .enumerate()
-                .map(|(j, h)| {
-                    (((j + 1) as f64 * f0 * r / df).round() as usize).clamp(h.klo, h.khi)
-                })
+                .map(|(j, h)| (((j + 1) as f64 * f0 * r / df).round() as usize).clamp(h.klo, h.khi))
                 .collect();
             if bins == last {
                 continue;
@@ -918,8 +922,8 @@ impl EnvelopeAnalyzer {
         ];
         let band_kurtosis = self.band_kurtosis();
         let band_kurtosis_se = self.band_kurtosis_se();
-        let impulsive = band_kurtosis >= self.cfg.min_band_kurtosis
-            && band_kurtosis >= 3.0 * band_kurtosis_se;
+        let impulsive =
+            band_kurtosis >= self.cfg.min_band_kurtosis && band_kurtosis >= 3.0 * band_kurtosis_se;
         let mut ranked: Vec<&SeriesScore> = series.iter().filter(|s| s.significant).collect();
         ranked.sort_by(|a, b| b.margin_db.total_cmp(&a.margin_db));
         let mut note = String::new();

@@ -200,8 +200,8 @@ mod tests {
         assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
         assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
         // exponential: P(1, x) = 1 - e^-x
-        for x in [0.1, 1.0, 3.0, 20.0] {
-            assert!((gamma_p(1.0, x) - (1.0 - (-x as f64).exp())).abs() < 1e-12, "{x}");
+        for x in [0.1f64, 1.0, 3.0, 20.0] {
+            assert!((gamma_p(1.0, x) - (1.0 - (-x).exp())).abs() < 1e-12, "{x}");
         }
         assert!((gamma_median(1.0) - 2f64.ln()).abs() < 1e-9);
         assert!((gamma_median(50.0) - 1.0).abs() < 0.01);
@@ -210,8 +210,8 @@ mod tests {
     #[test]
     fn f_and_chi2_tails() {
         // F(2, d2) has the closed form P(F > x) = (1 + 2x/d2)^(-d2/2)
-        for (x, d2) in [(1.0, 10.0), (5.0, 40.0), (30.0, 200.0)] {
-            let exact = -0.5 * d2 * (1.0 + 2.0 * x / d2 as f64).ln();
+        for (x, d2) in [(1.0f64, 10.0f64), (5.0, 40.0), (30.0, 200.0)] {
+            let exact = -0.5 * d2 * (1.0 + 2.0 * x / d2).ln();
             assert!((ln_f_sf(x, 2.0, d2) - exact).abs() < 1e-9, "{x} {d2}");
         }
         // chi2 with 2 dof: exp(-t/2)

@@ -240,7 +240,7 @@ def test_report_states_its_inputs(
         "'de'",
         "12000 Hz (--sample-rate)",
         "1800 rpm (file)",
-        "SKF 6205-2RS JEM (--bearing",
+        "SKF 6205-2RS JEM [--bearing",
         "envelope frames averaged",
     ):
         assert piece in text, piece

@@ -70,7 +70,7 @@ def resolve_bearing(
     if bearing is not None:
         entry: dict[str, Any] = dict(_core.bearing(bearing))
         found: dict[str, float] = dict(entry["orders"])
-        return str(entry["name"]), found, f"--bearing ({entry['source']})"
+        return str(entry["name"]), found, f"--bearing; catalogue geometry: {entry['source']}"
     if orders is not None:
         return "custom geometry", dict(orders), "geometry flags"
     return None, None, None
@@ -381,7 +381,7 @@ def format_inputs(inputs: dict[str, Any]) -> list[str]:
     """What was read, and where each physical input came from."""
     i = inputs
     rpm = f"{i['rpm']:g} rpm ({i['rpm_source']})" if i.get("rpm") else "unknown"
-    bearing = f"{i['bearing']} ({i['bearing_source']})" if i.get("bearing") else "none given"
+    bearing = f"{i['bearing']} [{i['bearing_source']}]" if i.get("bearing") else "none given"
     frames = i.get("frames_averaged")
     return [
         f"input    {i['file']}  [{i['format']}], channel {i['channel']!r}",

@@ -152,6 +152,17 @@ def test_npz_named_channels_need_channel(
     )
 
 
+def test_npz_time_array_gives_the_sample_rate(
+    tmp_path: Path, outer: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "timed.npz"
+    np.savez(path, time=np.round(np.arange(outer.size) / FS, 6), accel=outer)
+    doc = run_json(capsys, str(path), "--rpm", str(RPM), "--bearing", "6205")
+    assert doc["inputs"]["channel"] == "accel" and doc["inputs"]["sample_rate_hz"] == FS
+    assert doc["inputs"]["sample_rate_source"].startswith("inferred from 'time'")
+    assert doc["diagnosis"]["fault"] == "outer_race"
+
+
 def test_npz_integer_counts_are_uncalibrated_without_scale(
     tmp_path: Path, outer: np.ndarray, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -112,6 +112,14 @@ def _load_npz(path: Path, channel: str | None) -> dict[str, Any]:
         for k, a in arrays.items()
         if a.size > 1 and np.issubdtype(a.dtype, np.number) and k not in SAMPLE_RATE_KEYS
     }
+    # a time array (by name, 1-D, increasing) gives the sample rate and is not a channel
+    for key in [k for k, a in signals.items() if TIME_NAME.match(k.lower()) and a.ndim == 1]:
+        t = np.asarray(signals.pop(key), dtype=np.float64)
+        if "sample_rate" not in out:
+            unit = re.search(r"(ms|msec|us|µs|usec|ns)\b", key.lower())
+            out["sample_rate"], out["sample_rate_source"] = infer_rate(
+                t, TIME_UNITS[unit.group(1)] if unit else 1.0, path, key
+            )
     # a 2-D array is several channels: list each row (or column) as name[i]
     channels: list[tuple[str, Array]] = []
     for name, a in signals.items():

@@ -213,6 +213,12 @@ def test_wav_stereo_needs_channel_and_full_scale_is_uncalibrated(
     doc = run_json(capsys, *argv, "--scale", str(full_scale))
     assert doc["iso20816"]["zone"] in "ABCD"
     assert doc["features"]["rms_g"] == pytest.approx(np.std(outer), rel=1e-3)
+    # the same scale from a sensor's mV/g and the ADC's full-scale volts
+    volts = 5.0
+    sens = volts * 1000.0 / full_scale
+    doc = run_json(capsys, *argv, "--sensitivity", str(sens), "--full-scale", str(volts))
+    assert doc["features"]["rms_g"] == pytest.approx(np.std(outer), rel=1e-3)
+    assert "--full-scale" in run_error(capsys, *argv, "--sensitivity", str(sens))
 
 
 def test_float32_wav_is_read(

@@ -576,6 +576,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="g per file unit: g per full scale (WAV), g per count (integer arrays), a factor "
         "otherwise; without it WAV and integer data are uncalibrated (no ISO zone)",
     )
+    parser.add_argument(
+        "--sensitivity",
+        type=float,
+        metavar="MV_PER_G",
+        help="sensor sensitivity (mV/g); with --full-scale gives --scale = V x 1000 / (mV/g)",
+    )
+    parser.add_argument(
+        "--full-scale", type=float, metavar="VOLTS", help="ADC input range at full scale (V)"
+    )
     parser.add_argument("--asset", default="asset", help="asset name in alerts")
     parser.add_argument("--chunk", type=int, default=65536, help="samples per streamed block")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -598,6 +607,13 @@ def run(args: argparse.Namespace) -> int:
             raise SignalError(f"--plot {args.plot}: is a directory; give a file name (.png)")
         if args.column is not None and args.channel is not None and args.column != args.channel:
             raise SignalError("give --column (CSV) or --channel, not both")
+        scale = args.scale
+        if args.sensitivity is not None or args.full_scale is not None:
+            mv_per_g = positive(args.sensitivity, "--sensitivity")
+            volts = positive(args.full_scale, "--full-scale")
+            if mv_per_g is None or volts is None or scale is not None:
+                raise SignalError("give --sensitivity with --full-scale, or --scale, not a mix")
+            scale = volts * 1000.0 / mv_per_g  # g per full scale
         positive(args.rpm, "--rpm")
         positive(args.sample_rate, "--sample-rate")
         rec = load_recording(
@@ -605,7 +621,7 @@ def run(args: argparse.Namespace) -> int:
             args.column if args.column is not None else args.channel,
             args.sample_rate,
             args.rpm,
-            args.scale,
+            scale,
         )
         band = (float(args.band[0]), float(args.band[1])) if args.band else None
         report, x, fs, envelope = _pipeline(

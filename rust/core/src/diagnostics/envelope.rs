@@ -11,7 +11,8 @@
 //!
 //! The decision is a significance test with a stated false-alarm rate, not a dB gate. On
 //! healthy (noise-only) input an SES bin averaged over K frames is ~ chi-square with 2K degrees
-//! of freedom (K corrected for the exponential average and the 50 % frame overlap); divided by
+//! of freedom (K corrected for the exponential average, unequal frame levels and the 50 %
+//! frame overlap); divided by
 //! the median of its neighbours (rescaled to a mean) it is ~ F(2K, 2K N_eq), N_eq the floor's
 //! equivalent number of independent bins. Each harmonic's bin thus has a p-value; a fault
 //! series is a comb `h * f0 * r`, h = 1..H, with one speed ratio `r` for all harmonics
@@ -231,6 +232,10 @@ pub struct EnvelopeAnalyzer {
     ses_frames: usize,
     /// Sum of squared averaging weights: 1 / (frames worth of independent draws).
     ses_w2: f64,
+    /// Sums of weight x level and (weight x level)^2 of the frames' envelope spectra: frames
+    /// of unequal level (a burst of impacts) are worth fewer independent draws.
+    level_s1: f64,
+    level_s2: f64,
     /// Correlation of power spectra of frames overlapping by one hop (Hann, 50 %: 1/36).
     overlap_rho: f64,
     /// Variance inflation of a sum of adjacent SES bins (Hann leakage): 1 + 2 sum c_j^2.
@@ -375,6 +380,8 @@ impl EnvelopeAnalyzer {
             ses: vec![0.0; frame / 2 + 1],
             ses_frames: 0,
             ses_w2: 0.0,
+            level_s1: 0.0,
+            level_s2: 0.0,
             overlap_rho,
             bin_corr,
             shaft_avg: cfg.shaft_hz,
@@ -409,7 +416,13 @@ impl EnvelopeAnalyzer {
         if self.ses_frames == 0 || self.ses_w2 <= 0.0 {
             return 0.0;
         }
-        let k = 1.0 / self.ses_w2;
+        // Satterthwaite: a weighted sum of chi-square draws of unequal scale is worth
+        // (sum w L)^2 / sum (w L)^2 of them (1 / sum w^2 when every frame has the same level)
+        let k = if self.level_s2 > 0.0 {
+            self.level_s1 * self.level_s1 / self.level_s2
+        } else {
+            1.0 / self.ses_w2
+        };
         k / (1.0 + 2.0 * self.overlap_rho * (1.0 - 1.0 / k))
     }
 
@@ -619,6 +632,12 @@ impl EnvelopeAnalyzer {
         self.ses_frames += 1;
         let alpha = 1.0 / self.ses_frames.min(self.cfg.average) as f64;
         self.ses_w2 = (1.0 - alpha) * (1.0 - alpha) * self.ses_w2 + alpha * alpha;
+        // this frame's level: its mean envelope power over the range fault lines can use
+        let kmax = ((0.8 * (hi - lo) / df) as usize).clamp(3, self.spec.len());
+        let level =
+            self.spec[2..kmax].iter().map(|c| c.norm_sqr()).sum::<f64>() / (kmax - 2) as f64;
+        self.level_s1 = (1.0 - alpha) * self.level_s1 + alpha * level;
+        self.level_s2 = (1.0 - alpha) * (1.0 - alpha) * self.level_s2 + (alpha * level).powi(2);
         for (a, c) in self.ses.iter_mut().zip(&self.spec) {
             *a += alpha * (c.norm_sqr() - *a);
         }

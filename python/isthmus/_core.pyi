@@ -566,7 +566,8 @@ class EnvelopeAnalyzer:
     The decision is a significance test with a stated false-alarm rate ``false_alarm`` per
     diagnosis (shared by the three series and ``bands_tried`` bands). An averaged envelope bin
     of healthy noise is chi-square with 2K dof (K frames, corrected for overlap, unequal frame
-    levels and the exponential average); against the median of its neighbours it is F(2K, 2K N_eq). Each
+    levels and the exponential average); against the median of its neighbours it is
+    F(2K, 2K N_eq). Each
     series (outer race: BPFO; inner race: BPFI, shaft sidebands counted; ball: 2 x BSF, FTF
     sidebands counted) is a comb ``h * f0 * r`` with one speed ratio ``r`` searched from
     ``1 - tolerance - slip`` to ``1 + tolerance``; harmonics on shaft-speed multiples are left

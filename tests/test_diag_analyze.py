@@ -33,7 +33,7 @@ def test_npz_json_report(
 ) -> None:
     path = tmp_path / "rec.npz"
     np.savez(path, de=outer, sample_rate=np.array([FS]), rpm=np.array([RPM]))
-    doc = run_json(capsys, str(path))
+    doc = run_json(capsys, str(path), "--bearing", "6205")
     assert doc["diagnosis"]["fault"] == "outer_race"
     assert doc["diagnosis"]["frequency_hz"] == pytest.approx(ORDERS["bpfo"] * 30, rel=0.02)
     assert doc["diagnosis"]["score_db"] > 10
@@ -59,7 +59,7 @@ def test_csv_with_time_column_and_wav(
     csv = tmp_path / "rec.csv"
     t = np.arange(outer.size) / FS
     np.savetxt(csv, np.column_stack([t, outer]), delimiter=",", header="time,accel", comments="")
-    doc = run_json(capsys, str(csv), "--rpm", str(RPM))
+    doc = run_json(capsys, str(csv), "--rpm", str(RPM), "--bearing", "6205")
     assert doc["analysis_rate_hz"] == pytest.approx(FS, rel=1e-6)
     assert doc["diagnosis"]["fault"] == "outer_race"
 
@@ -73,7 +73,7 @@ def test_csv_with_time_column_and_wav(
         w.writeframes(pcm.tobytes())
     rec = load_recording(wav, scale=scale)
     np.testing.assert_allclose(rec.samples, outer, atol=2 * scale / 32767)
-    doc = run_json(capsys, str(wav), "--rpm", str(RPM), "--scale", str(scale))
+    doc = run_json(capsys, str(wav), "--rpm", str(RPM), "--scale", str(scale), "--bearing", "6205")
     assert doc["diagnosis"]["fault"] == "outer_race"
 
 
@@ -94,7 +94,7 @@ def test_missing_rpm_still_reports_severity(
 ) -> None:
     path = tmp_path / "rec.npz"
     np.savez(path, de=outer, sample_rate=FS)
-    doc = run_json(capsys, str(path))
+    doc = run_json(capsys, str(path), "--bearing", "6205")
     assert doc["diagnosis"]["fault"] == "none" and "rpm" in doc["diagnosis"]["reason"]
     assert doc["iso20816"]["zone"] in "ABCD"
 
@@ -104,7 +104,7 @@ def test_short_record_says_why_there_is_no_diagnosis(
 ) -> None:
     path = tmp_path / "short.npz"
     np.savez(path, de=np.random.default_rng(0).normal(size=3000), sample_rate=FS, rpm=RPM)
-    doc = run_json(capsys, str(path))
+    doc = run_json(capsys, str(path), "--bearing", "6205")
     assert doc["diagnosis"]["fault"] == "none"
     assert "shorter than one analysis frame" in doc["diagnosis"]["reason"]
 
@@ -124,7 +124,7 @@ def test_plot(tmp_path: Path, outer: np.ndarray, capsys: pytest.CaptureFixture[s
     path = tmp_path / "rec.npz"
     np.savez(path, de=outer, sample_rate=FS, rpm=RPM)
     png = tmp_path / "out.png"
-    assert cli.main(["analyze", str(path), "--plot", str(png)]) == 0
+    assert cli.main(["analyze", str(path), "--bearing", "6205", "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

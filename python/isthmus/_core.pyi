@@ -580,13 +580,21 @@ class EnvelopeAnalyzer:
     are done in the frequency domain; the squared-envelope spectrum is averaged over frames
     (mean of the first ``average``, exponential after).
 
-    Each fault series (outer race: BPFO; inner race: BPFI with shaft sidebands; ball: BSF or
-    2 x BSF with FTF sidebands) scores the mean over its first three harmonics of peak (within
-    +/-``tolerance`` for slip) over the median of the surrounding bins, in dB. A fault is
-    declared when a series has ``min_harmonics`` harmonics above ``harmonic_threshold_db`` and
-    either reaches ``fault_threshold_db`` in an impulsive band (squared-envelope kurtosis excess
-    at least ``min_band_kurtosis``: impacts, not stationary noise) or reaches
-    ``strong_fault_db`` on its own.
+    The decision is a significance test with a stated false-alarm rate ``false_alarm`` per
+    diagnosis (shared by the three series and ``bands_tried`` bands). An averaged envelope bin
+    of healthy noise is chi-square with 2K dof (K frames, corrected for overlap, unequal frame
+    levels and the exponential average); against the median of its neighbours it is
+    F(2K, 2K N_eq). Each
+    series (outer race: BPFO; inner race: BPFI, shaft sidebands counted; ball: 2 x BSF, FTF
+    sidebands counted) is a comb ``h * f0 * r`` with one speed ratio ``r`` searched from
+    ``1 - tolerance - slip`` to ``1 + tolerance``; harmonics on shaft-speed multiples are left
+    out; the comb's p-values combine by Fisher's method, Bonferroni over the combs tried. A
+    fault needs a significant series whose fundamental and ``min_harmonics`` harmonics stand
+    out (single-bin p <= 1 %, within 10 dB of its strongest line), in an impulsive band
+    (squared-envelope kurtosis excess >= ``min_band_kurtosis`` and >= 3 standard errors). The
+    verdict is "uncertain" when the best comb sits at the edge of the searched speed range, when
+    inner-race or ball lines come without a single shaft-speed or FTF sideband, or when a
+    second series is at least half as significant (``note`` says which).
 
     ``bearing`` is a catalogue name; or give ``orders={"bpfo", "bpfi", "bsf", "ftf"}``.
     ``rpm`` is the nominal shaft speed; ``feed(..., rpm=)`` updates it. Bad parameters
@@ -610,11 +618,11 @@ class EnvelopeAnalyzer:
         hysteresis: float = 0.25,
         harmonics: int = 5,
         tolerance: float = 0.02,
-        harmonic_threshold_db: float = 6.0,
-        fault_threshold_db: float = 10.0,
+        slip: float = 0.02,
+        false_alarm: float = 0.01,
+        bands_tried: int = 1,
         min_harmonics: int = 2,
         min_band_kurtosis: float = 0.5,
-        strong_fault_db: float = 20.0,
     ) -> Self: ...
     def feed(
         self, samples_in: npt.ArrayLike, rpm: float | None = None
@@ -622,15 +630,18 @@ class EnvelopeAnalyzer:
         """Feed samples (g), shape (n), any chunk size, any int or float dtype or a sequence
         (other input: :class:`isthmus.SignalError`). Returns one array per feature with one
         entry per frame completed by this chunk: ``start_index`` (int64), ``fault`` (int8:
-        0 none, 1 outer race, 2 inner race, 3 ball), ``score_db``, ``frequency_hz``,
-        ``band_lo_hz``, ``band_hi_hz``, ``band_kurtosis``, ``shaft_hz``,
-        ``<series>_score_db|_harmonics|_hz|_sidebands`` for series outer_race, inner_race,
+        0 none, 1 outer race, 2 inner race, 3 ball, -1 uncertain), ``score_db``,
+        ``frequency_hz``, ``band_lo_hz``, ``band_hi_hz``, ``band_kurtosis``, ``shaft_hz``,
+        ``<series>_score_db|_harmonics|_hz|_margin_db|_sidebands`` for series outer_race,
+        inner_race,
         ball, and ``peak<k>_hz|_db`` (k = 1..5) of the envelope spectrum."""
     def diagnose(self) -> dict[str, object]:
-        """The diagnosis from the current average: fault ("outer_race", "inner_race", "ball"
-        or "none"), score_db, frequency_hz, harmonics, band_hz, band_kurtosis, frames,
-        shaft_hz, series (per fault: expected_hz, frequency_hz, score_db, harmonics,
-        sidebands, harmonic_db) and peaks [(Hz, dB over median)]."""
+        """The diagnosis from the current average: fault ("outer_race", "inner_race", "ball",
+        "uncertain" or "none"), score_db, frequency_hz, harmonics, margin_db, note, band_hz,
+        band_kurtosis, band_kurtosis_se, impulsive, frames, effective_frames, shaft_hz,
+        series (per fault: expected_hz, frequency_hz, ratio, score_db, log10_p, log10_alpha,
+        margin_db (10 log10(alpha / p)), significant, at_edge, harmonics, tested, sidebands,
+        harmonic_db) and peaks [(Hz, dB over median)]."""
     def envelope_spectrum(
         self,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -238,14 +238,26 @@ fn diagnosis_dict<'py>(py: Python<'py>, d: &core::Diagnosis) -> PyResult<Bound<'
     out.set_item("band_hz", (d.band.0, d.band.1))?;
     out.set_item("band_kurtosis", d.band_kurtosis)?;
     out.set_item("frames", d.frames)?;
+    out.set_item("effective_frames", d.effective_frames)?;
+    out.set_item("margin_db", d.margin_db)?;
+    out.set_item("band_kurtosis_se", d.band_kurtosis_se)?;
+    out.set_item("impulsive", d.impulsive)?;
+    out.set_item("note", d.note.as_str())?;
     out.set_item("shaft_hz", d.shaft_hz)?;
     let series = PyDict::new(py);
     for s in &d.series {
         let e = PyDict::new(py);
         e.set_item("expected_hz", s.expected_hz)?;
         e.set_item("frequency_hz", s.frequency_hz)?;
+        e.set_item("ratio", s.ratio)?;
         e.set_item("score_db", s.score_db)?;
+        e.set_item("log10_p", s.log10_p)?;
+        e.set_item("log10_alpha", s.log10_alpha)?;
+        e.set_item("margin_db", s.margin_db)?;
+        e.set_item("significant", s.significant)?;
+        e.set_item("at_edge", s.at_edge)?;
         e.set_item("harmonics", s.harmonics)?;
+        e.set_item("tested", s.tested)?;
         e.set_item("sidebands", s.sidebands)?;
         e.set_item("harmonic_db", s.harmonic_db.clone())?;
         series.set_item(s.kind.name(), e)?;
@@ -261,6 +273,8 @@ fn fault_code(k: FaultKind) -> i8 {
         FaultKind::OuterRace => 1,
         FaultKind::InnerRace => 2,
         FaultKind::Ball => 3,
+        // below 1 so a "fault >= 1" gate stays shut
+        FaultKind::Uncertain => -1,
     }
 }
 
@@ -277,8 +291,8 @@ impl EnvelopeAnalyzer {
     #[pyo3(signature = (
         sample_rate, rpm, bearing = None, *, orders = None, band = None, frame = 0,
         average = 32, reselect_every = 4, hysteresis = 0.25, harmonics = 5, tolerance = 0.02,
-        harmonic_threshold_db = 6.0, fault_threshold_db = 10.0, min_harmonics = 2,
-        min_band_kurtosis = 0.5, strong_fault_db = 20.0
+        slip = 0.02, false_alarm = 0.01, bands_tried = 1, min_harmonics = 2,
+        min_band_kurtosis = 0.5
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -293,11 +307,11 @@ impl EnvelopeAnalyzer {
         #[pyo3(from_py_with = args::float)] hysteresis: f64,
         #[pyo3(from_py_with = args::int)] harmonics: i64,
         #[pyo3(from_py_with = args::float)] tolerance: f64,
-        #[pyo3(from_py_with = args::float)] harmonic_threshold_db: f64,
-        #[pyo3(from_py_with = args::float)] fault_threshold_db: f64,
+        #[pyo3(from_py_with = args::float)] slip: f64,
+        #[pyo3(from_py_with = args::float)] false_alarm: f64,
+        #[pyo3(from_py_with = args::int)] bands_tried: i64,
         #[pyo3(from_py_with = args::int)] min_harmonics: i64,
         #[pyo3(from_py_with = args::float)] min_band_kurtosis: f64,
-        #[pyo3(from_py_with = args::float)] strong_fault_db: f64,
     ) -> PyResult<Self> {
         let fault_orders = match (bearing, orders) {
             (Some(_), Some(_)) => {
@@ -352,11 +366,11 @@ impl EnvelopeAnalyzer {
         cfg.hysteresis = hysteresis;
         cfg.harmonics = count("harmonics", harmonics)?;
         cfg.tolerance = tolerance;
-        cfg.harmonic_threshold_db = harmonic_threshold_db;
-        cfg.fault_threshold_db = fault_threshold_db;
+        cfg.slip = slip;
+        cfg.false_alarm = false_alarm;
+        cfg.bands_tried = count("bands_tried", bands_tried)?;
         cfg.min_harmonics = count("min_harmonics", min_harmonics)?;
         cfg.min_band_kurtosis = min_band_kurtosis;
-        cfg.strong_fault_db = strong_fault_db;
         Ok(Self {
             inner: Mutex::new(core::EnvelopeAnalyzer::new(cfg).map_err(to_py)?),
         })
@@ -425,6 +439,10 @@ impl EnvelopeAnalyzer {
             out.set_item(
                 format!("{name}_hz"),
                 col(&|f| f.diagnosis.series[i].frequency_hz).into_pyarray(py),
+            )?;
+            out.set_item(
+                format!("{name}_margin_db"),
+                col(&|f| f.diagnosis.series[i].margin_db).into_pyarray(py),
             )?;
             out.set_item(
                 format!("{name}_sidebands"),

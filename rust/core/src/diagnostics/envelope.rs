@@ -1,4 +1,4 @@
-//! Streaming envelope analysis (squared-envelope spectrum, SES) with fault scoring.
+//! Streaming envelope analysis (squared-envelope spectrum, SES) with a statistical fault test.
 //!
 //! Per frame of `frame` samples (hop `frame / 2`):
 //! 1. spectral kurtosis (SK) of short-time Fourier bins at several window lengths is
@@ -9,18 +9,36 @@
 //! 3. the squared envelope is Hann-windowed and transformed; its power spectrum is averaged
 //!    over frames (plain mean for the first `average` frames, exponential after).
 //!
-//! Scores: each harmonic `h f0` of a fault frequency is searched within +/- `tolerance` (slip)
-//! and compared with the median of the surrounding bins (the local noise floor), in dB.
-//! A series scores the mean of its first three usable harmonics, so a series without its
-//! fundamental cannot win on a coincident higher harmonic.
+//! The decision is a significance test with a stated false-alarm rate, not a dB gate. On
+//! healthy (noise-only) input an SES bin averaged over K frames is ~ chi-square with 2K degrees
+//! of freedom (K corrected for the exponential average, unequal frame levels and the 50 %
+//! frame overlap); divided by
+//! the median of its neighbours (rescaled to a mean) it is ~ F(2K, 2K N_eq), N_eq the floor's
+//! equivalent number of independent bins. Each harmonic's bin thus has a p-value; a fault
+//! series is a comb `h * f0 * r`, h = 1..H, with one speed ratio `r` for all harmonics
+//! (searched from `1 - tolerance - slip` to `1 + tolerance`: rolling elements slip, so lines
+//! sit below nominal); the comb's harmonics combine by Fisher's method (chi-square, 2H dof),
+//! and the best comb's p-value is multiplied by the number of distinct combs tried
+//! (Bonferroni). A series is significant when that p-value is at most
+//! `false_alarm / (3 series * bands_tried)`, its fundamental (the first harmonic not on a
+//! shaft-speed multiple) and at least `min_harmonics` harmonics stand out on their own
+//! (single-bin p <= 1 %). Harmonics landing on integer multiples of shaft speed are left
+//! out: unbalance and looseness put lines there that no bearing test can tell apart.
+//! Ball faults are tested at 2 x BSF (a spalled ball strikes both races once per spin) with
+//! FTF (cage) sidebands counted; inner-race and ball verdicts need at least one sideband.
 
 use super::bearing::FaultOrders;
+use super::stats;
 use super::{param, DiagnosticsError};
 use crate::spectrum::WindowKind;
 use num_complex::Complex64;
 use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
+
+/// A harmonic of an impact train counts when its line has at least this fraction (-10 dB)
+/// of the strongest line of the series.
+const COMPARABLE: f64 = 0.1;
 
 /// How the demodulation band is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,19 +65,20 @@ pub struct EnvelopeConfig {
     pub hysteresis: f64,
     pub average: usize,
     pub harmonics: usize,
+    /// Relative uncertainty of the shaft speed, searched both ways (rpm entry, drift).
     pub tolerance: f64,
-    /// A harmonic counts when it stands this far (dB) above its local floor.
-    pub harmonic_threshold_db: f64,
-    /// A series is a fault when its score reaches this (dB) with at least `min_harmonics`.
-    pub fault_threshold_db: f64,
+    /// Largest rolling-element slip: fault lines are searched down to `1 - tolerance - slip`
+    /// of nominal, but only up to `1 + tolerance`.
+    pub slip: f64,
+    /// Probability that one diagnosis of healthy noise names a fault (all series together).
+    pub false_alarm: f64,
+    /// Demodulation bands the caller tries and picks the best of (Bonferroni factor).
+    pub bands_tried: usize,
+    /// A significant series needs at least this many harmonics standing out on their own.
     pub min_harmonics: usize,
-    /// Kurtosis excess (0 = Gaussian) of the squared envelope that marks the band as
-    /// impulsive. A localized fault produces impacts; a series between `fault_threshold_db`
-    /// (10 dB: ten times the local floor) and `strong_fault_db` (20 dB: a hundred times) only
-    /// counts when the band is impulsive too, two independent signs of a fault, while a
-    /// series at `strong_fault_db` stands on its own.
+    /// A localized defect makes impacts: a fault needs the squared envelope's kurtosis excess
+    /// (0 for Gaussian noise) at least this high and three standard errors above 0.
     pub min_band_kurtosis: f64,
-    pub strong_fault_db: f64,
 }
 
 impl EnvelopeConfig {
@@ -75,12 +94,18 @@ impl EnvelopeConfig {
             average: 32,
             harmonics: 5,
             tolerance: 0.02,
-            harmonic_threshold_db: 6.0,
-            fault_threshold_db: 10.0,
+            slip: 0.02,
+            false_alarm: 0.01,
+            bands_tried: 1,
             min_harmonics: 2,
             min_band_kurtosis: 0.5,
-            strong_fault_db: 20.0,
         }
+    }
+
+    /// Significance level of one series: the false-alarm rate shared by three series
+    /// (outer race, inner race, ball) in each band tried.
+    pub fn series_alpha(&self) -> f64 {
+        self.false_alarm / (3 * self.bands_tried.max(1)) as f64
     }
 }
 
@@ -90,6 +115,8 @@ pub enum FaultKind {
     OuterRace,
     InnerRace,
     Ball,
+    /// Significant bearing lines that do not name one fault for sure (see `Diagnosis::note`).
+    Uncertain,
 }
 
 impl FaultKind {
@@ -99,25 +126,41 @@ impl FaultKind {
             FaultKind::OuterRace => "outer_race",
             FaultKind::InnerRace => "inner_race",
             FaultKind::Ball => "ball",
+            FaultKind::Uncertain => "uncertain",
         }
     }
 }
 
-/// Score of one fault-frequency series in the averaged squared-envelope spectrum.
+/// Test of one fault-frequency series in the averaged squared-envelope spectrum.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesScore {
     pub kind: FaultKind,
-    /// Theoretical fundamental in Hz (for ball faults: BSF or 2 x BSF, whichever scored).
+    /// Theoretical fundamental in Hz (ball faults: 2 x BSF).
     pub expected_hz: f64,
-    /// Frequency of the fundamental's peak found inside the search window (Hz).
+    /// Frequency of the fundamental's line in the best comb (Hz).
     pub frequency_hz: f64,
-    /// Mean over the first three usable harmonics of peak-over-floor (dB).
+    /// Speed ratio of the best comb: found / nominal frequency (below 1: slip).
+    pub ratio: f64,
+    /// Mean over the first three tested harmonics of bin power over its floor (dB).
     pub score_db: f64,
-    /// Harmonics (of the usable ones) above the harmonic threshold.
+    /// log10 of the series p-value (Bonferroni over the combs tried); NaN if not testable.
+    pub log10_p: f64,
+    /// log10 of the p-value a fault needs (`EnvelopeConfig::series_alpha`).
+    pub log10_alpha: f64,
+    /// 10 log10(alpha / p): at least 0 when significant (more is stronger evidence).
+    pub margin_db: f64,
+    /// Significant: p <= alpha, fundamental and `min_harmonics` harmonics stand out.
+    pub significant: bool,
+    /// The best comb lies at the edge of the searched speed range (speed probably wrong).
+    pub at_edge: bool,
+    /// Harmonics (of those tested) standing out on their own: single-bin p <= 1 % and a line
+    /// within 10 dB of the series' strongest.
     pub harmonics: usize,
-    /// Sidebands (shaft speed for inner race, FTF for ball) above the harmonic threshold.
+    /// Harmonics tested (usable in the band, not on a shaft-speed multiple).
+    pub tested: usize,
+    /// Sidebands (shaft speed for inner race, FTF for ball) standing out (p <= 1 %).
     pub sidebands: usize,
-    /// Peak-over-floor of each usable harmonic, dB.
+    /// Power over floor of each tested harmonic at the best comb, dB.
     pub harmonic_db: Vec<f64>,
 }
 
@@ -132,7 +175,19 @@ pub struct Diagnosis {
     pub band: (f64, f64),
     pub band_kurtosis: f64,
     pub frames: usize,
+    /// Frames the average is worth as independent chi-square draws (overlap, exponential
+    /// averaging); the K of the null distribution.
+    pub effective_frames: f64,
     pub shaft_hz: f64,
+    /// Margin of the deciding series over its significance level (dB, see `SeriesScore`).
+    pub margin_db: f64,
+    /// Standard error of `band_kurtosis` for Gaussian noise: 2 / sqrt(independent envelope
+    /// samples), about (frames x frame / 2) x band width / sample rate of them.
+    pub band_kurtosis_se: f64,
+    /// The band is impulsive: kurtosis excess >= `min_band_kurtosis` and >= 3 standard errors.
+    pub impulsive: bool,
+    /// Why the verdict is what it is when lines alone would say otherwise (empty if not).
+    pub note: String,
     /// Strongest envelope-spectrum peaks: (Hz, dB over the spectrum's median).
     pub peaks: Vec<(f64, f64)>,
 }
@@ -175,6 +230,16 @@ pub struct EnvelopeAnalyzer {
     // averages
     ses: Vec<f64>,
     ses_frames: usize,
+    /// Sum of squared averaging weights: 1 / (frames worth of independent draws).
+    ses_w2: f64,
+    /// Sums of weight x level and (weight x level)^2 of the frames' envelope spectra: frames
+    /// of unequal level (a burst of impacts) are worth fewer independent draws.
+    level_s1: f64,
+    level_s2: f64,
+    /// Correlation of power spectra of frames overlapping by one hop (Hann, 50 %: 1/36).
+    overlap_rho: f64,
+    /// Variance inflation of a sum of adjacent SES bins (Hann leakage): 1 + 2 sum c_j^2.
+    bin_corr: f64,
     shaft_avg: f64,
     env_m2: f64,
     env_m4: f64,
@@ -194,6 +259,28 @@ fn median(v: &mut [f64]) -> f64 {
     *m
 }
 
+/// (Correlation of the power spectra of two frames one hop apart, variance inflation of a
+/// sum of neighbouring bins) for a window: both set how many independent chi-square draws an
+/// average or a floor estimate is worth.
+fn window_correlations(w: &[f64]) -> (f64, f64) {
+    let n = w.len();
+    let energy: f64 = w.iter().map(|v| v * v).sum();
+    let shifted: f64 = (0..n / 2).map(|i| w[i] * w[i + n / 2]).sum();
+    let rho = (shifted / energy).powi(2);
+    let mut inflation = 1.0;
+    for j in 1..=3 {
+        // bins j apart of white noise: correlation |sum w^2 e^{-2 pi i j n / N}| / sum w^2
+        let (mut re, mut im) = (0.0, 0.0);
+        for (i, v) in w.iter().enumerate() {
+            let ph = -2.0 * std::f64::consts::PI * (j * i) as f64 / n as f64;
+            re += v * v * ph.cos();
+            im += v * v * ph.sin();
+        }
+        inflation += 2.0 * (re * re + im * im) / (energy * energy);
+    }
+    (rho, inflation)
+}
+
 impl EnvelopeAnalyzer {
     pub fn new(cfg: EnvelopeConfig) -> Result<Self, DiagnosticsError> {
         let fs = cfg.sample_rate;
@@ -208,6 +295,18 @@ impl EnvelopeAnalyzer {
         }
         if !(cfg.tolerance > 0.0 && cfg.tolerance < 0.2) {
             return Err(param("tolerance", "must be in (0, 0.2)"));
+        }
+        if !(cfg.slip >= 0.0 && cfg.slip < 0.2) {
+            return Err(param("slip", "must be in [0, 0.2)"));
+        }
+        if !(cfg.false_alarm > 0.0 && cfg.false_alarm <= 0.5) {
+            return Err(param("false_alarm", "must be in (0, 0.5]"));
+        }
+        if cfg.bands_tried == 0 || cfg.min_harmonics == 0 {
+            return Err(param(
+                "bands_tried",
+                "bands_tried and min_harmonics must be >= 1",
+            ));
         }
         if cfg.harmonics == 0 || cfg.harmonics > 20 {
             return Err(param("harmonics", "must be in 1..=20"));
@@ -267,6 +366,8 @@ impl EnvelopeAnalyzer {
             })
             .collect();
         let scratch_len = inv.get_inplace_scratch_len();
+        let window = hann(frame);
+        let (overlap_rho, bin_corr) = window_correlations(&window);
         Ok(Self {
             frame,
             hop: frame / 2,
@@ -275,7 +376,7 @@ impl EnvelopeAnalyzer {
             consumed_frames: 0,
             fwd,
             inv,
-            hann: hann(frame),
+            hann: window,
             levels,
             band: match cfg.band {
                 BandChoice::Fixed { lo, hi } => Some((lo, hi)),
@@ -289,6 +390,11 @@ impl EnvelopeAnalyzer {
             fft_scratch: vec![Complex64::default(); scratch_len],
             ses: vec![0.0; frame / 2 + 1],
             ses_frames: 0,
+            ses_w2: 0.0,
+            level_s1: 0.0,
+            level_s2: 0.0,
+            overlap_rho,
+            bin_corr,
             shaft_avg: cfg.shaft_hz,
             env_m2: 0.0,
             env_m4: 0.0,
@@ -313,6 +419,22 @@ impl EnvelopeAnalyzer {
     }
     pub fn frames_averaged(&self) -> usize {
         self.ses_frames
+    }
+
+    /// Independent frames the current average is worth: 1 / sum of squared weights, less
+    /// the correlation of overlapping frames.
+    pub fn effective_frames(&self) -> f64 {
+        if self.ses_frames == 0 || self.ses_w2 <= 0.0 {
+            return 0.0;
+        }
+        // Satterthwaite: a weighted sum of chi-square draws of unequal scale is worth
+        // (sum w L)^2 / sum (w L)^2 of them (1 / sum w^2 when every frame has the same level)
+        let k = if self.level_s2 > 0.0 {
+            self.level_s1 * self.level_s1 / self.level_s2
+        } else {
+            1.0 / self.ses_w2
+        };
+        k / (1.0 + 2.0 * self.overlap_rho * (1.0 - 1.0 / k))
     }
 
     /// Set the shaft speed (Hz) for frames completed from now on (e.g. from an RPM tag).
@@ -520,6 +642,13 @@ impl EnvelopeAnalyzer {
         // 4) average
         self.ses_frames += 1;
         let alpha = 1.0 / self.ses_frames.min(self.cfg.average) as f64;
+        self.ses_w2 = (1.0 - alpha) * (1.0 - alpha) * self.ses_w2 + alpha * alpha;
+        // this frame's level: its mean envelope power over the range fault lines can use
+        let kmax = ((0.8 * (hi - lo) / df) as usize).clamp(3, self.spec.len());
+        let level =
+            self.spec[2..kmax].iter().map(|c| c.norm_sqr()).sum::<f64>() / (kmax - 2) as f64;
+        self.level_s1 = (1.0 - alpha) * self.level_s1 + alpha * level;
+        self.level_s2 = (1.0 - alpha) * (1.0 - alpha) * self.level_s2 + (alpha * level).powi(2);
         for (a, c) in self.ses.iter_mut().zip(&self.spec) {
             *a += alpha * (c.norm_sqr() - *a);
         }
@@ -530,6 +659,19 @@ impl EnvelopeAnalyzer {
     }
 
     /// Kurtosis excess of the squared envelope: E[e^2] / E[e]^2 - 2 (0 for Gaussian noise).
+    pub fn band_kurtosis_se(&self) -> f64 {
+        let Some((lo, hi)) = self.band else {
+            return f64::NAN;
+        };
+        if self.ses_frames == 0 || self.ses_w2 <= 0.0 {
+            return f64::NAN;
+        }
+        // the moments use each frame's middle half: consecutive frames tile without overlap
+        let samples = (self.frame / 2) as f64 / self.ses_w2;
+        let independent = (samples * (hi - lo) / self.cfg.sample_rate).max(1.0);
+        2.0 / independent.sqrt()
+    }
+
     pub fn band_kurtosis(&self) -> f64 {
         if self.ses_frames == 0 || self.env_m2 <= 0.0 {
             return f64::NAN;
@@ -543,41 +685,14 @@ impl EnvelopeAnalyzer {
         self.ses.iter().map(|p| 2.0 * p.sqrt() / gain).collect()
     }
 
-    fn peak_in(&self, fc: f64, half_width: f64) -> Option<(usize, f64)> {
-        let df = self.cfg.sample_rate / self.frame as f64;
-        let len = self.ses.len();
-        let mut lo = ((fc - half_width) / df).floor().max(1.0) as usize;
-        let mut hi = ((fc + half_width) / df).ceil() as usize;
-        let c = (fc / df).round() as usize;
-        lo = lo.min(c.saturating_sub(1)).max(1);
-        hi = hi.max(c + 1);
-        if hi >= len {
-            return None;
-        }
-        let (mut bi, mut bv) = (lo, self.ses[lo]);
-        for k in lo..=hi {
-            if self.ses[k] > bv {
-                bi = k;
-                bv = self.ses[k];
-            }
-        }
-        Some((bi, bv))
-    }
-
-    fn floor_around(&self, fc: f64, exclude_half: f64) -> f64 {
-        let df = self.cfg.sample_rate / self.frame as f64;
-        let half = self.shaft_avg.max(12.0 * df);
-        let lo = ((fc - half) / df).floor().max(1.0) as usize;
-        let hi = (((fc + half) / df).ceil() as usize).min(self.ses.len() - 1);
-        let (xlo, xhi) = (fc - exclude_half - df, fc + exclude_half + df);
+    /// Median of the SES over `lo..=hi` without `xlo..=xhi` (bins), and how many bins that is.
+    fn floor_median(&self, lo: usize, hi: usize, xlo: usize, xhi: usize) -> (f64, usize) {
         let mut v: Vec<f64> = (lo..=hi)
-            .filter(|&k| {
-                let f = k as f64 * df;
-                f < xlo || f > xhi
-            })
+            .filter(|k| *k < xlo || *k > xhi)
             .map(|k| self.ses[k])
             .collect();
-        median(&mut v)
+        let n = v.len();
+        (median(&mut v), n)
     }
 
     fn refine(&self, k: usize) -> f64 {
@@ -599,60 +714,205 @@ impl EnvelopeAnalyzer {
         (k as f64 + d.clamp(-0.5, 0.5)) * df
     }
 
+    /// The null model of the current average: (K, median of Gamma(K, 1/K), its relative
+    /// variance against a mean's, per bin).
+    fn null_model(&self) -> (f64, f64, f64) {
+        let k = self.effective_frames().max(1e-3);
+        let m = stats::gamma_median(k);
+        let f = stats::gamma_pdf(k, m);
+        // var(median / m) over var(mean), asymptotically: K / (4 f(m)^2 m^2)
+        (k, m, k / (4.0 * f * f * m * m))
+    }
+
+    /// ln p of one bin against its floor: the F(2K, 2K N_eq) survival function.
+    fn ln_p_bin(&self, k: usize, floor: f64, n_eq: f64, null: (f64, f64, f64)) -> f64 {
+        let (kf, m, _) = null;
+        let x = self.ses[k] / (floor / m);
+        if !(x.is_finite() && floor > 0.0) {
+            return 0.0;
+        }
+        stats::ln_f_sf(x, 2.0 * kf, 2.0 * kf * n_eq)
+    }
+
     fn score_series(&self, kind: FaultKind, f0: f64, sideband: f64) -> SeriesScore {
         let df = self.cfg.sample_rate / self.frame as f64;
-        let tol = self.cfg.tolerance;
+        let len = self.ses.len();
+        let alpha = self.cfg.series_alpha();
+        let mut out = SeriesScore {
+            kind,
+            expected_hz: f0,
+            frequency_hz: f64::NAN,
+            ratio: f64::NAN,
+            score_db: f64::NAN,
+            log10_p: f64::NAN,
+            log10_alpha: alpha.log10(),
+            margin_db: f64::NAN,
+            significant: false,
+            at_edge: false,
+            harmonics: 0,
+            tested: 0,
+            sidebands: 0,
+            harmonic_db: Vec::new(),
+        };
         let limit = match self.band {
             Some((lo, hi)) => 0.8 * (hi - lo),
-            None => 0.0,
+            None => return out,
         }
         .min(self.cfg.sample_rate / 2.0);
-        let thr = self.cfg.harmonic_threshold_db;
-        let mut harmonic_db = Vec::new();
-        let mut frequency_hz = f64::NAN;
-        let mut sidebands = 0;
+        if self.ses_frames == 0 || f0.is_nan() || f0 <= 0.0 {
+            return out;
+        }
+        let (r_lo, r_hi) = (
+            1.0 - self.cfg.tolerance - self.cfg.slip,
+            1.0 + self.cfg.tolerance,
+        );
+        let shaft = self.shaft_avg;
+        // the floor: the median within one shaft speed (at least 20 bins) either side of a
+        // harmonic's search range
+        let reach = shaft.max(20.0 * df);
+        let null = self.null_model();
+        // per harmonic: bin range searched, floor, equivalent floor bins
+        struct Harmonic {
+            klo: usize,
+            khi: usize,
+            floor: f64,
+            n_eq: f64,
+        }
+        let mut hs: Vec<Harmonic> = Vec::new();
         for h in 1..=self.cfg.harmonics {
-            let fc = h as f64 * f0;
-            let floor_half = self.shaft_avg.max(12.0 * df);
-            if fc * (1.0 + tol) + floor_half > limit {
+            let (flo, fhi) = (h as f64 * f0 * r_lo, h as f64 * f0 * r_hi);
+            if fhi + reach + df > limit {
                 break;
             }
-            let Some((k, peak)) = self.peak_in(fc, tol * fc) else {
+            let klo = ((flo / df).round() as usize).max(3);
+            let khi = ((fhi / df).round() as usize).min(len - 2);
+            let lo = (((flo - reach) / df).floor().max(2.0)) as usize;
+            let hi = (((fhi + reach) / df).ceil() as usize).min(len - 1);
+            if khi < klo || hi <= lo {
                 break;
-            };
-            let floor = self.floor_around(fc, tol * fc);
-            let db = 10.0 * (peak / floor).log10();
-            let db = if db.is_finite() { db } else { 0.0 };
-            if h == 1 {
-                frequency_hz = self.refine(k);
             }
+            let (floor, n) = self.floor_median(lo, hi, klo.saturating_sub(1), khi + 1);
+            if n < 8 || floor.is_nan() || floor <= 0.0 {
+                break;
+            }
+            hs.push(Harmonic {
+                klo,
+                khi,
+                floor,
+                n_eq: n as f64 / (self.bin_corr * null.2),
+            });
+        }
+        if hs.len() < self.cfg.min_harmonics {
+            return out;
+        }
+        // ln p of every bin each harmonic may land on
+        let ln_p: Vec<Vec<f64>> = hs
+            .iter()
+            .map(|h| {
+                (h.klo..=h.khi)
+                    .map(|k| self.ln_p_bin(k, h.floor, h.n_eq, null))
+                    .collect()
+            })
+            .collect();
+        // a line on an integer multiple of shaft speed cannot be told from unbalance etc.
+        let on_shaft = |k: usize| {
+            let f = k as f64 * df;
+            let n = (f / shaft).round();
+            n >= 1.0 && (f - n * shaft).abs() <= 1.5 * df
+        };
+        // the comb: one speed ratio for all harmonics, stepped so the top harmonic moves by
+        // half a bin; distinct bin tuples counted for the Bonferroni factor
+        let top = hs.len() as f64 * f0;
+        let step = 0.5 * df / top;
+        let steps = ((r_hi - r_lo) / step).ceil() as usize;
+        let mut combs = 0usize;
+        let mut last: Vec<usize> = Vec::new();
+        let mut best: Option<(f64, f64, Vec<usize>)> = None; // (ln p, r, bins)
+        for i in 0..=steps {
+            let r = r_lo + i as f64 * step;
+            let bins: Vec<usize> = hs
+                .iter()
+                .enumerate()
+                .map(|(j, h)| (((j + 1) as f64 * f0 * r / df).round() as usize).clamp(h.klo, h.khi))
+                .collect();
+            if bins == last {
+                continue;
+            }
+            combs += 1;
+            let mut t = 0.0;
+            let mut used = 0;
+            for (j, &k) in bins.iter().enumerate() {
+                if on_shaft(k) {
+                    continue;
+                }
+                t -= 2.0 * ln_p[j][k - hs[j].klo].max(-700.0);
+                used += 1;
+            }
+            last = bins;
+            if used < self.cfg.min_harmonics {
+                continue;
+            }
+            let lp = stats::ln_chi2_sf_even(t, used);
+            if best.as_ref().is_none_or(|b| lp < b.0) {
+                best = Some((lp, r, last.clone()));
+            }
+        }
+        let Some((lp, r, bins)) = best else {
+            return out;
+        };
+        let log10_p = stats::log10_of_ln(lp + (combs as f64).ln()).min(0.0);
+        let single = 0.01f64.ln();
+        // line power above the floor (mean-normalised) of each harmonic of the best comb
+        let excess = |j: usize, k: usize| self.ses[k] / (hs[j].floor / null.1) - 1.0;
+        let strongest = bins
+            .iter()
+            .enumerate()
+            .filter(|(_, &k)| !on_shaft(k))
+            .map(|(j, &k)| excess(j, k))
+            .fold(0.0f64, f64::max);
+        let mut fundamental_ok = None;
+        let mut harmonic_db = Vec::new();
+        for (j, &k) in bins.iter().enumerate() {
+            if on_shaft(k) {
+                continue;
+            }
+            // impacts put comparable power into their first harmonics (jitter of a few %
+            // barely lowers them); a sinusoidal modulation puts nearly all into the
+            // fundamental: a harmonic 10 dB under the strongest line is not evidence of
+            // impacts however significant it is
+            let stands_out =
+                ln_p[j][k - hs[j].klo] <= single && excess(j, k) >= COMPARABLE * strongest;
+            fundamental_ok.get_or_insert(stands_out);
+            if stands_out {
+                out.harmonics += 1;
+            }
+            harmonic_db.push(10.0 * (self.ses[k] / (hs[j].floor / null.1)).log10());
             if sideband > 0.0 {
-                let fk = k as f64 * df;
-                for s in [fk - sideband, fk + sideband] {
-                    if let Some((_, p)) = self.peak_in(s, 2.0 * df) {
-                        if 10.0 * (p / floor).log10() >= thr {
-                            sidebands += 1;
-                        }
+                for s in [-sideband * r, sideband * r] {
+                    let ks = ((k as f64 * df + s) / df).round() as usize;
+                    let k_best = (ks.saturating_sub(1)..=(ks + 1).min(len - 1))
+                        .max_by(|a, b| self.ses[*a].total_cmp(&self.ses[*b]))
+                        .unwrap_or(ks);
+                    if k_best >= 1 && self.ln_p_bin(k_best, hs[j].floor, hs[j].n_eq, null) <= single
+                    {
+                        out.sidebands += 1;
                     }
                 }
             }
-            harmonic_db.push(db);
         }
+        out.tested = harmonic_db.len();
         let used = harmonic_db.len().min(3);
-        let score_db = if used == 0 {
-            f64::NAN
-        } else {
-            harmonic_db[..used].iter().sum::<f64>() / used as f64
-        };
-        SeriesScore {
-            kind,
-            expected_hz: f0,
-            frequency_hz,
-            score_db,
-            harmonics: harmonic_db.iter().filter(|&&d| d >= thr).count(),
-            sidebands,
-            harmonic_db,
-        }
+        out.score_db = harmonic_db[..used].iter().sum::<f64>() / used.max(1) as f64;
+        out.harmonic_db = harmonic_db;
+        out.frequency_hz = self.refine(bins[0]);
+        out.ratio = r;
+        out.log10_p = log10_p;
+        out.margin_db = 10.0 * (out.log10_alpha - log10_p);
+        out.at_edge = r - r_lo < 1.5 * step || r_hi - r < 1.5 * step;
+        out.significant = log10_p <= out.log10_alpha
+            && out.harmonics >= self.cfg.min_harmonics
+            && fundamental_ok == Some(true);
+        out
     }
 
     fn top_peaks(&self, count: usize) -> Vec<(f64, f64)> {
@@ -680,42 +940,83 @@ impl EnvelopeAnalyzer {
             .collect()
     }
 
-    /// Diagnose from the current average.
+    /// Diagnose from the current average. The verdict is the significant series with the
+    /// largest margin; it is "uncertain" when that comb sits at the edge of the speed range
+    /// searched (the rpm is probably off) or when another series is about as significant.
     pub fn diagnose(&self) -> Diagnosis {
         let o = self.cfg.orders.at(self.shaft_avg);
-        let outer = self.score_series(FaultKind::OuterRace, o.bpfo, 0.0);
-        let inner = self.score_series(FaultKind::InnerRace, o.bpfi, self.shaft_avg);
-        let ball1 = self.score_series(FaultKind::Ball, o.bsf, o.ftf);
-        let ball2 = self.score_series(FaultKind::Ball, 2.0 * o.bsf, o.ftf);
-        let ball = if ball2.score_db.is_nan() || ball1.score_db >= ball2.score_db {
-            ball1
-        } else {
-            ball2
-        };
+        let series = vec![
+            self.score_series(FaultKind::OuterRace, o.bpfo, 0.0),
+            self.score_series(FaultKind::InnerRace, o.bpfi, self.shaft_avg),
+            self.score_series(FaultKind::Ball, 2.0 * o.bsf, o.ftf),
+        ];
         let band_kurtosis = self.band_kurtosis();
-        let impulsive = band_kurtosis >= self.cfg.min_band_kurtosis;
-        let series = vec![outer, inner, ball];
-        let winner = series
-            .iter()
-            .filter(|s| {
-                s.harmonics >= self.cfg.min_harmonics
-                    && ((impulsive && s.score_db >= self.cfg.fault_threshold_db)
-                        || s.score_db >= self.cfg.strong_fault_db)
-            })
-            .max_by(|a, b| a.score_db.total_cmp(&b.score_db));
-        let (fault, score_db, frequency_hz, harmonics) = match winner {
-            Some(s) => (s.kind, s.score_db, s.frequency_hz, s.harmonics),
-            None => {
-                // report the strongest candidate's score so "how close" stays visible
-                let best = series
+        let band_kurtosis_se = self.band_kurtosis_se();
+        let impulsive =
+            band_kurtosis >= self.cfg.min_band_kurtosis && band_kurtosis >= 3.0 * band_kurtosis_se;
+        let mut ranked: Vec<&SeriesScore> = series.iter().filter(|s| s.significant).collect();
+        ranked.sort_by(|a, b| b.margin_db.total_cmp(&a.margin_db));
+        let mut note = String::new();
+        if !impulsive {
+            if let Some(w) = ranked.first() {
+                note = format!(
+                    "{} lines are significant but the band is not impulsive (kurtosis excess \
+                     {:.2}, needs {:.2}): a modulation, not the impacts of a localized defect",
+                    w.kind.name(),
+                    band_kurtosis,
+                    self.cfg.min_band_kurtosis.max(3.0 * band_kurtosis_se)
+                );
+            }
+            ranked.clear();
+        }
+        let (fault, shown) = match ranked.as_slice() {
+            [] => (
+                FaultKind::None,
+                series
                     .iter()
-                    .filter(|s| s.score_db.is_finite())
-                    .max_by(|a, b| a.score_db.total_cmp(&b.score_db));
-                match best {
-                    Some(s) => (FaultKind::None, s.score_db, s.frequency_hz, s.harmonics),
-                    None => (FaultKind::None, f64::NAN, f64::NAN, 0),
+                    .filter(|s| s.margin_db.is_finite())
+                    .max_by(|a, b| a.margin_db.total_cmp(&b.margin_db)),
+            ),
+            [w, rest @ ..] => {
+                if w.at_edge {
+                    note = format!(
+                        "{} lines found at {:.1} % of nominal speed, the edge of the range \
+                         searched: check the rpm",
+                        w.kind.name(),
+                        100.0 * w.ratio
+                    );
+                    (FaultKind::Uncertain, Some(*w))
+                } else if w.kind != FaultKind::OuterRace && w.sidebands == 0 {
+                    // a defect on the rotating inner ring passes the load zone once per
+                    // revolution, a damaged ball once per cage turn: their lines carry
+                    // sidebands at shaft speed or FTF; lines without any are something else
+                    note = format!(
+                        "{} lines without the {} sidebands that defect makes",
+                        w.kind.name(),
+                        if w.kind == FaultKind::InnerRace {
+                            "shaft-speed"
+                        } else {
+                            "cage (FTF)"
+                        }
+                    );
+                    (FaultKind::Uncertain, Some(*w))
+                } else if let Some(r) = rest.first().filter(|r| r.margin_db >= 0.5 * w.margin_db) {
+                    note = format!(
+                        "{} ({:.0} dB) and {} ({:.0} dB) are both significant",
+                        w.kind.name(),
+                        w.margin_db,
+                        r.kind.name(),
+                        r.margin_db
+                    );
+                    (FaultKind::Uncertain, Some(*w))
+                } else {
+                    (w.kind, Some(*w))
                 }
             }
+        };
+        let (score_db, frequency_hz, harmonics, margin_db) = match shown {
+            Some(s) => (s.score_db, s.frequency_hz, s.harmonics, s.margin_db),
+            None => (f64::NAN, f64::NAN, 0, f64::NAN),
         };
         Diagnosis {
             fault,
@@ -726,7 +1027,12 @@ impl EnvelopeAnalyzer {
             band: self.band.unwrap_or((f64::NAN, f64::NAN)),
             band_kurtosis,
             frames: self.ses_frames,
+            effective_frames: self.effective_frames(),
             shaft_hz: self.shaft_avg,
+            margin_db,
+            band_kurtosis_se,
+            impulsive,
+            note,
             peaks: self.top_peaks(5),
         }
     }

@@ -8,6 +8,7 @@ pub mod decimate;
 pub mod envelope;
 pub mod iso;
 pub mod rules;
+pub mod stats;
 
 pub use bearing::{
     bearing_by_name, catalogue, fault_orders, BearingGeometry, CatalogueEntry, FaultOrders,

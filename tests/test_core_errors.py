@@ -257,6 +257,7 @@ FLOAT, OFLOAT, INT, OINT, STR, OSTR, BOOL = "float", "ofloat", "int", "oint", "s
 ARRAY, PAIR, ANY, DICT, ODICT, TAGS, STRLIST, MAPPING = (
     "array", "pair", "any", "dict", "odict", "tags", "strlist", "mapping",
 )  # fmt: skip
+BYTES, S7TAGS, LIMITER, RING = "bytes", "s7tags", "limiter", "ring"
 
 
 def _tags() -> list[isthmus.Tag]:
@@ -271,6 +272,26 @@ def _rules() -> isthmus.RuleEngine:
     engine = isthmus.RuleEngine("pump")
     engine.add_threshold("hot", "x", 1.0)
     return engine
+
+
+def _s7plan() -> isthmus._core.S7Plan:
+    return isthmus._core.S7Plan(
+        [("r", 0, "REAL", 0), ("s", 4, "STRING[4]", 0), ("x", 10, "BOOL", 3)]
+    )
+
+
+def _acquisition() -> isthmus._core.WaveformAcquisition:
+    # port 1 on loopback: nothing listens, so a started thread only ever backs off
+    limiter = isthmus._core.ModbusRateLimiter(1000.0)
+    return isthmus._core.WaveformAcquisition("127.0.0.1", 1, limiter, connect_timeout=0.1)
+
+
+def _start_and_stop() -> None:
+    """`start` with no blocks; the thread is stopped and joined so none outlives the case."""
+    acquisition = _acquisition()
+    acquisition.start()
+    acquisition.stop()
+    assert acquisition.join(5.0)
 
 
 def _ring_with_data() -> isthmus.SampleRing:
@@ -423,11 +444,11 @@ CALLABLES: list[tuple[str, object, list[tuple[str, str]], int]] = [
             ("hysteresis", FLOAT),
             ("harmonics", INT),
             ("tolerance", FLOAT),
-            ("harmonic_threshold_db", FLOAT),
-            ("fault_threshold_db", FLOAT),
+            ("slip", FLOAT),
+            ("false_alarm", FLOAT),
+            ("bands_tried", INT),
             ("min_harmonics", INT),
             ("min_band_kurtosis", FLOAT),
-            ("strong_fault_db", FLOAT),
         ],
         2,
     ),
@@ -493,6 +514,67 @@ CALLABLES: list[tuple[str, object, list[tuple[str, str]], int]] = [
     ("SpectrumAnalyzer.frequencies", lambda: isthmus.SpectrumAnalyzer(1000.0).frequencies, [], 0),
     ("SpectrumAnalyzer.reset", lambda: isthmus.SpectrumAnalyzer(1000.0).reset, [], 0),
     ("EnvelopeAnalyzer.diagnose", lambda: _envelope().diagnose, [], 0),
+    ("s7_type_size", lambda: isthmus._core.s7_type_size, [("type_name", STR)], 1),
+    ("S7Plan", lambda: isthmus._core.S7Plan, [("tags", S7TAGS)], 1),
+    (
+        "S7Plan.decode",
+        lambda: _s7plan().decode,
+        [("data", BYTES), ("base", OINT)],
+        1,
+    ),
+    (
+        "S7Plan.decode_values",
+        lambda: _s7plan().decode_values,
+        [("data", BYTES), ("base", OINT)],
+        1,
+    ),
+    (
+        "ModbusRateLimiter",
+        lambda: isthmus._core.ModbusRateLimiter,
+        [("requests_per_second", FLOAT)],
+        1,
+    ),
+    ("ModbusRateLimiter.reserve", lambda: isthmus._core.ModbusRateLimiter(1e6).reserve, [], 0),
+    (
+        "WaveformAcquisition",
+        lambda: isthmus._core.WaveformAcquisition,
+        [
+            ("host", STR),
+            ("port", INT),
+            ("limiter", LIMITER),
+            ("unit_id", INT),
+            ("connect_timeout", FLOAT),
+            ("request_timeout", FLOAT),
+            ("backoff_initial", FLOAT),
+            ("backoff_max", FLOAT),
+        ],
+        3,
+    ),
+    (
+        "WaveformAcquisition.add_block",
+        lambda: _acquisition().add_block,
+        [
+            ("name", STR),
+            ("ring", RING),
+            ("register", STR),
+            ("address", INT),
+            ("sequence_address", INT),
+            ("samples", INT),
+            ("slots", INT),
+            ("stride", INT),
+            ("dtype", STR),
+            ("order", STR),
+            ("scale", FLOAT),
+            ("sample_rate", FLOAT),
+        ],
+        12,
+    ),
+    ("WaveformAcquisition.start", lambda: _start_and_stop, [], 0),
+    ("WaveformAcquisition.stop", lambda: _acquisition().stop, [], 0),
+    ("WaveformAcquisition.join", lambda: _acquisition().join, [("timeout", FLOAT)], 1),
+    ("WaveformAcquisition.stats", lambda: _acquisition().stats, [], 0),
+    ("WaveformAcquisition.drain_events", lambda: _acquisition().drain_events, [], 0),
+    ("WaveformAcquisition.drain_latencies", lambda: _acquisition().drain_latencies, [], 0),
     ("EnvelopeAnalyzer.envelope_spectrum", lambda: _envelope().envelope_spectrum, [], 0),
     ("RuleEngine.active", lambda: _rules().active, [], 0),
     ("Alert.to_dict", lambda: _alert().to_dict, [], 0),
@@ -643,6 +725,13 @@ RIGHT = {
     OSTR: st.one_of(st.none(), strings), BOOL: st.booleans(), ARRAY: arrays, PAIR: pairs,
     ANY: anything, DICT: dicts, ODICT: st.one_of(st.none(), dicts), TAGS: tags,
     STRLIST: st.lists(strings, max_size=3), MAPPING: dicts,
+    BYTES: st.one_of(st.binary(max_size=40), st.binary(max_size=40).map(bytearray)),
+    S7TAGS: st.lists(
+        st.tuples(strings, ints, st.sampled_from(["REAL", "INT", "BOOL", "STRING[3]", "X"]), ints),
+        max_size=3,
+    ),
+    LIMITER: st.just(None).map(lambda _: isthmus._core.ModbusRateLimiter(100.0)),
+    RING: st.just(None).map(lambda _: isthmus.SampleRing(1, 1024, 1000.0)),
 }  # fmt: skip
 
 
@@ -667,6 +756,14 @@ def right_type(kind: str, value: object) -> bool:
             return isinstance(value, list) and all(isinstance(t, str) for t in value)
         case "mapping":
             return isinstance(value, dict)
+        case "bytes":
+            return isinstance(value, bytes | bytearray | memoryview)
+        case "s7tags":
+            return isinstance(value, list | tuple)
+        case "limiter":
+            return isinstance(value, isthmus._core.ModbusRateLimiter)
+        case "ring":
+            return isinstance(value, isthmus.SampleRing)
         case _:  # arrays, pairs and anything: every value is of an accepted type
             return True
 

@@ -113,6 +113,13 @@ impl BlockLayout {
         if !(self.sample_rate.is_finite() && self.sample_rate > 0.0) {
             return bad(format!("sample_rate {} is not > 0 Hz", self.sample_rate));
         }
+        // a block must arrive within a day: the thread sleeps in units of this period
+        if self.period() > 86_400.0 {
+            return bad(format!(
+                "{} samples at {} Hz take longer than a day per block",
+                self.samples, self.sample_rate
+            ));
+        }
         if !(self.scale.is_finite() && self.scale != 0.0) {
             return bad(format!(
                 "scale {} is not a finite non-zero number",
@@ -191,13 +198,17 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `rate` requests per second (finite, > 0).
     pub fn new(rate: f64) -> Result<Self, WaveformError> {
-        if !(rate.is_finite() && rate > 0.0) {
+        // below one request a day the interval is not a useful Duration (nor a useful rate)
+        let interval = Duration::try_from_secs_f64(1.0 / rate)
+            .ok()
+            .filter(|_| rate.is_finite() && rate >= 1.0 / 86_400.0);
+        let Some(interval) = interval else {
             return Err(WaveformError::Device(format!(
-                "max_requests_per_second must be > 0, got {rate}"
+                "max_requests_per_second must be at least one a day (1.16e-5), got {rate}"
             )));
-        }
+        };
         Ok(Self {
-            interval: Duration::from_secs_f64(1.0 / rate),
+            interval,
             next: Mutex::new(None),
         })
     }
@@ -430,9 +441,10 @@ impl WaveformAcquisition {
 
     /// Waits up to `timeout` for a stopped thread to end; true if it has (or never ran).
     pub fn join(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        // a timeout past the clock's range waits for as long as it takes
+        let deadline = Instant::now().checked_add(timeout);
         while self.running() {
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
             thread::sleep(Duration::from_millis(2));

@@ -15,11 +15,20 @@ use isthmus_core::waveform::{self as core, BlockLayout, BlockSink, DeviceSetting
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::args;
 use crate::errors::{ConfigError, SessionError};
 use crate::ring::{SampleRing, Shared, Store};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An int argument in the range of `T` (a port, an address, a count), else ConfigError.
+fn ranged<T: TryFrom<i64>>(name: &str, value: i64) -> PyResult<T> {
+    T::try_from(value).map_err(|_| match value {
+        i64::MIN | i64::MAX => ConfigError::new_err(format!("{name} is out of range")),
+        v => ConfigError::new_err(format!("{name} {v} is out of range")),
+    })
 }
 
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {
@@ -39,7 +48,7 @@ pub struct ModbusRateLimiter {
 #[pymethods]
 impl ModbusRateLimiter {
     #[new]
-    fn new(requests_per_second: f64) -> PyResult<Self> {
+    fn new(#[pyo3(from_py_with = args::float)] requests_per_second: f64) -> PyResult<Self> {
         let inner = core::RateLimiter::new(requests_per_second)
             .map_err(|e| ConfigError::new_err(e.to_string()))?;
         Ok(Self {
@@ -98,18 +107,18 @@ impl WaveformAcquisition {
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
-        port: u16,
+        #[pyo3(from_py_with = args::int)] port: i64,
         limiter: &ModbusRateLimiter,
-        unit_id: u8,
-        connect_timeout: f64,
-        request_timeout: f64,
-        backoff_initial: f64,
-        backoff_max: f64,
+        #[pyo3(from_py_with = args::int)] unit_id: i64,
+        #[pyo3(from_py_with = args::float)] connect_timeout: f64,
+        #[pyo3(from_py_with = args::float)] request_timeout: f64,
+        #[pyo3(from_py_with = args::float)] backoff_initial: f64,
+        #[pyo3(from_py_with = args::float)] backoff_max: f64,
     ) -> PyResult<Self> {
         let settings = DeviceSettings {
             host,
-            port,
-            unit_id,
+            port: ranged("port", port)?,
+            unit_id: ranged("unit_id", unit_id)?,
             connect_timeout: seconds("connect_timeout", connect_timeout)?,
             request_timeout: seconds("request_timeout", request_timeout)?,
             backoff_initial: seconds("backoff_initial", backoff_initial)?,
@@ -136,17 +145,22 @@ impl WaveformAcquisition {
         name: String,
         ring: &SampleRing,
         register: &str,
-        address: u16,
-        sequence_address: u16,
-        samples: usize,
-        slots: u32,
-        stride: u16,
+        #[pyo3(from_py_with = args::int)] address: i64,
+        #[pyo3(from_py_with = args::int)] sequence_address: i64,
+        #[pyo3(from_py_with = args::int)] samples: i64,
+        #[pyo3(from_py_with = args::int)] slots: i64,
+        #[pyo3(from_py_with = args::int)] stride: i64,
         dtype: &str,
         order: &str,
-        scale: f64,
-        sample_rate: f64,
+        #[pyo3(from_py_with = args::float)] scale: f64,
+        #[pyo3(from_py_with = args::float)] sample_rate: f64,
     ) -> PyResult<()> {
         let bad = |problem: String| ConfigError::new_err(format!("waveform {name:?}: {problem}"));
+        let address: u16 = ranged("address", address)?;
+        let sequence_address: u16 = ranged("sequence_address", sequence_address)?;
+        let samples: usize = ranged("samples", samples)?;
+        let slots: u32 = ranged("slots", slots)?;
+        let stride: u16 = ranged("stride", stride)?;
         let function = match register {
             "holding" => ReadFunction::HoldingRegisters,
             "input" => ReadFunction::InputRegisters,
@@ -198,7 +212,7 @@ impl WaveformAcquisition {
     }
 
     /// Waits up to `timeout` s (GIL released) for a stopped thread; True if it has ended.
-    fn join(&self, py: Python<'_>, timeout: f64) -> bool {
+    fn join(&self, py: Python<'_>, #[pyo3(from_py_with = args::float)] timeout: f64) -> bool {
         let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
         py.detach(|| match lock(&self.inner).acquisition.as_mut() {
             Some(acq) => acq.join(timeout),

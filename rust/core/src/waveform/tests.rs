@@ -219,7 +219,9 @@ fn check_ramp(ring: &Ring, scale: f32) -> (u64, u64) {
     let mut first: Option<(u64, i64)> = None;
     loop {
         let mut out = Vec::new();
-        let info = ring.read_into(&mut cursor, usize::MAX, &mut out);
+        let info = ring
+            .read_into(&mut cursor, usize::MAX, &mut out)
+            .expect("a read of a small ring fits in memory");
         assert_eq!(info.lost_overrun, 0);
         gaps += info.lost_gap;
         if info.len == 0 {

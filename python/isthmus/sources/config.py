@@ -11,9 +11,11 @@ Times are seconds, rates are Hz, addresses are zero-based protocol addresses
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -49,6 +51,12 @@ def register_width(dtype: str, length: int | None = None) -> int:
         raise ValueError(f"unknown dtype {dtype!r}")
     bits = int(match.group(1) or match.group(2))
     return _WIDTH[bits]
+
+
+def duplicates(names: Iterable[str]) -> list[str]:
+    """Names that occur more than once, sorted (linear: start-up with 50k tags stays fast)."""
+    counts = collections.Counter(names)
+    return sorted(n for n, c in counts.items() if c > 1)
 
 
 class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -130,8 +138,7 @@ class PollGroup(_Config):
     def __post_init__(self) -> None:
         if not self.interval > 0:
             raise ValueError(f"poll group {self.name!r}: interval must be > 0 s")
-        names = [t.name for t in self.tags]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = duplicates(t.name for t in self.tags)
         if dupes:
             raise ValueError(f"poll group {self.name!r}: duplicate tag names {dupes}")
 
@@ -258,7 +265,7 @@ class ModbusDevice(_Config):
         names = [t.name for g in self.poll_groups for t in g.tags] + [
             w.name for w in self.waveforms
         ]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = duplicates(names)
         if dupes:
             raise ValueError(f"{where}: duplicate tag names {dupes}")
 
@@ -344,7 +351,7 @@ class OpcUaEndpoint(_Config):
         if not 0 < self.backoff_initial <= self.backoff_max:
             raise ValueError(f"{where}: need 0 < backoff_initial <= backoff_max")
         names = [n.name for n in self.nodes]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = duplicates(names)
         if dupes:
             raise ValueError(f"{where}: duplicate node names {dupes}")
 

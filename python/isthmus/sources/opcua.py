@@ -32,7 +32,7 @@ import numpy as np
 
 from isthmus.sources.config import OpcUaEndpoint, OpcUaNode
 from isthmus.sources.modbus import BlockCallback, _ignore, cancel_and_wait
-from isthmus.sources.values import Quality, TagValue
+from isthmus.sources.values import Quality, TagValue, float32_value
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,9 @@ class OpcUaSession:
             value = None
         elif isinstance(value, np.generic):
             value = value.item()
+        if isinstance(value, float) and _is_float32(dv):
+            # an OPC UA Float is float32: publish its shortest repr (1.88, not 1.8799999)
+            value = float32_value(value)
         self.on_values(
             [
                 TagValue(
@@ -301,6 +304,12 @@ class OpcUaSession:
         values = [self._bad(n, reason) for n in self.endpoint.nodes if not n.waveform]
         if values:
             self.on_values(values)
+
+
+def _is_float32(data_value: Any) -> bool:
+    variant = getattr(data_value, "Value", None)
+    kind = getattr(variant, "VariantType", None)
+    return getattr(kind, "name", None) == "Float"
 
 
 class _Handler:

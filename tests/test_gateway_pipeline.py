@@ -328,7 +328,7 @@ async def test_console_sink_envelopes_and_keeps_an_outbox(tmp_path: Path) -> Non
     topic, body = out.getvalue().splitlines()[0].split(" ", 1)
     assert topic == "e/s/a/l/P-102/state"
     doc = json.loads(body)
-    assert doc["schema"] == "urn:isthmus:uns:Pump:v1" and len(doc["message_id"]) == 26
+    assert doc["schema"] == "urn:isthmus:uns:Pump:v2" and len(doc["message_id"]) == 26
     truth = sim.truth("P-102")
     assert doc["payload"]["speed_rpm"] == pytest.approx(truth.speed_rpm, rel=1e-6)
     rows = outbox_rows(tmp_path / "ob.sqlite3")

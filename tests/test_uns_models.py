@@ -152,9 +152,10 @@ def fingerprint(schema: dict[str, Any]) -> str:
 # A model's JSON Schema is part of its published contract: when one of these changes,
 # bump the model's SCHEMA_VERSION and record the new fingerprint here.
 SCHEMA_FINGERPRINTS = {
-    "urn:isthmus:uns:Pump:v1": "5f5df39854d18094",
-    "urn:isthmus:uns:Motor:v1": "42682da39b808355",
-    "urn:isthmus:uns:RotatingAsset:v1": "620629040e6dce3e",
+    # v2: running/fault (bool), state (string) and field_quality.
+    "urn:isthmus:uns:Pump:v2": "8995e03f56ccd9f6",
+    "urn:isthmus:uns:Motor:v2": "d664752094d37215",
+    "urn:isthmus:uns:RotatingAsset:v2": "7a85ba199580d0e4",
     # v2: alerts carry typed evidence.
     "urn:isthmus:uns:Alert:v2": "1e5a7ef893a22151",
     "urn:isthmus:uns:ActiveAlerts:v2": "febec057f48ee878",
@@ -175,7 +176,12 @@ def test_schema_declares_units_and_bounds() -> None:
     temp = defs["bearing_temperature_c"]["anyOf"][0]
     assert temp["x-unit"] == "degC" and temp["minimum"] == -273.15
     assert defs["iso20816_zone"]["anyOf"][0]["enum"] == ["A", "B", "C", "D"]
+    assert defs["running"]["anyOf"][0]["type"] == "boolean"
+    assert defs["state"]["anyOf"][0]["type"] == "string"
     assert field_units(Pump) == {
+        "running": None,
+        "fault": None,
+        "state": None,
         "speed_rpm": "rpm",
         "bearing_temperature_c": "degC",
         "discharge_pressure_bar": "bar",
@@ -195,7 +201,7 @@ def test_envelope_round_trip_and_validation() -> None:
     assert back == env
     doc = json.loads(raw)
     assert doc["timestamp"] == "2026-01-02T03:04:05Z"
-    assert doc["schema"] == "urn:isthmus:uns:Pump:v1" and len(doc["message_id"]) == 26
+    assert doc["schema"] == "urn:isthmus:uns:Pump:v2" and len(doc["message_id"]) == 26
     doc["payload"]["health"] = 1.5
     with pytest.raises(msgspec.ValidationError, match="health"):
         msgspec.json.decode(json.dumps(doc), type=Envelope[Pump])

@@ -190,10 +190,12 @@ async def test_values_are_published_exactly_as_the_device_gave_them(
         async with running(gateway_for(config(dev.port, mqtt_broker, tmp_path))):
             async with asyncio.timeout(20):
                 await collector.wait_for(
-                    lambda: any(d["quality"] == "good" for _, d in states(collector, "M-1"))
-                    and any(
-                        d["payload"]["bearing_temperature_c"] is not None
-                        for _, d in states(collector, "P-1")
+                    lambda: (
+                        any(d["quality"] == "good" for _, d in states(collector, "M-1"))
+                        and any(
+                            d["payload"]["bearing_temperature_c"] is not None
+                            for _, d in states(collector, "P-1")
+                        )
                     )
                 )
     raw, motor = next((r, d) for r, d in states(collector, "M-1") if d["quality"] == "good")
@@ -208,9 +210,7 @@ async def test_values_are_published_exactly_as_the_device_gave_them(
     assert p["running"] is True and p["fault"] is False
     assert motor["quality"] == "good" and p["field_quality"] == {}
     # a conversion changes the value by the conversion only
-    pump = next(
-        d for _, d in states(collector, "P-1") if d["payload"]["bearing_temperature_c"]
-    )
+    pump = next(d for _, d in states(collector, "P-1") if d["payload"]["bearing_temperature_c"])
     assert pump["payload"]["bearing_temperature_c"] == pytest.approx(
         (TEMP_F32 - 32.0) * 5.0 / 9.0, rel=1e-15, abs=0
     )
@@ -232,8 +232,10 @@ async def test_a_device_that_goes_down_makes_its_products_bad_and_the_zone_too(
             killed = time.time()
             async with asyncio.timeout(20):
                 await collector.wait_for(
-                    lambda: any(d["quality"] == "bad" for _, d in states(collector, "P-1"))
-                    and any(d["quality"] == "bad" for _, d in states(collector, "M-1"))
+                    lambda: (
+                        any(d["quality"] == "bad" for _, d in states(collector, "P-1"))
+                        and any(d["quality"] == "bad" for _, d in states(collector, "M-1"))
+                    )
                 )
             await asyncio.sleep(1.0)
     after = [
@@ -243,9 +245,9 @@ async def test_a_device_that_goes_down_makes_its_products_bad_and_the_zone_too(
     ]
     bad = [d for d in after if d["quality"] == "bad"]
     assert bad, "no bad product after the device died"
-    first_bad = states(collector, "P-1").index(next(
-        (r, d) for r, d in states(collector, "P-1") if d["quality"] == "bad"
-    ))
+    first_bad = states(collector, "P-1").index(
+        next((r, d) for r, d in states(collector, "P-1") if d["quality"] == "bad")
+    )
     for _, d in states(collector, "P-1")[first_bad:]:
         # never again a zone published as good from a dead device
         assert d["quality"] == "bad"

@@ -39,6 +39,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 PER_ASSET = 5
+#: ``--profile DIR``: record the gateway with py-spy (collapsed stacks) into DIR.
+PROFILE: Path | None = None
 FIELDS = ("speed_rpm", "winding_temperature_c", "bearing_temperature_c", "current_a", "power_kw")
 GATEWAY = """
 import asyncio, json, sys
@@ -147,18 +149,39 @@ def _cpu(proc: psutil.Process) -> float:
 
 
 def measure(
-    cmd: list[str], what: str, counter: Counter, tags: int, hz: float, warmup: float, seconds: float
+    cmd: list[str],
+    what: str,
+    counter: Counter,
+    tags: int,
+    hz: float,
+    warmup: float,
+    seconds: float,
 ) -> dict[str, float]:
     proc = _start(cmd, what)
     try:
         ps = psutil.Process(proc.pid)
         time.sleep(warmup)
+        spy = None
+        if PROFILE is not None:
+            # py-spy attached for the window (sampling, non-blocking: a few % overhead)
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    *("record", "--pid", str(proc.pid), "-d", str(int(seconds))),
+                    *("-r", "100", "-f", "raw", "--nonblocking"),
+                    *("-o", str(PROFILE / f"{what}-{tags}.txt")),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         cpu0, values0, t0 = _cpu(ps), counter.values, time.monotonic()
         rss = 0
         while time.monotonic() - t0 < seconds:
             time.sleep(0.5)
             rss = max(rss, ps.memory_info().rss)
         cpu1, values1, t1 = _cpu(ps), counter.values, time.monotonic()
+        if spy is not None:
+            spy.wait(30)
     finally:
         proc.terminate()
         try:
@@ -306,7 +329,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--startup", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     results: dict[str, Any] = {"sizes": []}
     for tags in args.tags:
         r = run_size(tags, args.hz, args.seconds, args.warmup)

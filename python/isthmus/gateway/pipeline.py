@@ -408,7 +408,7 @@ class Gateway:
 
     def _product(self, runtime: AssetRuntime, now: float, mono: float | None = None) -> None:
         mono = time.monotonic() if mono is None else mono
-        if runtime.vibration is None:
+        if runtime.tag_fed_severity:
             self._tag_fed_severity(runtime, now)
         if not runtime.values:
             return

@@ -113,6 +113,10 @@ class AssetRuntime:
             self.required.add("iso20816_zone")
         self.last_vibration: VibrationResult | None = None
         self.rules = diagnosis.RuleSet(asset)
+        #: Zone and rules computed from tag values (no waveform; a velocity tag or rules).
+        self.tag_fed_severity = self.vibration is None and (
+            "vibration_velocity_rms_mm_s" in asset.fields or bool(asset.rules)
+        )
         self.active_alerts: dict[str, Any] = {}
         self.alert_log: list[Any] = []
         self.features_published_at = 0.0

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -65,9 +64,7 @@ asyncio.run(main())
 
 
 def gateway_config(tags: int, modbus_port: int, mqtt_port: int, outbox: str, hz: float) -> Any:
-    tag_list = [
-        {"name": f"t{i}", "address": 2 * i, "dtype": "float32"} for i in range(tags)
-    ]
+    tag_list = [{"name": f"t{i}", "address": 2 * i, "dtype": "float32"} for i in range(tags)]
     assets = []
     for a in range(tags // PER_ASSET):
         assets.append(
@@ -75,9 +72,7 @@ def gateway_config(tags: int, modbus_port: int, mqtt_port: int, outbox: str, hz:
                 "name": f"M{a}",
                 "model": "Motor",
                 "isa95": {"enterprise": "e", "site": "s", "area": "a", "line": "l"},
-                "fields": {
-                    f: {"tag": f"plc.t{a * PER_ASSET + k}"} for k, f in enumerate(FIELDS)
-                },
+                "fields": {f: {"tag": f"plc.t{a * PER_ASSET + k}"} for k, f in enumerate(FIELDS)},
             }
         )
     return {
@@ -295,12 +290,15 @@ def startup(assets: int = 7000, tags: int = 50_000) -> dict[str, Any]:
         tags_all = group["tags"]
         devices = []
         for d in range(0, len(tags_all), 10_000):
-            chunk = [dict(t, address=(2 * j) % 65534) for j, t in enumerate(tags_all[d : d + 10_000])]
+            chunk = [
+                dict(t, address=(2 * j) % 65534) for j, t in enumerate(tags_all[d : d + 10_000])
+            ]
             devices.append(
                 {
                     "name": f"plc{d // 10_000}" if d else "plc",
                     "host": "127.0.0.1",
                     "port": 502,
+                    "max_requests_per_second": 1000.0,
                     "poll_groups": [{"name": "all", "interval": 1.0, "tags": chunk}],
                 }
             )
@@ -312,9 +310,13 @@ def startup(assets: int = 7000, tags: int = 50_000) -> dict[str, Any]:
                 mapping["tag"] = f"{'plc' + str(dev) if dev else 'plc'}.t{index}"
         path = Path(tmp) / "big.json"
         path.write_text(json.dumps(raw))
+        if PROFILE is not None:
+            (PROFILE / "big.json").write_text(json.dumps(raw))
         out = subprocess.run(
-            [sys.executable, "-c", STARTUP, str(path)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", STARTUP, str(path)], capture_output=True, text=True
         )
+    if out.returncode != 0:
+        raise RuntimeError(f"start-up run failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout)
     result["tags"] = sum(len(d["poll_groups"][0]["tags"]) for d in devices)
     result["per_asset"] = per
@@ -323,7 +325,7 @@ def startup(assets: int = 7000, tags: int = 50_000) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tags", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--tags", type=int, nargs="*", default=[1000, 10_000])
     parser.add_argument("--hz", type=float, default=4.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=8.0)

@@ -45,9 +45,7 @@ async def main(modbus_port: int, mqtt_port: int, tags: int, per_asset: int, hz: 
                 doc = {"timestamp": now}
                 for k in range(per_asset):
                     doc[f"t{k}"] = values[asset * per_asset + k]
-                publishes.append(
-                    mqtt.publish(f"bench/script/a{asset}", json.dumps(doc), qos=1)
-                )
+                publishes.append(mqtt.publish(f"bench/script/a{asset}", json.dumps(doc), qos=1))
             await asyncio.gather(*publishes)
             due += 1.0 / hz
             await asyncio.sleep(max(0.0, due - time.monotonic()))

@@ -12,6 +12,7 @@ Times are seconds, rates are Hz, addresses are zero-based protocol addresses
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import os
 import re
@@ -36,6 +37,7 @@ MAX_READ_BITS = 2000
 _WIDTH = {16: 1, 32: 2, 64: 4}
 
 
+@functools.lru_cache(maxsize=256)
 def register_width(dtype: str, length: int | None = None) -> int:
     """Registers a value of ``dtype`` spans (a string: ``length`` registers, two bytes each)."""
     if dtype in ("bit", "int8", "uint8", "bcd16", "float16"):

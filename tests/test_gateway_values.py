@@ -186,18 +186,21 @@ def states(collector: Any, asset: str) -> list[tuple[bytes, dict[str, Any]]]:
 async def test_values_are_published_exactly_as_the_device_gave_them(
     mqtt_broker: Broker, tmp_path: Path
 ) -> None:
-    async with device() as dev, collect(mqtt_broker.port, f"{BASE}/#") as collector:
-        async with running(gateway_for(config(dev.port, mqtt_broker, tmp_path))):
-            async with asyncio.timeout(20):
-                await collector.wait_for(
-                    lambda: (
-                        any(d["quality"] == "good" for _, d in states(collector, "M-1"))
-                        and any(
-                            d["payload"]["bearing_temperature_c"] is not None
-                            for _, d in states(collector, "P-1")
-                        )
+    async with (
+        device() as dev,
+        collect(mqtt_broker.port, f"{BASE}/#") as collector,
+        running(gateway_for(config(dev.port, mqtt_broker, tmp_path))),
+    ):
+        async with asyncio.timeout(20):
+            await collector.wait_for(
+                lambda: (
+                    any(d["quality"] == "good" for _, d in states(collector, "M-1"))
+                    and any(
+                        d["payload"]["bearing_temperature_c"] is not None
+                        for _, d in states(collector, "P-1")
                     )
                 )
+            )
     raw, motor = next((r, d) for r, d in states(collector, "M-1") if d["quality"] == "good")
     p = motor["payload"]
     # ints stay ints, float64 round-trips, float32 is its shortest float32 repr
@@ -219,25 +222,28 @@ async def test_values_are_published_exactly_as_the_device_gave_them(
 async def test_a_device_that_goes_down_makes_its_products_bad_and_the_zone_too(
     mqtt_broker: Broker, tmp_path: Path
 ) -> None:
-    async with collect(mqtt_broker.port, f"{BASE}/#") as collector, device() as dev:
-        async with running(gateway_for(config(dev.port, mqtt_broker, tmp_path))):
-            async with asyncio.timeout(20):
-                await collector.wait_for(
-                    lambda: any(
-                        d["payload"]["iso20816_zone"] == "D" and d["quality"] != "bad"
-                        for _, d in states(collector, "P-1")
-                    )
+    async with (
+        collect(mqtt_broker.port, f"{BASE}/#") as collector,
+        device() as dev,
+        running(gateway_for(config(dev.port, mqtt_broker, tmp_path))),
+    ):
+        async with asyncio.timeout(20):
+            await collector.wait_for(
+                lambda: any(
+                    d["payload"]["iso20816_zone"] == "D" and d["quality"] != "bad"
+                    for _, d in states(collector, "P-1")
                 )
-            await dev.stop()  # the device dies
-            killed = time.time()
-            async with asyncio.timeout(20):
-                await collector.wait_for(
-                    lambda: (
-                        any(d["quality"] == "bad" for _, d in states(collector, "P-1"))
-                        and any(d["quality"] == "bad" for _, d in states(collector, "M-1"))
-                    )
+            )
+        await dev.stop()  # the device dies
+        killed = time.time()
+        async with asyncio.timeout(20):
+            await collector.wait_for(
+                lambda: (
+                    any(d["quality"] == "bad" for _, d in states(collector, "P-1"))
+                    and any(d["quality"] == "bad" for _, d in states(collector, "M-1"))
                 )
-            await asyncio.sleep(1.0)
+            )
+        await asyncio.sleep(1.0)
     after = [
         d
         for _, d in states(collector, "P-1")

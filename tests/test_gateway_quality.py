@@ -266,3 +266,24 @@ async def test_products_follow_changes_with_deadband_and_minimum_interval() -> N
         assert not gateway._dirty and runtime.report.suppressed >= 1
     finally:
         task.cancel()
+
+
+async def test_an_unchanged_product_is_repeated_after_max_silence_with_its_reading_time() -> None:
+    gateway = Gateway(_modbus_config(max_silence_s=1.0), ConsoleSink(stream=None))
+    tasks = [asyncio.create_task(gateway._products()), asyncio.create_task(gateway._staleness())]
+    try:
+        read_at = time.time()
+        # an OPC UA-like stream: no staleness bound, so only the heartbeat wakes the asset
+        gateway.assets["P-1"].stale_after.clear()
+        _read(gateway, 50.0, 2.0, read_at)
+        await asyncio.sleep(2.2)
+        products = []
+        while (m := gateway.telemetry.get_nowait()) is not None:
+            products.append(m)
+        # conflated per asset: the newest waiting product; the heartbeat did come
+        assert gateway.assets["P-1"].report.suppressed == 0
+        assert products and products[-1].time == pytest.approx(read_at)
+        assert gateway.telemetry.conflated >= 1  # first product replaced by the heartbeat
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -385,7 +385,11 @@ class Gateway:
                 await asyncio.sleep(0)
 
     async def _staleness(self) -> None:
-        """Re-evaluate the assets whose fields have just turned stale (only those)."""
+        """Re-evaluate the assets whose fields just turned stale or whose heartbeat is due.
+
+        Only those: a heap of per-asset deadlines, checked lazily (a deadline that moved
+        on because fresh readings came is pushed again, not evaluated).
+        """
         while True:
             await asyncio.sleep(STALE_CHECK_S)
             now = time.time()
@@ -393,18 +397,30 @@ class Gateway:
             while self._expiry and self._expiry[0][0] <= now:
                 _t, _n, runtime = heapq.heappop(self._expiry)
                 self._expiry_queued.discard(runtime.name)
-                due.add(runtime)
+                deadline = self._deadline(runtime)
+                if deadline is not None and deadline > now:
+                    self._push_deadline(runtime, deadline)
+                else:
+                    due.add(runtime)
             self._touched(due)
+
+    def _deadline(self, runtime: AssetRuntime) -> float | None:
+        """When the asset must be looked at again without news: staleness or heartbeat."""
+        heartbeat = runtime.published_wall + self.config.gateway.max_silence_s
+        expiry = runtime.next_expiry()
+        return heartbeat if expiry is None else min(expiry, heartbeat)
+
+    def _push_deadline(self, runtime: AssetRuntime, deadline: float) -> None:
+        self._counter += 1
+        heapq.heappush(self._expiry, (deadline + 1e-3, self._counter, runtime))
+        self._expiry_queued.add(runtime.name)
 
     def _watch_expiry(self, runtime: AssetRuntime) -> None:
         if runtime.name in self._expiry_queued:
             return
-        expiry = runtime.next_expiry()
-        if expiry is None:
-            return
-        self._counter += 1
-        heapq.heappush(self._expiry, (expiry + 1e-3, self._counter, runtime))
-        self._expiry_queued.add(runtime.name)
+        deadline = self._deadline(runtime)
+        if deadline is not None:
+            self._push_deadline(runtime, deadline)
 
     def _product(self, runtime: AssetRuntime, now: float, mono: float | None = None) -> None:
         mono = time.monotonic() if mono is None else mono
@@ -412,16 +428,18 @@ class Gateway:
             self._tag_fed_severity(runtime, now)
         if not runtime.values:
             return
-        self._watch_expiry(runtime)
         product, quality, shown = runtime.snapshot(now)
         if not runtime.report.offer(shown, quality, mono):
+            self._watch_expiry(runtime)
             return
         runtime.product = product
         runtime.product_quality = quality
         runtime.published_at = mono
+        runtime.published_wall = now
         when = runtime.reading_time() or now
         runtime.product_time = when
         self.telemetry.put(Message("product", runtime, product, quality=quality, time=when))
+        self._watch_expiry(runtime)
         if self.on_update is not None:
             self.on_update(runtime)
 

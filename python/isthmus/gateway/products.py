@@ -128,6 +128,8 @@ class AssetRuntime:
         self.dirty = False
         #: Monotonic time the product was last handed on (cadence: min interval).
         self.published_at = -math.inf
+        #: Gateway time of that (for the heartbeat deadline).
+        self.published_wall = 0.0
 
     # --- values ----------------------------------------------------------------------------
 

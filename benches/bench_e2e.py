@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -161,7 +162,7 @@ def measure(
             # py-spy attached for the window (sampling, non-blocking: a few % overhead)
             spy = subprocess.Popen(
                 [
-                    str(Path(sys.executable).parent / "py-spy"),
+                    os.environ.get("PY_SPY") or str(Path(sys.executable).parent / "py-spy"),
                     *("record", "--pid", str(proc.pid), "-d", str(int(seconds))),
                     *("-r", "100", "-f", "raw", "--nonblocking"),
                     *("-o", str(PROFILE / f"{what}-{tags}.txt")),

@@ -156,6 +156,10 @@ def measure(
     proc = _start(cmd, what)
     try:
         ps = psutil.Process(proc.pid)
+        # start-up is not measured: wait until values flow, then warm up
+        start_values, deadline = counter.values, time.monotonic() + 300
+        while counter.values == start_values and time.monotonic() < deadline:
+            time.sleep(0.2)
         time.sleep(warmup)
         spy = None
         if PROFILE is not None:

@@ -157,9 +157,20 @@ class UnsSink:
             publisher.publish_schema(runtime.path, runtime.model)
         # The retained active-alert lists of a previous run describe alerts this run has
         # not raised: replace them with what is true now (empty until a rule raises).
-        await asyncio.gather(
-            *(publisher.publish_active_alerts(r.path) for r in gateway.assets.values())
-        )
+        # Queued like the schemas (never dropped), not awaited one by one.
+        from isthmus.uns.models import ActiveAlerts, wrap
+
+        encode = msgspec.json.Encoder().encode
+        for runtime in gateway.assets.values():
+            listing = wrap(ActiveAlerts(alerts=[]))
+            publisher.enqueue(
+                runtime.path.active_alerts,
+                encode(listing),
+                droppable=False,
+                retain=True,
+                qos=self.mqtt_settings.alert_qos,
+                message_id=listing.message_id,
+            )
 
     def ready(self) -> bool:
         """False while the publisher's queue is half full: telemetry waits and conflates."""

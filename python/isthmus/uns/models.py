@@ -13,6 +13,7 @@ Versioning: each model has ``SCHEMA_VERSION``; a change of its JSON Schema must 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Mapping
@@ -330,7 +331,16 @@ def wrap(
 
 
 def json_schema(model: type[Any]) -> dict[str, Any]:
-    """JSON Schema of ``Envelope[model]`` (msgspec-generated) with ``$id`` and version."""
+    """JSON Schema of ``Envelope[model]`` (msgspec-generated) with ``$id`` and version.
+
+    Built once per model (7,000 assets of one model share it); each call returns a new
+    top-level dict over the shared, read-only sub-schemas.
+    """
+    return dict(_json_schema(model))
+
+
+@functools.cache
+def _json_schema(model: type[Any]) -> dict[str, Any]:
     schema = msgspec.json.schema(Envelope[model])  # type: ignore[valid-type]
     schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = schema_id(model)

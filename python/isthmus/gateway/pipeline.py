@@ -186,6 +186,7 @@ class Gateway:
         self._expiry_queued: set[str] = set()
         self._counter = 0
         self._value_counters: dict[str, Any] = {}
+        self._conflated_readings = self.metrics.conflated.labels("products")
         self._bad_counters: dict[str, Any] = {}
         self.metrics.add_source(self._live_figures)
         self.started = time.time()
@@ -223,6 +224,11 @@ class Gateway:
 
     def _touched(self, assets: set[AssetRuntime]) -> None:
         if assets:
+            if self._dirty:
+                # readings of assets whose product is not built yet: the newest wins
+                replaced = len(assets & self._dirty)
+                if replaced:
+                    self._conflated_readings.inc(replaced)
             self._dirty |= assets
             self._dirty_event.set()
 
@@ -366,10 +372,19 @@ class Gateway:
     # --- products -------------------------------------------------------------------------
 
     async def _products(self) -> None:
-        """Build products of the assets that changed, at most once per minimum interval."""
+        """Build products of the assets that changed, at most once per minimum interval.
+
+        While the sink is behind (its ``ready()`` is false and telemetry waits), no
+        product is built: the assets stay dirty and their newest readings win, so the
+        work done is proportional to what is delivered, not to what is polled.
+        """
         interval = self.config.gateway.publish_min_interval_s
+        ready = getattr(self.sink, "ready", None)
         while True:
             await self._dirty_event.wait()
+            # the publisher's queue drains on its own: no event to wait for, so poll
+            while ready is not None and self.telemetry and not ready():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
             self._dirty_event.clear()
             dirty, self._dirty = self._dirty, set()
             now = time.time()

@@ -13,7 +13,6 @@ Versioning: each model has ``SCHEMA_VERSION``; a change of its JSON Schema must 
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Mapping
@@ -336,10 +335,15 @@ def json_schema(model: type[Any]) -> dict[str, Any]:
     Built once per model (7,000 assets of one model share it); each call returns a new
     top-level dict over the shared, read-only sub-schemas.
     """
-    return dict(_json_schema(model))
+    cached = _SCHEMAS.get(model)
+    if cached is None:
+        cached = _SCHEMAS[model] = _json_schema(model)
+    return dict(cached)
 
 
-@functools.cache
+_SCHEMAS: dict[type[Any], dict[str, Any]] = {}
+
+
 def _json_schema(model: type[Any]) -> dict[str, Any]:
     schema = msgspec.json.schema(Envelope[model])  # type: ignore[valid-type]
     schema["$schema"] = JSON_SCHEMA_DIALECT

@@ -14,6 +14,7 @@ from isthmus.gateway.pipeline import Gateway
 from isthmus.gateway.sinks import ConsoleSink
 from isthmus.gateway.vibration import VibrationResult
 from isthmus.sources.values import Quality, ValueBatch
+from proto_support import wait_for
 
 ISA = {"enterprise": "e", "site": "s", "area": "a", "line": "l"}
 
@@ -287,3 +288,36 @@ async def test_an_unchanged_product_is_repeated_after_max_silence_with_its_readi
     finally:
         for task in tasks:
             task.cancel()
+
+
+async def test_an_alert_the_sink_refuses_is_retried_never_dropped() -> None:
+    from isthmus.gateway.pipeline import Message
+    from isthmus.uns.models import Alert
+
+    class FlakySink(ConsoleSink):
+        """A console sink whose outbox refuses the first two alerts (e.g. full of alerts)."""
+
+        refusals = 2
+
+        async def send(self, message: Any) -> None:
+            if message.kind == "alert" and self.refusals:
+                self.refusals -= 1
+                raise RuntimeError("outbox full of alerts")
+            await super().send(message)
+
+    sink = FlakySink(stream=None)
+    gateway = Gateway(_modbus_config(), sink)
+    runtime = gateway.assets["P-1"]
+    await sink.start(gateway)
+    alert = Alert(alert_id="P-1.x", state="raised", severity="alarm", message="m")
+    gateway.alerts.put(Message("alert", runtime, alert))
+    for i in range(50):  # telemetry meanwhile does not push the alert out
+        gateway.telemetry.put(Message("product", runtime, i))
+    task = asyncio.create_task(gateway._sink_loop())
+    try:
+        assert await wait_for(lambda: ("P-1", "alert") in sink.last, 10)
+    finally:
+        task.cancel()
+    assert sink.refusals == 0
+    assert gateway.metrics.total("isthmus_sink_retries_total", kind="alert") == 2
+    assert gateway.metrics.total("isthmus_dropped_total") == 0

@@ -192,7 +192,11 @@ class Gateway:
         self.started = time.time()
         self.stopping = False
         self._source_tasks: list[asyncio.Task[None]] = []
-        self.alert_state_path = Path(config.outbox.path + ".active-alerts.json")
+        # Kept beside the outbox, and only by sinks that have one (a console sink without
+        # an outbox, as in tests and benches, leaves no file behind).
+        self.alert_state_path: Path | None = None
+        if getattr(sink, "outbox_settings", None) is not None:
+            self.alert_state_path = Path(config.outbox.path + ".active-alerts.json")
 
     # --- the value stream -------------------------------------------------------------------
 
@@ -494,6 +498,8 @@ class Gateway:
 
     def _save_alert_state(self) -> None:
         """Persist the raised alerts (asset -> alert ids), atomically, beside the outbox."""
+        if self.alert_state_path is None:
+            return
         state = {
             name: sorted(r.active_alerts) for name, r in self.assets.items() if r.active_alerts
         }
@@ -513,6 +519,8 @@ class Gateway:
         """
         from isthmus.uns.models import Alert
 
+        if self.alert_state_path is None:
+            return
         try:
             raw = json.loads(self.alert_state_path.read_text())
         except FileNotFoundError:

@@ -178,7 +178,7 @@ class UnsSink:
         if publisher is None:
             return True
         backlog = getattr(publisher, "backlog", None)
-        depth = backlog() if callable(backlog) else len(publisher._pending)
+        depth = backlog() if callable(backlog) else len(getattr(publisher, "_pending", ()))
         return bool(depth < max(1, self.outbox_settings.queue_size // 2))
 
     async def send(self, message: Message) -> None:

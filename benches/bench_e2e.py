@@ -1,6 +1,8 @@
 """End-to-end scalar path: gateway CPU-seconds per value delivered to a real Mosquitto.
 
-Run: ``python benches/bench_e2e.py [--tags 1000 10000] [--seconds 15] [--startup]``.
+Run: ``python benches/bench_e2e.py [--tags 1000 10000] [--seconds 15] [--startup]``;
+``--pipeline-only``: routing + products alone, in process, no I/O (where the pipeline's
+own cost ends and the device and broker paths begin).
 
 For each size, in the same run and against the same device and broker:
 
@@ -328,6 +330,39 @@ def startup(assets: int = 7000, tags: int = 50_000) -> dict[str, Any]:
     return result
 
 
+def pipeline_only(tags: int, cycles: int = 20) -> float:
+    """Values per CPU-second of routing + products alone (in this process, no I/O).
+
+    One read of every tag (one ``ValueBatch``) is routed and every touched asset's
+    product built and queued, ``cycles`` times; the sink's work is not included.
+    """
+    from isthmus.gateway.config import build_config
+    from isthmus.gateway.pipeline import Gateway
+    from isthmus.gateway.sinks import ConsoleSink
+    from isthmus.sources.values import ValueBatch
+
+    config = build_config(gateway_config(tags, 502, 1883, "unused.sqlite3", 4.0))
+    gateway = Gateway(config, ConsoleSink(stream=None))
+    names = tuple(f"t{i}" for i in range(tags))
+
+    def cycle(k: int) -> None:
+        gateway.on_batch(
+            ValueBatch(source="plc", tags=names, values=[10.0 + i + k for i in range(tags)])
+        )
+        now = time.time()
+        dirty, gateway._dirty = gateway._dirty, set()
+        for runtime in dirty:
+            gateway._product(runtime, now)
+        while gateway.telemetry.get_nowait() is not None:
+            pass
+
+    cycle(0)
+    started = time.process_time()
+    for k in range(1, cycles + 1):
+        cycle(k)
+    return tags * cycles / (time.process_time() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tags", type=int, nargs="*", default=[1000, 10_000])
@@ -337,11 +372,19 @@ def main() -> None:
     parser.add_argument("--startup", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--pipeline-only", action="store_true", help="routing + products alone, no I/O"
+    )
     args = parser.parse_args()
     global PROFILE
     PROFILE = args.profile
     results: dict[str, Any] = {"sizes": []}
-    for tags in args.tags:
+    if args.pipeline_only:
+        for tags in args.tags:
+            rate = pipeline_only(tags)
+            results.setdefault("pipeline_only", {})[tags] = rate
+            print(f"{tags:>6} tags: routing + products alone {rate:,.0f} values/CPU-s", flush=True)
+    for tags in [] if args.pipeline_only else args.tags:
         r = run_size(tags, args.hz, args.seconds, args.warmup)
         results["sizes"].append(r)
         s, g = r["script"], r["isthmus"]

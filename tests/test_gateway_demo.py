@@ -46,7 +46,7 @@ def test_scripted_demo_shows_the_fault_and_exits_with_a_summary(tmp_path: Path) 
     # The live view: both assets, the published data product, the injection event.
     assert "P-101" in out and "P-102" in out and "acme" in out and "bravo" in out
     assert "isthmus-demo/simulated-plant/utilities/cooling/P-102/state" in out
-    assert '"schema":"urn:isthmus:uns:Pump:v1"' in out
+    assert '"schema":"urn:isthmus:uns:Pump:v2"' in out
     assert "INJECTED outer-race fault into P-102" in out
     # The summary: one bearing alert raised, with its BPFO evidence.
     summary = out[out.rindex("isthmus demo: ran") :]

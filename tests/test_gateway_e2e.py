@@ -94,10 +94,10 @@ async def test_both_vendors_arrive_as_the_same_data_product_in_the_same_units(
         assert state is not None
         products[asset] = state
         # One schema for both vendors, announced (retained) on _schema.
-        assert state["schema"] == "urn:isthmus:uns:Pump:v1"
+        assert state["schema"] == "urn:isthmus:uns:Pump:v2"
         assert state["quality"] == "good"
         schema = json.loads(collector.on(f"{BASE}/{asset}/_schema")[-1].payload)["payload"]
-        assert schema["$id"] == "urn:isthmus:uns:Pump:v1"
+        assert schema["$id"] == "urn:isthmus:uns:Pump:v2"
     assert products["P-101"]["payload"].keys() == products["P-102"]["payload"].keys()
     # Values against the truth, within each vendor's register resolution:
     # acme: uint16 rpm, int16 0.1 degC, uint16 0.01 bar; bravo: float32 Hz, degF, psi.

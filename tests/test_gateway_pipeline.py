@@ -18,7 +18,7 @@ from gateway_helpers import outbox_rows, plant, running, wait_until
 from isthmus.gateway.config import build_config
 from isthmus.gateway.diagnosis import RuleSet
 from isthmus.gateway.metrics import Metrics
-from isthmus.gateway.pipeline import DropQueue, Gateway, Message
+from isthmus.gateway.pipeline import AlertQueue, ConflatingQueue, Gateway, Message
 from isthmus.sources.values import Quality, TagValue
 
 
@@ -101,15 +101,27 @@ def _config(
     return build_config(raw)
 
 
-def test_drop_queue_drops_the_oldest_and_counts() -> None:
+def test_telemetry_conflates_per_asset_and_alerts_are_never_dropped() -> None:
+    from isthmus.gateway.sinks import ConsoleSink
+
     metrics = Metrics()
-    queue = DropQueue("telemetry", 3, metrics)
+    gateway = Gateway(_config(), ConsoleSink(stream=None), metrics)
+    runtime = gateway.assets["P-102"]
+    queue = ConflatingQueue("telemetry", 3, metrics)
     for i in range(5):
-        queue.put(Message("product", None, i))
-    assert [queue.get_nowait().payload for _ in range(3)] == [2, 3, 4]  # type: ignore[union-attr]
+        queue.put(Message("product", runtime, i))
+    queue.put(Message("status", None, "s"))
+    # one entry per (asset, kind): the newest product replaced the waiting ones, in place
+    assert [m.payload for m in (queue.get_nowait(), queue.get_nowait())] == [4, "s"]  # type: ignore[union-attr]
     assert queue.get_nowait() is None
-    assert queue.dropped == 2
-    assert metrics.total("isthmus_dropped_total", queue="telemetry") == 2
+    assert queue.conflated == 4 and queue.dropped == 0
+    assert metrics.total("isthmus_conflated_total", queue="telemetry") == 4
+    # The gateway never sizes the telemetry queue below its assets.
+    assert gateway.telemetry._maxsize >= 2 * len(gateway.assets)
+    alerts = AlertQueue()
+    for i in range(10_000):
+        alerts.put(Message("alert", runtime, i))
+    assert [alerts.get_nowait().payload for _ in range(10_000)] == list(range(10_000))  # type: ignore[union-attr]
 
 
 def _rule_config(**rule: Any) -> Any:
@@ -238,8 +250,11 @@ def test_values_are_routed_with_declared_unit_conversion() -> None:
         [TagValue(source="p102", tag="pressure", value=None, quality=Quality.BAD, reason="timeout")]
     )
     runtime = gateway.assets["P-102"]
-    assert runtime.overall_quality() == "uncertain"
-    assert runtime.build_product().discharge_pressure_bar is None
+    # a required field read as bad makes the product bad (it was "uncertain" before)
+    assert runtime.overall_quality() == "bad"
+    product = runtime.build_product()
+    assert product.discharge_pressure_bar is None
+    assert product.field_quality["discharge_pressure_bar"] == "bad"
     assert gateway.metrics.total("isthmus_bad_values_total") == 1
 
 
@@ -268,6 +283,7 @@ def test_a_value_breaking_the_schema_is_left_out_counted_and_uncertain(
                 [
                     TagValue(source="p102", tag="speed", value=-0.02, unit="Hz"),
                     TagValue(source="p102", tag="temperature", value=122.0, unit="degF"),
+                    TagValue(source="p102", tag="pressure", value=60.9158, unit="psi"),
                 ]
             )
     state = published()
@@ -281,6 +297,7 @@ def test_a_value_breaking_the_schema_is_left_out_counted_and_uncertain(
     # The pump starts: the field comes back and the product is good again.
     gateway.on_values([TagValue(source="p102", tag="speed", value=24.5, unit="Hz")])
     state = published()
+    assert state.payload.field_quality == {}, state.payload.field_quality
     assert state.quality == "good" and state.payload.speed_rpm == pytest.approx(1470.0)
     assert runtime.rejected == {}
 
@@ -290,8 +307,9 @@ def test_an_edge_zone_outside_the_standard_is_left_out() -> None:
 
     gateway = Gateway(_config(), ConsoleSink(stream=None))
     runtime = gateway.assets["P-102"]
-    runtime.set_value("bearing_temperature_c", 50.0, "good", 0.0)
-    runtime.set_value("iso20816_zone", "E", "good", 0.0)
+    now = time.time()  # a reading from 1970 would be stale, and the product bad
+    runtime.set_value("bearing_temperature_c", 50.0, "good", now)
+    runtime.set_value("iso20816_zone", "E", "good", now)
     assert runtime.overall_quality() == "uncertain"
     assert runtime.build_product().iso20816_zone is None
     assert runtime.rejected["iso20816_zone"].startswith("the edge analysis -> iso20816_zone")
@@ -310,7 +328,7 @@ async def test_console_sink_envelopes_and_keeps_an_outbox(tmp_path: Path) -> Non
     topic, body = out.getvalue().splitlines()[0].split(" ", 1)
     assert topic == "e/s/a/l/P-102/state"
     doc = json.loads(body)
-    assert doc["schema"] == "urn:isthmus:uns:Pump:v1" and len(doc["message_id"]) == 26
+    assert doc["schema"] == "urn:isthmus:uns:Pump:v2" and len(doc["message_id"]) == 26
     truth = sim.truth("P-102")
     assert doc["payload"]["speed_rpm"] == pytest.approx(truth.speed_rpm, rel=1e-6)
     rows = outbox_rows(tmp_path / "ob.sqlite3")

@@ -164,9 +164,10 @@ def test_asset_path_in_config_names_the_field() -> None:
 # what consumers depend on: when it changes, bump the model's SCHEMA_VERSION and record the
 # new fingerprint here. Documentation and the msgspec version rendering it do not count.
 SCHEMA_FINGERPRINTS = {
-    "urn:isthmus:uns:Pump:v1": "22c84abfae7c6fa5",
-    "urn:isthmus:uns:Motor:v1": "51aa7532faf766c2",
-    "urn:isthmus:uns:RotatingAsset:v1": "af4576db8a586a62",
+    # v2: running/fault (bool), state (string) and field_quality.
+    "urn:isthmus:uns:Pump:v2": "1b1a6848152e2b81",
+    "urn:isthmus:uns:Motor:v2": "2063f61e891285d7",
+    "urn:isthmus:uns:RotatingAsset:v2": "689bac334e4e4495",
     # v2: alerts carry typed evidence.
     "urn:isthmus:uns:Alert:v2": "a8b2eb74222538f5",
     "urn:isthmus:uns:ActiveAlerts:v2": "3d6b118fba7bc2ac",
@@ -241,7 +242,12 @@ def test_schema_declares_units_and_bounds() -> None:
     temp = defs["bearing_temperature_c"]["anyOf"][0]
     assert temp["x-unit"] == "degC" and temp["minimum"] == -273.15
     assert defs["iso20816_zone"]["anyOf"][0]["enum"] == ["A", "B", "C", "D"]
+    assert defs["running"]["anyOf"][0]["type"] == "boolean"
+    assert defs["state"]["anyOf"][0]["type"] == "string"
     assert field_units(Pump) == {
+        "running": None,
+        "fault": None,
+        "state": None,
         "speed_rpm": "rpm",
         "bearing_temperature_c": "degC",
         "discharge_pressure_bar": "bar",
@@ -261,7 +267,7 @@ def test_envelope_round_trip_and_validation() -> None:
     assert back == env
     doc = json.loads(raw)
     assert doc["timestamp"] == "2026-01-02T03:04:05Z"
-    assert doc["schema"] == "urn:isthmus:uns:Pump:v1" and len(doc["message_id"]) == 26
+    assert doc["schema"] == "urn:isthmus:uns:Pump:v2" and len(doc["message_id"]) == 26
     doc["payload"]["health"] = 1.5
     with pytest.raises(msgspec.ValidationError, match="health"):
         msgspec.json.decode(json.dumps(doc), type=Envelope[Pump])

@@ -114,7 +114,7 @@ async def test_topics_and_payloads_read_back(
         state = decode(sub.on(PATH.state)[0].payload, Pump)
         assert state.message_id == state_id
         assert state.payload == Pump(speed_rpm=1480.0, iso20816_zone="B")
-        assert state.schema == "urn:isthmus:uns:Pump:v1"
+        assert state.schema == "urn:isthmus:uns:Pump:v2"
         assert state.quality == "good"
         assert decode(sub.on(PATH.vibration)[0].payload, VibrationFeatures).message_id == feat_id
         alert_msg = sub.on(PATH.alerts)[0]

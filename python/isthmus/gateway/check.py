@@ -58,7 +58,14 @@ def describe(config: object, out: TextIO) -> None:
     assert isinstance(config, GatewayConfig)
     g = config.gateway
     print(f"configuration OK: gateway {g.name!r}", file=out)
-    print(f"  queues: {g.queue_size} items each (full: newest dropped and counted)", file=out)
+    telemetry = max(g.queue_size, 2 * len(config.assets) + 1)
+    print(
+        f"  queues: alerts never dropped; telemetry {telemetry} entries, one per asset "
+        "(a newer product replaces a waiting one, counted); products every "
+        f">= {g.publish_min_interval_s:g} s on change, heartbeat {g.max_silence_s:g} s; "
+        f"fields stale after {g.stale_after_polls:g} poll intervals",
+        file=out,
+    )
     if config.mqtt is not None:
         m = config.mqtt
         auth = f", user {m.username}" if m.username else ""

@@ -80,14 +80,24 @@ class GatewaySection(_Config):
     ``enterprise``/``site`` place the gateway's status topic
     (``{enterprise}/{site}/_gateway/{name}/status``); default: the first asset's.
 
-    ``queue_size`` bounds every queue between stages (items); when one is full the
-    newest item is dropped and counted, so a slow sink never blocks polling.
+    ``queue_size`` is the number of assets' products waiting for the sink before the
+    telemetry queue conflates (per asset: the newest product replaces the waiting one,
+    counted); it is never taken below the asset count. Alerts are never dropped.
+
+    Publishing cadence: a product is published when a field changed by more than its
+    ``deadband`` (any change without one), its quality changed, or ``max_silence_s``
+    passed; at most once per ``publish_min_interval_s`` per asset. A field is stale
+    (left out, the product bad) after ``stale_after_polls`` x its poll interval
+    without a reading.
     """
 
     name: str = "isthmus"
     enterprise: str | None = None
     site: str | None = None
     queue_size: int = 1024
+    publish_min_interval_s: float = 0.1
+    max_silence_s: float = 60.0
+    stale_after_polls: float = 3.0
     status_interval_s: float = 10.0
     features_interval_s: float = 5.0
     log_format: Literal["kv", "json"] = "kv"
@@ -310,7 +320,13 @@ def validate(
     g = config.gateway
     if g.queue_size < 1:
         errors.append(f"gateway.queue_size: must be at least 1, got {g.queue_size}")
-    for name in ("status_interval_s", "features_interval_s"):
+    if not (g.publish_min_interval_s >= 0 and math.isfinite(g.publish_min_interval_s)):
+        errors.append(
+            f"gateway.publish_min_interval_s: must be >= 0 s, got {g.publish_min_interval_s}"
+        )
+    if not g.stale_after_polls >= 1 or not math.isfinite(g.stale_after_polls):
+        errors.append(f"gateway.stale_after_polls: must be >= 1, got {g.stale_after_polls}")
+    for name in ("status_interval_s", "features_interval_s", "max_silence_s"):
         value = getattr(g, name)
         if not (value > 0 and math.isfinite(value)):
             errors.append(f"gateway.{name}: must be a positive number of seconds, got {value}")

@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import isthmus
-from isthmus.gateway.config import Asset, Rule
+from isthmus.gateway.config import Asset, Rule, VibrationSection
 
 if TYPE_CHECKING:
-    from isthmus.gateway.pipeline import AssetRuntime
     from isthmus.gateway.vibration import VibrationResult
 
 ZONES = "ABCD"
 FAULTS = ("outer_race", "inner_race", "ball")
-# Envelope figures the core's bearing rule reads, per frame.
+# Envelope figures the core's bearing rule reads, per frame (``fault``: its gate, the
+# analyzer's per-frame verdict; NaN until the first envelope frame).
 ENVELOPE_COLUMNS = (
+    "fault",
     "band_kurtosis",
     *(f"{f}_{k}" for f in FAULTS for k in ("score_db", "harmonics", "hz")),
 )
@@ -284,12 +285,10 @@ def _describe(asset: Asset, rule: Rule, event: Any, evidence: dict[str, Any]) ->
     return f"{asset.name} {rule.feature} {value:.3g}: {rule.name} {verb}"
 
 
-def features_message(runtime: AssetRuntime, result: VibrationResult) -> Any:
+def features_message(vib: VibrationSection, result: VibrationResult) -> Any:
     """The periodic ``.../vibration`` message of the newest analysed frame."""
     from isthmus.uns.models import SpectralPeak, VibrationFeatures
 
-    vib = runtime.asset.vibration
-    assert vib is not None
     features = result.features
     return VibrationFeatures(
         channel=result.channel,

@@ -83,8 +83,21 @@ class Metrics:
         )
         self.dropped = Counter(
             "isthmus_dropped",
-            "Items dropped because a bounded queue was full",
+            "Telemetry dropped because a bounded queue was full, or refused by the sink",
             ["queue"],
+            registry=r,
+        )
+        self.conflated = Counter(
+            "isthmus_conflated",
+            "Telemetry messages replaced by a newer one of the same asset before the sink "
+            "took them (latest wins)",
+            ["queue"],
+            registry=r,
+        )
+        self.sink_retries = Counter(
+            "isthmus_sink_retries",
+            "Messages the sink refused and that were retried (alerts are never dropped)",
+            ["kind"],
             registry=r,
         )
         self._live: list[LiveFigures] = []

@@ -1,22 +1,27 @@
-"""The gateway pipeline: sources -> decoding -> rings -> DSP and rules -> data products -> sinks.
+"""The gateway pipeline: sources -> routes -> asset state -> products and alerts -> sinks.
 
 ::
 
-  Modbus / OPC UA sessions --TagValue--> route + unit conversion --> asset state --+
-        | waveform blocks (decoded in Rust)                                          | products,
-        v                                                                            | by exception
-  SampleRing per channel --reader--> DSP task per asset (to_thread, Rust, no GIL) ---+ features
-                                     velocity RMS, ISO zone, envelope, rules --------+ alerts
+  Modbus / OPC UA sessions --ValueBatch (one per read)--> routes.Router --> asset state
+        | waveform blocks (decoded in Rust)                  (compiled routes, conversion,
+        v                                                     bounds; marks assets dirty)
+  SampleRing per channel --reader--> DSP task per asset (to_thread, Rust, no GIL)
+                                     velocity RMS, ISO zone, envelope, rules --> alerts
+  product task: dirty assets only, at most once per publish_min_interval_s; deadband,
+  quality and staleness decide (products.AssetRuntime)                     --> telemetry
                                                                                      v
-                          bounded queues: telemetry drops its oldest (counted); alerts apart
+     alerts: a FIFO that never drops; telemetry: conflated per asset (latest wins, counted)
                                                                                      v
                                         sink task --> outbox (SQLite) --> MQTT  (or console)
 
-Every loop is a named task in one :class:`asyncio.TaskGroup`. Routing a value is a
-few dict lookups done inline in the session's callback, so polling never waits
-for anything downstream; between stages there are only bounded queues that drop
-(and count) rather than block. A slow broker is absorbed by the outbox, whose
-bound and drop policy belong to the UNS layer.
+Every loop is a named task in one :class:`asyncio.TaskGroup`. Routing a read is done
+inline in the session's callback with routes compiled at start, so polling never waits
+for anything downstream. The sink takes alerts first and awaits each until it is
+durable; telemetry waits in a conflating queue holding one entry per asset and kind, so
+a slow broker costs intermediate values (counted), never memory or alerts.
+
+This module sits on top: it imports products, routes, diagnosis and vibration; none of
+them imports it.
 """
 
 from __future__ import annotations
@@ -24,73 +29,53 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import heapq
+import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
-from isthmus.gateway import contracts, diagnosis
-from isthmus.gateway.config import Asset, GatewayConfig
+from isthmus.gateway import diagnosis
+from isthmus.gateway.config import GatewayConfig
 from isthmus.gateway.metrics import Metrics
-from isthmus.gateway.vibration import VibrationMonitor, VibrationResult
+from isthmus.gateway.products import AssetRuntime, Message
+from isthmus.gateway.routes import Router
+from isthmus.gateway.vibration import VibrationResult
+from isthmus.sources.values import ValueBatch
 
 log = logging.getLogger("isthmus.gateway")
 
-MessageKind = Literal["product", "features", "alert", "status"]
-
-# A product is published at least this often even when nothing changed (s).
-MAX_SILENCE_S = 60.0
-# How often the product task looks for changes (s).
-PRODUCT_PERIOD_S = 0.25
 # Bounds of the shutdown steps (s): hand queued messages to the sink, stop the
 # sessions, flush the outbox to the broker and close it.
 DRAIN_S = 5.0
 SOURCES_STOP_S = 10.0
 SINK_CLOSE_S = 20.0
+# How often the staleness task looks for fields that have just turned stale (s).
+STALE_CHECK_S = 0.5
 # Model field -> rule feature, for assets whose vibration comes from a tag.
 TAG_FEATURES = {"vibration_velocity_rms_mm_s": "velocity_rms"}
+# Why a restarted gateway clears an alert it raised before.
+__all__ = ["AlertQueue", "AssetRuntime", "ConflatingQueue", "Gateway", "Message"]
+
+RESTART_CLEAR_REASON = (
+    "cleared at gateway start: raised before a restart, the gateway can no longer vouch "
+    "for it; it is raised again if the condition still holds"
+)
 
 
-@dataclass
-class Message:
-    """One thing to publish; ``asset`` is None for gateway-level messages (status).
+class AlertQueue:
+    """A FIFO that never drops: alerts wait here until the sink has made them durable."""
 
-    ``payload`` is a msgspec Struct of the UNS models (``Pump``, ``VibrationFeatures``,
-    ``Alert``) or, for status, a dict.
-    """
-
-    kind: MessageKind
-    asset: AssetRuntime | None
-    payload: Any
-    quality: str = "good"
-    time: float = field(default_factory=time.time)
-
-    @property
-    def timestamp(self) -> datetime:
-        return datetime.fromtimestamp(self.time, UTC)
-
-
-class DropQueue:
-    """A bounded FIFO that never blocks its producer: when full, the oldest item goes.
-
-    Every dropped item is counted in ``isthmus_dropped_total{queue=...}``.
-    """
-
-    def __init__(self, name: str, maxsize: int, metrics: Metrics) -> None:
+    def __init__(self, name: str = "alerts") -> None:
         self.name = name
         self._items: collections.deque[Message] = collections.deque()
-        self._maxsize = maxsize
         self._ready = asyncio.Event()
-        self._dropped = metrics.dropped.labels(name)
-        self.dropped = 0
+        self.dropped = 0  # stays 0; kept so both queues report the same figures
 
     def put(self, item: Message) -> None:
-        if len(self._items) >= self._maxsize:
-            self._items.popleft()
-            self._dropped.inc()
-            self.dropped += 1
         self._items.append(item)
         self._ready.set()
 
@@ -109,96 +94,54 @@ class DropQueue:
         return len(self._items)
 
 
-@dataclass
-class FieldRoute:
-    """A tag feeding one model field, with its unit conversion."""
+class ConflatingQueue:
+    """Telemetry waiting for the sink, at most one message per (asset, kind).
 
-    runtime: AssetRuntime
-    field: str
-    convert: Callable[[float], float]
+    A newer message of an asset whose previous one still waits replaces it in place
+    (latest wins, counted in ``isthmus_conflated_total``), so the queue holds at most
+    one entry per asset and kind and a slow broker costs intermediate values, never
+    memory. ``maxsize`` (sized from the configuration, never below the number of keys
+    it can hold) bounds the keys; past it the oldest entry goes, counted in
+    ``isthmus_dropped_total``.
+    """
 
+    def __init__(self, name: str, maxsize: int, metrics: Metrics) -> None:
+        self.name = name
+        self._items: collections.OrderedDict[tuple[str, str], Message] = collections.OrderedDict()
+        self._maxsize = maxsize
+        self._ready = asyncio.Event()
+        self._dropped = metrics.dropped.labels(name)
+        self._conflated = metrics.conflated.labels(name)
+        self.dropped = 0
+        self.conflated = 0
 
-class AssetRuntime:
-    """The live state of one asset: field values, vibration results, alerts."""
+    def put(self, item: Message) -> None:
+        key = (item.asset.name if item.asset is not None else "", item.kind)
+        if key in self._items:
+            self._items[key] = item
+            self._conflated.inc()
+            self.conflated += 1
+        else:
+            if len(self._items) >= self._maxsize:
+                self._items.popitem(last=False)
+                self._dropped.inc()
+                self.dropped += 1
+            self._items[key] = item
+        self._ready.set()
 
-    def __init__(self, asset: Asset, rings: dict[str, Any], metrics: Metrics | None = None) -> None:
-        from isthmus.uns.topics import AssetPath
-        from isthmus.uns.units import ReportByException
+    def get_nowait(self) -> Message | None:
+        if not self._items:
+            self._ready.clear()
+            return None
+        return self._items.popitem(last=False)[1]
 
-        self.asset = asset
-        self.name = asset.name
-        self.model = contracts.model_class(asset.model)
-        self.path = AssetPath(
-            enterprise=asset.isa95.enterprise,
-            site=asset.isa95.site,
-            area=asset.isa95.area,
-            line=asset.isa95.line,
-            asset=asset.asset_id,
-        )
-        deadbands = {k: m.deadband for k, m in asset.fields.items() if m.deadband is not None}
-        self.report = ReportByException(
-            self.model, deadbands, MAX_SILENCE_S, f"assets.{asset.name}"
-        )
-        self.values: dict[str, Any] = {}
-        self.quality: dict[str, str] = {}
-        self.value_time: dict[str, float] = {}
-        self.product: Any | None = None
-        self.product_quality = "good"
-        self.vibration = VibrationMonitor(asset, rings) if asset.vibration is not None else None
-        self.last_vibration: VibrationResult | None = None
-        self.rules = diagnosis.RuleSet(asset)
-        self.active_alerts: dict[str, Any] = {}
-        self.alert_log: list[Any] = []
-        self.features_published_at = 0.0
-        self.metrics = metrics or Metrics()
-        #: Field -> why its current value is left out of the product (schema violation).
-        self.rejected: dict[str, str] = {}
+    async def wait(self) -> None:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
 
-    def set_value(self, name: str, value: Any, quality: str, when: float) -> None:
-        """Record a field's value; one the model's schema rejects is kept out of the product.
-
-        A value out of the field's bounds or choices (a stopped pump's -0.02 Hz as
-        -1.2 rpm, a zone "E") would make the published payload fail its own schema: it
-        is marked ``uncertain`` (so :meth:`build_product` leaves the field None and the
-        product is ``uncertain``), counted, and logged when the field starts failing.
-        Never clamped.
-        """
-        from isthmus.uns.models import check_field
-
-        if quality == "good":
-            violation = check_field(self.model, name, value)
-            if violation is not None:
-                quality = "uncertain"
-                mapping = self.asset.fields.get(name)
-                source = f"tag {mapping.tag!r}" if mapping is not None else "the edge analysis"
-                reason = f"{source} -> {name} = {value!r}: {violation.error}"
-                self.metrics.rejected.labels(self.name, name).inc()
-                if name not in self.rejected:
-                    log.warning(
-                        "value left out of the data product: %s",
-                        reason,
-                        extra={"asset": self.name},
-                    )
-                self.rejected[name] = reason
-            else:
-                self.rejected.pop(name, None)
-        self.values[name] = value
-        self.quality[name] = quality
-        self.value_time[name] = when
-
-    def overall_quality(self) -> str:
-        """good when every field is good, bad when none is, uncertain in between."""
-        qualities = set(self.quality.values())
-        if qualities <= {"good"}:
-            return "good"
-        return "bad" if "good" not in qualities else "uncertain"
-
-    def build_product(self) -> Any:
-        """The data product now; fields with a bad value are left out (None)."""
-        fields = {
-            k: v for k, v in self.values.items() if self.quality.get(k) == "good" and v is not None
-        }
-        return self.model(**fields)
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class Gateway:
@@ -215,74 +158,83 @@ class Gateway:
         metrics: Metrics | None = None,
         on_update: Callable[[AssetRuntime], None] | None = None,
     ) -> None:
+        from isthmus.gateway import contracts
+
         self.config = config
         self.sink = sink
         self.metrics = metrics or Metrics()
         self.on_update = on_update
-        size = config.gateway.queue_size
-        self.telemetry = DropQueue("telemetry", size, self.metrics)
-        self.alerts = DropQueue("alerts", size, self.metrics)
+        g = config.gateway
+        # products, features and status: one key each per asset, plus the gateway's own
+        size = max(g.queue_size, 2 * len(config.assets) + 1)
+        self.telemetry = ConflatingQueue("telemetry", size, self.metrics)
+        self.alerts = AlertQueue("alerts")
         self.sources = contracts.open_sources(config.sources, self.on_values)
+        for source in self.sources:
+            if hasattr(source.session, "on_batch"):
+                source.session.on_batch = self.on_batch
         rings = {ref: ring for source in self.sources for ref, ring in source.rings.items()}
-        self.assets = {a.name: AssetRuntime(a, rings, self.metrics) for a in config.assets}
-        catalog = contracts.source_catalog(config.sources, [])
-        self._routes: dict[str, list[FieldRoute]] = collections.defaultdict(list)
-        self._speed_routes: dict[str, list[tuple[VibrationMonitor, Callable[[float], float]]]] = (
-            collections.defaultdict(list)
-        )
-        for runtime in self.assets.values():
-            asset = runtime.asset
-            units = contracts.model_field_units(asset.model)
-            for name, mapping in asset.fields.items():
-                unit = mapping.unit or catalog.tag_unit(mapping.tag)
-                convert = contracts.converter(unit, units.get(name))
-                self._routes[mapping.tag].append(FieldRoute(runtime, name, convert))
-            monitor = runtime.vibration
-            vib = asset.vibration
-            if vib is None or monitor is None:
-                continue
-            speed = asset.fields.get("speed_rpm")
-            speed_ref = vib.speed_tag or (speed.tag if speed is not None else None)
-            if speed_ref is not None:
-                declared = speed.unit if speed is not None and vib.speed_tag is None else None
-                unit = declared or catalog.tag_unit(speed_ref) or "rpm"
-                self._speed_routes[speed_ref].append((monitor, contracts.converter(unit, "Hz")))
+        self.assets = {
+            a.name: AssetRuntime(a, rings, self.metrics, max_silence_s=g.max_silence_s)
+            for a in config.assets
+        }
+        self.router = Router(config, self.assets)
+        self._dirty: set[AssetRuntime] = set()
+        self._dirty_event = asyncio.Event()
+        # (gateway time a field may turn stale, tie-breaker, asset): checked lazily
+        self._expiry: list[tuple[float, int, AssetRuntime]] = []
+        self._expiry_queued: set[str] = set()
+        self._counter = 0
+        self._value_counters: dict[str, Any] = {}
+        self._conflated_readings = self.metrics.conflated.labels("products")
+        self._bad_counters: dict[str, Any] = {}
         self.metrics.add_source(self._live_figures)
         self.started = time.time()
         self.stopping = False
         self._source_tasks: list[asyncio.Task[None]] = []
+        # Kept beside the outbox, and only by sinks that have one (a console sink without
+        # an outbox, as in tests and benches, leaves no file behind).
+        self.alert_state_path: Path | None = None
+        if getattr(sink, "outbox_settings", None) is not None:
+            self.alert_state_path = Path(config.outbox.path + ".active-alerts.json")
 
     # --- the value stream -------------------------------------------------------------------
 
-    def on_values(self, values: list[Any]) -> None:
-        """Route the :class:`isthmus.sources.values.TagValue` of one read to their fields.
+    def on_batch(self, batch: ValueBatch) -> None:
+        """Route one read (a :class:`ValueBatch`) to its fields; called inline by sessions."""
+        n = len(batch.values)
+        counter = self._value_counters.get(batch.source)
+        if counter is None:
+            counter = self._value_counters[batch.source] = self.metrics.values.labels(batch.source)
+            self._bad_counters[batch.source] = self.metrics.poll_errors.labels(batch.source)
+        counter.inc(n)
+        if batch.quality.value != "good":
+            self._bad_counters[batch.source].inc(n)
+        elif batch.bad_tags:
+            self._bad_counters[batch.source].inc(len(batch.bad_tags))
+        self._touched(self.router.apply(batch))
 
-        Called inline by the sessions; a few dict lookups per value, never blocks.
-        """
+    def on_values(self, values: list[Any]) -> None:
+        """Route :class:`isthmus.sources.values.TagValue` items (OPC UA, replays)."""
         for value in values:
-            self.on_value(value)
+            self.metrics.values.labels(value.source).inc()
+            if not value.good:
+                self.metrics.poll_errors.labels(value.source).inc()
+        self._touched(self.router.apply_values(values))
 
     def on_value(self, value: Any) -> None:
         """Route one value (see :meth:`on_values`)."""
-        ref = f"{value.source}.{value.tag}"
-        good = bool(value.good)
-        quality = str(getattr(value.quality, "value", value.quality))
-        self.metrics.values.labels(value.source).inc()
-        if not good:
-            self.metrics.poll_errors.labels(value.source).inc()
-        when = value.source_time or value.gateway_time
-        number = value.value
-        numeric = isinstance(number, (int, float)) and not isinstance(number, bool)
-        for route in self._routes.get(ref, ()):
-            converted = number
-            if good and numeric:
-                # 7 significant digits: what a float32 register holds; hides the binary
-                # noise of scaling (188 * 0.01 = 1.8800000000000001) in the product.
-                converted = float(f"{route.convert(float(number)):.7g}")
-            route.runtime.set_value(route.field, converted, quality, when)
-        if good and numeric:
-            for monitor, to_hz in self._speed_routes.get(ref, ()):
-                monitor.shaft_hz = to_hz(float(number))
+        self.on_values([value])
+
+    def _touched(self, assets: set[AssetRuntime]) -> None:
+        if assets:
+            if self._dirty:
+                # readings of assets whose product is not built yet: the newest wins
+                replaced = len(assets & self._dirty)
+                if replaced:
+                    self._conflated_readings.inc(replaced)
+            self._dirty |= assets
+            self._dirty_event.set()
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -297,6 +249,7 @@ class Gateway:
             extra={"gateway": self.config.gateway.name, "assets": len(self.assets)},
         )
         await self.sink.start(self)
+        self._restore_alert_state()
         try:
             async with asyncio.TaskGroup() as group:
                 for source in self.sources if acquire else ():
@@ -307,6 +260,7 @@ class Gateway:
                     if runtime.vibration is not None:
                         group.create_task(self._dsp(runtime), name=f"dsp:{runtime.name}")
                 group.create_task(self._products(), name="products")
+                group.create_task(self._staleness(), name="staleness")
                 group.create_task(self._sink_loop(), name="sink")
                 group.create_task(self._status(), name="status")
                 group.create_task(self._stop_on(stop), name="stop")
@@ -320,7 +274,8 @@ class Gateway:
                 "gateway stopped",
                 extra={
                     "uptime_s": round(time.time() - self.started, 1),
-                    "dropped": self.telemetry.dropped + self.alerts.dropped,
+                    "dropped": self.telemetry.dropped,
+                    "conflated": self.telemetry.conflated,
                 },
             )
 
@@ -329,6 +284,8 @@ class Gateway:
         log.info("gateway stopping")
         # Sessions stop reading first (no request left in flight), then drop their
         # connections; then every other task ends.
+        from isthmus.gateway import contracts
+
         await _bounded(
             "stopping the sources",
             asyncio.gather(*(contracts.cancel_and_wait(t) for t in self._source_tasks)),
@@ -362,18 +319,29 @@ class Gateway:
             result.dsp_seconds / max(result.frames, 1)
         )
         runtime.last_vibration = result
-        runtime.set_value(
-            "vibration_velocity_rms_mm_s", round(result.velocity_rms, 4), "good", result.time
-        )
-        runtime.set_value("iso20816_zone", result.zone, "good", result.time)
-        runtime.set_value(
-            "bearing_diagnosis", diagnosis.product_label(result.diagnosis), "good", result.time
-        )
-        self._evaluate(runtime, result.features, result.zone, result, result.time)
         now = time.time()
+        runtime.set_value(
+            "vibration_velocity_rms_mm_s",
+            round(result.velocity_rms, 4),
+            "good",
+            result.time,
+            seen=now,
+        )
+        runtime.set_value("iso20816_zone", result.zone, "good", result.time, seen=now)
+        runtime.set_value(
+            "bearing_diagnosis",
+            diagnosis.product_label(result.diagnosis),
+            "good",
+            result.time,
+            seen=now,
+        )
+        self._touched({runtime})
+        self._evaluate(runtime, result.features, result.zone, result, result.time)
         if now - runtime.features_published_at >= self.config.gateway.features_interval_s:
             runtime.features_published_at = now
-            features = diagnosis.features_message(runtime, result)
+            vib = runtime.asset.vibration
+            assert vib is not None
+            features = diagnosis.features_message(vib, result)
             self.telemetry.put(Message("features", runtime, features, time=result.time))
 
     def _evaluate(
@@ -384,6 +352,7 @@ class Gateway:
         result: VibrationResult | None,
         when: float,
     ) -> None:
+        changed = False
         for alert in runtime.rules.update(features, zone, result, when):
             rule = alert.alert_id.rsplit(".", 1)[-1]
             self.metrics.alerts.labels(runtime.name, rule, alert.state).inc()
@@ -398,43 +367,112 @@ class Gateway:
                 extra={"asset": runtime.name, "alert": alert.alert_id, "detail": alert.message},
             )
             self.alerts.put(Message("alert", runtime, alert, time=when))
+            changed = True
             if self.on_update is not None:
                 self.on_update(runtime)
+        if changed:
+            self._save_alert_state()
+
+    # --- products -------------------------------------------------------------------------
 
     async def _products(self) -> None:
+        """Build products of the assets that changed, at most once per minimum interval.
+
+        While the sink is behind (its ``ready()`` is false and telemetry waits), no
+        product is built: the assets stay dirty and their newest readings win, so the
+        work done is proportional to what is delivered, not to what is polled.
+        """
+        interval = self.config.gateway.publish_min_interval_s
+        ready = getattr(self.sink, "ready", None)
         while True:
-            await asyncio.sleep(PRODUCT_PERIOD_S)
+            await self._dirty_event.wait()
+            # the publisher's queue drains on its own: no event to wait for, so poll
+            while ready is not None and self.telemetry and not ready():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            self._dirty_event.clear()
+            dirty, self._dirty = self._dirty, set()
             now = time.time()
-            for runtime in self.assets.values():
+            mono = time.monotonic()
+            for runtime in dirty:
                 try:
-                    self._product(runtime, now)
+                    self._product(runtime, now, mono)
                 except Exception:  # one asset's bad value must not stop the others
                     log.exception("data product failed", extra={"asset": runtime.name})
+            if interval > 0:
+                await asyncio.sleep(interval)
+            else:
+                await asyncio.sleep(0)
 
-    def _product(self, runtime: AssetRuntime, now: float) -> None:
-        if runtime.vibration is None:
+    async def _staleness(self) -> None:
+        """Re-evaluate the assets whose fields just turned stale or whose heartbeat is due.
+
+        Only those: a heap of per-asset deadlines, checked lazily (a deadline that moved
+        on because fresh readings came is pushed again, not evaluated).
+        """
+        while True:
+            await asyncio.sleep(STALE_CHECK_S)
+            now = time.time()
+            due: set[AssetRuntime] = set()
+            while self._expiry and self._expiry[0][0] <= now:
+                _t, _n, runtime = heapq.heappop(self._expiry)
+                self._expiry_queued.discard(runtime.name)
+                deadline = self._deadline(runtime)
+                if deadline is not None and deadline > now:
+                    self._push_deadline(runtime, deadline)
+                else:
+                    due.add(runtime)
+            self._touched(due)
+
+    def _deadline(self, runtime: AssetRuntime) -> float | None:
+        """When the asset must be looked at again without news: staleness or heartbeat."""
+        heartbeat = runtime.published_wall + self.config.gateway.max_silence_s
+        expiry = runtime.next_expiry()
+        return heartbeat if expiry is None else min(expiry, heartbeat)
+
+    def _push_deadline(self, runtime: AssetRuntime, deadline: float) -> None:
+        self._counter += 1
+        heapq.heappush(self._expiry, (deadline + 1e-3, self._counter, runtime))
+        self._expiry_queued.add(runtime.name)
+
+    def _watch_expiry(self, runtime: AssetRuntime) -> None:
+        if runtime.name in self._expiry_queued:
+            return
+        deadline = self._deadline(runtime)
+        if deadline is not None:
+            self._push_deadline(runtime, deadline)
+
+    def _product(self, runtime: AssetRuntime, now: float, mono: float | None = None) -> None:
+        mono = time.monotonic() if mono is None else mono
+        if runtime.tag_fed_severity:
             self._tag_fed_severity(runtime, now)
         if not runtime.values:
             return
-        quality = runtime.overall_quality()
-        product = runtime.build_product()
-        shown = {k: v for k, v in runtime.values.items() if runtime.quality[k] == "good"}
-        if not runtime.report.offer(shown, quality, time.monotonic()):
+        product, quality, shown = runtime.snapshot(now)
+        if not runtime.report.offer(shown, quality, mono):
+            self._watch_expiry(runtime)
             return
         runtime.product = product
         runtime.product_quality = quality
-        self.telemetry.put(Message("product", runtime, product, quality=quality, time=now))
+        runtime.published_at = mono
+        runtime.published_wall = now
+        when = runtime.reading_time() or now
+        runtime.product_time = when
+        self.telemetry.put(Message("product", runtime, product, quality=quality, time=when))
+        self._watch_expiry(runtime)
         if self.on_update is not None:
             self.on_update(runtime)
 
     def _tag_fed_severity(self, runtime: AssetRuntime, now: float) -> None:
-        """ISO zone and rules of an asset whose vibration arrives as features from a tag."""
+        """ISO zone and rules of an asset whose vibration arrives as features from a tag.
+
+        The zone inherits the velocity's quality and time (see products.DERIVED_FROM).
+        """
         features = {
             TAG_FEATURES.get(k, k): float(v)
             for k, v in runtime.values.items()
             if isinstance(v, (int, float))
             and not isinstance(v, bool)
-            and runtime.quality.get(k) == "good"
+            and runtime.field_state(k, now) == "good"
         }
         zone = None
         if "velocity_rms" in features:
@@ -442,15 +480,86 @@ class Gateway:
             zone = diagnosis.iso_zone(
                 features["velocity_rms"], asset.machine_group, asset.foundation
             )
-            when = runtime.value_time["vibration_velocity_rms_mm_s"]
-            runtime.set_value("iso20816_zone", zone, "good", when)
+            source = "vibration_velocity_rms_mm_s"
+            runtime.set_value(
+                "iso20816_zone",
+                zone,
+                "good",
+                runtime.value_time[source],
+                seen=runtime.seen[source],
+            )
         if features:
-            self._evaluate(runtime, features, zone, None, now)
+            when = max(runtime.value_time.values())
+            if when > runtime.rules_time:
+                runtime.rules_time = when
+                self._evaluate(runtime, features, zone, None, when)
+
+    # --- alert state across restarts -----------------------------------------------------
+
+    def _save_alert_state(self) -> None:
+        """Persist the raised alerts (asset -> alert ids), atomically, beside the outbox."""
+        if self.alert_state_path is None:
+            return
+        state = {
+            name: sorted(r.active_alerts) for name, r in self.assets.items() if r.active_alerts
+        }
+        try:
+            tmp = self.alert_state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, self.alert_state_path)
+        except OSError as exc:
+            log.error("cannot save the active alerts to %s: %s", self.alert_state_path, exc)
+
+    def _restore_alert_state(self) -> None:
+        """Clear, with a reason, every alert a previous run left raised.
+
+        The rule engine starts empty, so the gateway cannot vouch for an alert raised
+        before the restart: it publishes a ``cleared`` event for each (the retained
+        ``alerts/active`` list follows), and raises it again if the condition holds.
+        """
+        from isthmus.uns.models import Alert
+
+        if self.alert_state_path is None:
+            return
+        try:
+            raw = json.loads(self.alert_state_path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.error("cannot read the active alerts of the last run: %s", exc)
+            return
+        now = time.time()
+        for name, alert_ids in raw.items() if isinstance(raw, dict) else ():
+            runtime = self.assets.get(name)
+            if runtime is None:
+                continue
+            for alert_id in alert_ids:
+                alert = Alert(
+                    alert_id=str(alert_id),
+                    state="cleared",
+                    severity="info",
+                    message=f"{name}: {RESTART_CLEAR_REASON}",
+                )
+                log.warning(
+                    "alert cleared at start",
+                    extra={"asset": name, "alert": alert_id, "detail": RESTART_CLEAR_REASON},
+                )
+                self.alerts.put(Message("alert", runtime, alert, time=now))
+        self._save_alert_state()
+
+    # --- the sink -------------------------------------------------------------------------
 
     async def _sink_loop(self) -> None:
+        ready = getattr(self.sink, "ready", None)
         while True:
-            message = self.alerts.get_nowait() or self.telemetry.get_nowait()
+            message = self.alerts.get_nowait()
+            if message is None and (ready is None or ready()):
+                message = self.telemetry.get_nowait()
             if message is None:
+                if self.alerts or (self.telemetry and ready is not None):
+                    # the sink is behind: let telemetry conflate while it catches up
+                    await asyncio.sleep(0.01)
+                    continue
                 waiters = [
                     asyncio.ensure_future(self.alerts.wait()),
                     asyncio.ensure_future(self.telemetry.wait()),
@@ -464,12 +573,23 @@ class Gateway:
             await self._send(message)
 
     async def _send(self, message: Message) -> None:
-        try:
-            await self.sink.send(message)
-            self.metrics.messages.labels(message.kind).inc()
-        except Exception:
-            self.metrics.dropped.labels(f"sink-{message.kind}").inc()
-            log.exception("sink refused a message", extra={"kind": message.kind})
+        attempt = 0
+        while True:
+            try:
+                await self.sink.send(message)
+                self.metrics.messages.labels(message.kind).inc()
+                return
+            except Exception:
+                if message.kind == "alert" and not self.stopping:
+                    # never dropped: retry with backoff until the outbox takes it
+                    attempt += 1
+                    self.metrics.sink_retries.labels(message.kind).inc()
+                    log.exception("sink refused an alert; retrying", extra={"kind": "alert"})
+                    await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+                    continue
+                self.metrics.dropped.labels(f"sink-{message.kind}").inc()
+                log.exception("sink refused a message", extra={"kind": message.kind})
+                return
 
     async def _status(self) -> None:
         while True:

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from isthmus.gateway.pipeline import Message
+from isthmus.gateway.products import Message
 
 Figures = list[tuple[str, str, dict[str, str], float]]
 
@@ -155,6 +155,31 @@ class UnsSink:
         self.publisher = await publisher.__aenter__()
         for runtime in gateway.assets.values():
             publisher.publish_schema(runtime.path, runtime.model)
+        # The retained active-alert lists of a previous run describe alerts this run has
+        # not raised: replace them with what is true now (empty until a rule raises).
+        # Queued like the schemas (never dropped), not awaited one by one.
+        from isthmus.uns.models import ActiveAlerts, wrap
+
+        encode = msgspec.json.Encoder().encode
+        for runtime in gateway.assets.values():
+            listing = wrap(ActiveAlerts(alerts=[]))
+            publisher.enqueue(
+                runtime.path.active_alerts,
+                encode(listing),
+                droppable=False,
+                retain=True,
+                qos=self.mqtt_settings.alert_qos,
+                message_id=listing.message_id,
+            )
+
+    def ready(self) -> bool:
+        """False while the publisher's queue is half full: telemetry waits and conflates."""
+        publisher = self.publisher
+        if publisher is None:
+            return True
+        backlog = getattr(publisher, "backlog", None)
+        depth = backlog() if callable(backlog) else len(getattr(publisher, "_pending", ()))
+        return bool(depth < max(1, self.outbox_settings.queue_size // 2))
 
     async def send(self, message: Message) -> None:
         publisher = self.publisher

@@ -11,6 +11,8 @@ Times are seconds, rates are Hz, addresses are zero-based protocol addresses
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
 import os
 import re
@@ -36,6 +38,7 @@ MAX_READ_BITS = 2000
 _WIDTH = {16: 1, 32: 2, 64: 4}
 
 
+@functools.lru_cache(maxsize=256)
 def register_width(dtype: str, length: int | None = None) -> int:
     """Registers a value of ``dtype`` spans (a string: ``length`` registers, two bytes each)."""
     if dtype in ("bit", "int8", "uint8", "bcd16", "float16"):
@@ -51,6 +54,12 @@ def register_width(dtype: str, length: int | None = None) -> int:
         raise ValueError(f"unknown dtype {dtype!r}")
     bits = int(match.group(1) or match.group(2))
     return _WIDTH[bits]
+
+
+def duplicates(names: Iterable[str]) -> list[str]:
+    """Names that occur more than once, sorted (linear: start-up with 50k tags stays fast)."""
+    counts = collections.Counter(names)
+    return sorted(n for n, c in counts.items() if c > 1)
 
 
 class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -37,6 +37,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -48,7 +49,7 @@ import numpy as np
 
 from isthmus.errors import DecodeError, SessionError
 from isthmus.sources.config import ModbusDevice, PollGroup, TagSpec, WaveformBlock
-from isthmus.sources.values import Quality, TagValue
+from isthmus.sources.values import Quality, TagValue, ValueBatch, float32_value, scaled_digits
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,33 @@ class ReadRequest:
     rejected: str | None = None  # set when the device rejects this single tag
     next_probe: float = 0.0
     _decoder: Any = field(default=None, repr=False)
+    # Tag names in decode order, one tuple per request (consumers cache routes by it), and
+    # per-tag exactness fixes: (index, float32?, decimals of the scaling or None).
+    _names: tuple[str, ...] | None = field(default=None, repr=False)
+    _units: tuple[str | None, ...] = field(default=(), repr=False)
+    _exact: list[tuple[int, bool, int | None]] | None = field(default=None, repr=False)
+
+    def names(self) -> tuple[str, ...]:
+        """The request's tag names in decode order (the same tuple on every call)."""
+        if self._names is None or len(self._names) != len(self.tags):
+            self._names = tuple(t.name for t in self.tags)
+            self._units = tuple(t.unit for t in self.tags)
+            self._exact = None
+        return self._names
+
+    def exactness(self) -> list[tuple[int, bool, int | None]]:
+        """Tags whose decoded float64 needs a fix to be the value the device meant."""
+        if self._exact is None:
+            fixes = []
+            for i, t in enumerate(self.tags):
+                is_f32 = t.dtype == "float32" and t.scale == 1.0 and t.offset == 0.0
+                digits = None
+                if t.dtype not in ("float32", "float64", "string", "bit", "float16"):
+                    digits = scaled_digits(t.scale, t.offset)
+                if is_f32 or digits is not None:
+                    fixes.append((i, is_f32, digits))
+            self._exact = fixes
+        return self._exact
 
     def describe(self) -> dict[str, Any]:
         """Plain-data view for ``isthmus check``."""
@@ -295,6 +323,7 @@ class RateLimiter:
 
 
 ValuesCallback = Callable[[list[TagValue]], None]
+BatchCallback = Callable[[ValueBatch], None]
 
 
 def _ignore(values: list[TagValue]) -> None:
@@ -333,6 +362,9 @@ class ModbusSession:
         self.plan = plan_device(device)
         self.stats = DeviceStats()
         self.on_values: ValuesCallback = on_values if on_values is not None else _ignore
+        #: When set, each read is delivered as one :class:`ValueBatch` here instead of a
+        #: list of :class:`TagValue` to ``on_values`` (the gateway's columnar path).
+        self.on_batch: BatchCallback | None = None
         self.rings: dict[str, Any] = {}
         if device.waveforms:
             import isthmus
@@ -544,10 +576,10 @@ class ModbusSession:
             index = 0
             while index < len(plan.requests):
                 # _read_request may split plan.requests[index] in place
-                values, consumed = await self._read_request(plan, index)
+                batches, consumed = await self._read_request(plan, index)
                 index += consumed
-                if values:
-                    self.on_values(values)
+                for batch in batches:
+                    self._emit(batch)
             due += interval
             now = loop.time()
             if due < now:
@@ -555,18 +587,36 @@ class ModbusSession:
                 due = now
             await asyncio.sleep(due - now)
 
-    async def _read_request(self, plan: GroupPlan, index: int) -> tuple[list[TagValue], int]:
-        """Read ``plan.requests[index]``; returns the values and how many requests it now spans."""
+    def _emit(self, batch: ValueBatch) -> None:
+        if self.on_batch is not None:
+            self.on_batch(batch)
+            return
+        values = batch_values(batch)
+        if values:
+            self.on_values(values)
+
+    def _bad_batch(self, req: ReadRequest, reason: str) -> ValueBatch:
+        return ValueBatch(
+            source=self.device.name,
+            tags=req.names(),
+            values=[None] * len(req.tags),
+            quality=Quality.BAD,
+            reason=reason,
+            units=req._units,
+        )
+
+    async def _read_request(self, plan: GroupPlan, index: int) -> tuple[list[ValueBatch], int]:
+        """Read ``plan.requests[index]``; returns its batches and how many requests it spans."""
         req = plan.requests[index]
         if req.rejected is not None and time.monotonic() < req.next_probe:
-            return [self._bad(t, req.rejected) for t in req.tags], 1
+            return [self._bad_batch(req, req.rejected)], 1
         try:
             data = await self._read(req.register, req.start, req.count)
         except TimeoutError:
-            return [self._bad(t, "timeout") for t in req.tags], 1
+            return [self._bad_batch(req, "timeout")], 1
         except _Rejected as exc:
             if exc.code not in _TAG_EXCEPTIONS:
-                return [self._bad(t, str(exc)) for t in req.tags], 1
+                return [self._bad_batch(req, str(exc))], 1
             if len(req.tags) == 1:
                 if req.rejected is None:
                     log.warning(
@@ -574,7 +624,7 @@ class ModbusSession:
                     )
                 req.rejected = str(exc)
                 req.next_probe = time.monotonic() + REPROBE_INTERVAL
-                return [self._bad(req.tags[0], req.rejected)], 1
+                return [self._bad_batch(req, req.rejected)], 1
             # split in two and try each half (recursively, so the bad tag ends alone)
             tags = sorted(req.tags, key=lambda t: t.address)
             half = len(tags) // 2
@@ -582,63 +632,73 @@ class ModbusSession:
             parts = plan_reads(tags[:half], d.max_gap, d.max_read_registers, d.max_read_bits)
             parts += plan_reads(tags[half:], d.max_gap, d.max_read_registers, d.max_read_bits)
             plan.requests[index : index + 1] = parts
-            values: list[TagValue] = []
+            batches: list[ValueBatch] = []
             consumed = 0
             for _ in parts:  # each part may split again; it reports how many it became
                 more, n = await self._read_request(plan, index + consumed)
-                values += more
+                batches += more
                 consumed += n
-            return values, consumed
+            return batches, consumed
         req.rejected = None
-        return self._decode(req, data), 1
+        return [self._decode(req, data)], 1
 
-    def _decode(self, req: ReadRequest, data: list[Any]) -> list[TagValue]:
+    def _decode(self, req: ReadRequest, data: list[Any]) -> ValueBatch:
+        """One read's values, decoded in Rust in one call, exact as the device meant them.
+
+        A float32 register is given as the float64 nearest its shortest float32 repr
+        (1.88, not 1.8799999952316284); an integer register scaled by a decimal factor
+        as the nearest float64 of its decimal value (188 * 0.01 -> 1.88). Integers stay
+        integers, float64 stays as decoded.
+        """
         now = time.time()
-        source = self.device.name
+        names = req.names()
         if req.register in ("coil", "discrete"):
-            return [
-                TagValue(
-                    source=source,
-                    tag=t.name,
-                    value=bool(data[t.address - req.start]),
-                    unit=t.unit,
-                    gateway_time=now,
-                )
-                for t in req.tags
-            ]
+            start = req.start
+            bits = [bool(data[t.address - start]) for t in req.tags]
+            return ValueBatch(
+                source=self.device.name, tags=names, values=bits, gateway_time=now, units=req._units
+            )
         if req._decoder is None:
             import isthmus
 
             req._decoder = isthmus.DecodePlan([t.to_tag() for t in req.tags])
+        bad_tags: dict[int, str] = {}
         try:
-            decoded = req._decoder.decode(data, base=req.start)
+            values: list[Any] = list(req._decoder.decode(data, base=req.start).values())
         except DecodeError:
-            return [self._decode_one(t, req, data, now) for t in req.tags]
-        return [
-            TagValue(
-                source=source,
-                tag=t.name,
-                value=_plain(decoded[t.name]),
-                unit=t.unit,
-                gateway_time=now,
-            )
-            for t in req.tags
-        ]
+            values = []
+            for i, tag in enumerate(req.tags):
+                value, reason = self._decode_one(tag, req, data)
+                values.append(value)
+                if reason is not None:
+                    bad_tags[i] = reason
+        for i, is_f32, digits in req.exactness():
+            value = values[i]
+            if value is None or isinstance(value, str):
+                continue
+            if is_f32:
+                values[i] = float32_value(value)
+            elif digits is not None and math.isfinite(value):
+                values[i] = round(value, digits)
+        return ValueBatch(
+            source=self.device.name,
+            tags=names,
+            values=values,
+            gateway_time=now,
+            bad_tags=bad_tags,
+            units=req._units,
+        )
 
-    def _decode_one(self, tag: TagSpec, req: ReadRequest, data: list[Any], now: float) -> TagValue:
+    def _decode_one(
+        self, tag: TagSpec, req: ReadRequest, data: list[Any]
+    ) -> tuple[Any, str | None]:
         import isthmus
 
         try:
             value = isthmus.DecodePlan([tag.to_tag()]).decode(data, base=req.start)[tag.name]
         except DecodeError as exc:
-            return self._bad(tag, f"decode: {exc}")
-        return TagValue(
-            source=self.device.name,
-            tag=tag.name,
-            value=_plain(value),
-            unit=tag.unit,
-            gateway_time=now,
-        )
+            return None, f"decode: {exc}"
+        return _plain(value), None
 
     def _bad(self, tag: TagSpec, reason: str) -> TagValue:
         return TagValue(
@@ -652,9 +712,8 @@ class ModbusSession:
 
     def _report_all_bad(self, reason: str) -> None:
         for plan in self.plan.groups:
-            values = [self._bad(t, reason) for req in plan.requests for t in req.tags]
-            if values:
-                self.on_values(values)
+            for req in plan.requests:
+                self._emit(self._bad_batch(req, reason))
 
     # -- waveform streams: the Rust reader --------------------------------------
 
@@ -739,6 +798,28 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         await asyncio.wait({task}, timeout=0.1)
     with contextlib.suppress(asyncio.CancelledError):
         task.result()
+
+
+def batch_values(batch: ValueBatch) -> list[TagValue]:
+    """A batch as one :class:`TagValue` per tag (for consumers of the per-value stream)."""
+    out = []
+    units = batch.units or (None,) * len(batch.tags)
+    for i, (tag, value) in enumerate(zip(batch.tags, batch.values, strict=True)):
+        reason = batch.bad_tags.get(i, batch.reason)
+        quality = Quality.BAD if i in batch.bad_tags else batch.quality
+        out.append(
+            TagValue(
+                source=batch.source,
+                tag=tag,
+                value=value if quality is not Quality.BAD else None,
+                unit=units[i],
+                quality=quality,
+                reason=reason if quality is not Quality.GOOD else None,
+                source_time=batch.source_time,
+                gateway_time=batch.gateway_time,
+            )
+        )
+    return out
 
 
 def _plain(value: Any) -> float | int | bool | str:

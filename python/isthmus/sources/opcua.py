@@ -38,7 +38,7 @@ from isthmus.errors import ConfigError
 from isthmus.sources.config import OpcUaEndpoint, OpcUaNode
 from isthmus.sources.modbus import BlockCallback, _ignore, cancel_and_wait
 from isthmus.sources.trust import UntrustedCertificate
-from isthmus.sources.values import Quality, TagValue
+from isthmus.sources.values import Quality, TagValue, float32_value
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,9 @@ class OpcUaSession:
             value = None
         elif isinstance(value, np.generic):
             value = value.item()
+        if isinstance(value, float) and _is_float32(dv):
+            # an OPC UA Float is float32: publish its shortest repr (1.88, not 1.8799999)
+            value = float32_value(value)
         self.on_values(
             [
                 TagValue(
@@ -373,6 +376,12 @@ def _first_certificate(chain: bytes) -> bytes:
     if len(chain) >= 4 and chain[1] == 0x82:
         return chain[: int.from_bytes(chain[2:4], "big") + 4]
     return chain
+
+
+def _is_float32(data_value: Any) -> bool:
+    variant = getattr(data_value, "Value", None)
+    kind = getattr(variant, "VariantType", None)
+    return getattr(kind, "name", None) == "Float"
 
 
 class _Handler:

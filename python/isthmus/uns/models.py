@@ -104,16 +104,44 @@ Diagnosis = Annotated[
 ]
 
 
+Running = Annotated[bool, msgspec.Meta(description="True while the machine runs (a PLC bit)")]
+Fault = Annotated[
+    bool, msgspec.Meta(description="True while the machine reports a fault or trip (a PLC bit)")
+]
+OperatingState = Annotated[
+    str,
+    msgspec.Meta(
+        description="Operating state as the device names it (e.g. running, stopped, "
+        "starting, tripped, maintenance)",
+        max_length=256,
+    ),
+]
+FieldQuality = Literal["uncertain", "bad", "stale"]
+
+
 class AssetModel(msgspec.Struct, kw_only=True, omit_defaults=False):
-    """Base of asset data products: every field is optional (None = not measured)."""
+    """Base of asset data products: every field is optional (None = not measured).
+
+    ``field_quality`` names each field whose value is not good now, and why it is left
+    out (None): ``bad`` (the source failed or gave a bad status), ``stale`` (no reading
+    for longer than its staleness bound) or ``uncertain`` (the source said so, or the
+    value broke the field's schema). Fields not listed are good (or never configured).
+    """
 
     SCHEMA_VERSION: ClassVar[int] = 1
+
+    field_quality: dict[str, FieldQuality] = {}
 
 
 class Pump(AssetModel, kw_only=True):
     """Centrifugal pump data product."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: v2: ``running``, ``fault``, ``state`` and ``field_quality``.
+    SCHEMA_VERSION: ClassVar[int] = 2
+
+    running: Running | None = None
+    fault: Fault | None = None
+    state: OperatingState | None = None
 
     speed_rpm: Rpm | None = None
     bearing_temperature_c: TempC | None = None
@@ -127,7 +155,12 @@ class Pump(AssetModel, kw_only=True):
 class Motor(AssetModel, kw_only=True):
     """Electric motor data product."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: v2: ``running``, ``fault``, ``state`` and ``field_quality``.
+    SCHEMA_VERSION: ClassVar[int] = 2
+
+    running: Running | None = None
+    fault: Fault | None = None
+    state: OperatingState | None = None
 
     speed_rpm: Rpm | None = None
     winding_temperature_c: TempC | None = None
@@ -143,7 +176,12 @@ class Motor(AssetModel, kw_only=True):
 class RotatingAsset(AssetModel, kw_only=True):
     """Any rotating machine (fan, gearbox, compressor) without a dedicated model."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    #: v2: ``running``, ``fault``, ``state`` and ``field_quality``.
+    SCHEMA_VERSION: ClassVar[int] = 2
+
+    running: Running | None = None
+    fault: Fault | None = None
+    state: OperatingState | None = None
 
     speed_rpm: Rpm | None = None
     bearing_temperature_c: TempC | None = None
@@ -292,7 +330,21 @@ def wrap(
 
 
 def json_schema(model: type[Any]) -> dict[str, Any]:
-    """JSON Schema of ``Envelope[model]`` (msgspec-generated) with ``$id`` and version."""
+    """JSON Schema of ``Envelope[model]`` (msgspec-generated) with ``$id`` and version.
+
+    Built once per model (7,000 assets of one model share it); each call returns a new
+    top-level dict over the shared, read-only sub-schemas.
+    """
+    cached = _SCHEMAS.get(model)
+    if cached is None:
+        cached = _SCHEMAS[model] = _json_schema(model)
+    return dict(cached)
+
+
+_SCHEMAS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _json_schema(model: type[Any]) -> dict[str, Any]:
     schema = msgspec.json.schema(Envelope[model])  # type: ignore[valid-type]
     schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = schema_id(model)
@@ -338,12 +390,24 @@ def checked(model: type[S], fields: Mapping[str, Any]) -> tuple[S, list[FieldVio
     return model(**{k: v for k, v in fields.items() if k not in bad}), violations
 
 
+_FIELD_UNITS: dict[type[Any], dict[str, str | None]] = {}
+
+
 def field_units(model: type[msgspec.Struct]) -> dict[str, str | None]:
-    """Field name -> declared unit (``None`` for unitless fields such as the zone)."""
+    """Field name -> declared unit (``None`` for unitless fields such as the zone); cached."""
+    cached = _FIELD_UNITS.get(model)
+    if cached is None:
+        cached = _FIELD_UNITS[model] = _field_units(model)
+    return dict(cached)
+
+
+def _field_units(model: type[msgspec.Struct]) -> dict[str, str | None]:
     info = msgspec.inspect.type_info(model)
     assert isinstance(info, msgspec.inspect.StructType)
     units: dict[str, str | None] = {}
     for field in info.fields:
+        if field.name == "field_quality":
+            continue  # the gateway's own account of the fields, never mapped from a tag
         units[field.name] = _unit_of(field.type)
     return units
 

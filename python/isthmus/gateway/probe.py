@@ -36,7 +36,7 @@ def _reason(exc: BaseException) -> str:
 
 async def probe_modbus(device: ModbusDevice, out: list[str]) -> bool:
     """Connect once and read every request of the plan once; True when all tags read good."""
-    from isthmus.sources.modbus import ModbusSession
+    from isthmus.sources.modbus import ModbusSession, batch_values
 
     session = ModbusSession(device)
     where = f"modbus {device.name} {device.host}:{device.port} unit {device.unit_id}"
@@ -54,9 +54,9 @@ async def probe_modbus(device: ModbusDevice, out: list[str]) -> bool:
         for group in session.plan.groups:
             index = 0
             while index < len(group.requests):
-                values, consumed = await session._read_request(group, index)
+                batches, consumed = await session._read_request(group, index)
                 index += consumed
-                for v in values:
+                for v in (v for batch in batches for v in batch_values(batch)):
                     if v.good:
                         value = _value(v.value, v.unit, dtypes.get(v.tag))
                         out.append(f"  {v.tag} = {value}")

@@ -11,7 +11,6 @@ Times are seconds, rates are Hz, addresses are zero-based protocol addresses
 
 from __future__ import annotations
 
-import collections
 import functools
 import math
 import os
@@ -54,12 +53,6 @@ def register_width(dtype: str, length: int | None = None) -> int:
         raise ValueError(f"unknown dtype {dtype!r}")
     bits = int(match.group(1) or match.group(2))
     return _WIDTH[bits]
-
-
-def duplicates(names: Iterable[str]) -> list[str]:
-    """Names that occur more than once, sorted (linear: start-up with 50k tags stays fast)."""
-    counts = collections.Counter(names)
-    return sorted(n for n, c in counts.items() if c > 1)
 
 
 class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

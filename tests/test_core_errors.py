@@ -519,13 +519,13 @@ CALLABLES: list[tuple[str, object, list[tuple[str, str]], int]] = [
     (
         "S7Plan.decode",
         lambda: _s7plan().decode,
-        [("data", BYTES), ("base", OINT)],
+        [("data", BYTES), ("base", INT)],
         1,
     ),
     (
         "S7Plan.decode_values",
         lambda: _s7plan().decode_values,
-        [("data", BYTES), ("base", OINT)],
+        [("data", BYTES), ("base", INT)],
         1,
     ),
     (

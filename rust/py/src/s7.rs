@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 
+use crate::args;
 use crate::errors;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -115,7 +116,7 @@ impl S7Plan {
         &self,
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
-        base: i64,
+        #[pyo3(from_py_with = args::int)] base: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
         let bytes = block(data)?;
         let base = base_arg(base)?;
@@ -135,7 +136,7 @@ impl S7Plan {
         &self,
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
-        base: i64,
+        #[pyo3(from_py_with = args::int)] base: i64,
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
         let bytes = block(data)?;
         let base = base_arg(base)?;

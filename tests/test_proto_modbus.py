@@ -526,7 +526,7 @@ def test_rust_reader_refuses_a_per_block_callback_and_bad_blocks() -> None:
         _core.WaveformAcquisition(
             "127.0.0.1", 502, _core.ModbusRateLimiter(10.0), request_timeout=0.0
         )
-    with pytest.raises(ConfigError, match="max_requests_per_second must be > 0"):
+    with pytest.raises(ConfigError, match="max_requests_per_second must be at least one a day"):
         _core.ModbusRateLimiter(0.0)
 
 

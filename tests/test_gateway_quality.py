@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -321,3 +322,63 @@ async def test_an_alert_the_sink_refuses_is_retried_never_dropped() -> None:
     assert sink.refusals == 0
     assert gateway.metrics.total("isthmus_sink_retries_total", kind="alert") == 2
     assert gateway.metrics.total("isthmus_dropped_total") == 0
+
+
+def _products_of(gateway: Gateway) -> list[Any]:
+    out = []
+    while (m := gateway.telemetry.get_nowait()) is not None:
+        if m.kind == "product":
+            out.append(m)
+    return out
+
+
+@pytest.mark.parametrize("reading", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_reading_is_bad_and_the_product_still_goes_out(reading: float) -> None:
+    # A float32 register holding NaN after a sensor fault: on main it was stored as good
+    # and the zone computed from it raised, so no product at all left for this asset.
+    gateway = Gateway(_modbus_config(), ConsoleSink(stream=None))
+    runtime = gateway.assets["P-1"]
+    now = time.time()
+    _read(gateway, 41.0, 2.0, now)
+    gateway._product(runtime, now)
+    _products_of(gateway)
+    _read(gateway, 41.0, reading, now + 0.1)
+    assert runtime.field_state("vibration_velocity_rms_mm_s", now + 0.1) == "bad"
+    assert runtime.reasons["vibration_velocity_rms_mm_s"] == "non-finite value from the device"
+    gateway._product(runtime, now + 0.1)
+    [message] = _products_of(gateway)
+    assert message.quality == "bad"
+    assert message.payload.vibration_velocity_rms_mm_s is None
+    assert message.payload.bearing_temperature_c == 41.0
+    assert message.payload.field_quality == {
+        "vibration_velocity_rms_mm_s": "bad",
+        "iso20816_zone": "bad",
+    }
+
+
+def test_a_non_finite_value_from_elsewhere_is_bad_not_good() -> None:
+    gateway = Gateway(_modbus_config(), ConsoleSink(stream=None))
+    runtime = gateway.assets["P-1"]
+    runtime.set_value("bearing_temperature_c", math.nan, "good", time.time())
+    assert runtime.quality["bearing_temperature_c"] == "bad"
+    assert runtime.values["bearing_temperature_c"] is None
+
+
+async def test_an_asset_whose_product_cannot_be_built_is_published_bad() -> None:
+    gateway = Gateway(_modbus_config(), ConsoleSink(stream=None))
+    runtime = gateway.assets["P-1"]
+
+    def broken(now: float | None = None) -> Any:
+        raise RuntimeError("simulated failure while building the product")
+
+    runtime.snapshot = broken  # type: ignore[method-assign]
+    task = asyncio.create_task(gateway._products())
+    try:
+        _read(gateway, 41.0, 2.0, time.time())
+        assert await wait_for(lambda: bool(gateway.telemetry), 5.0)
+        [message] = _products_of(gateway)
+        assert message.quality == "bad"
+        assert message.payload.bearing_temperature_c is None
+        assert message.payload.field_quality["bearing_temperature_c"] == "bad"
+    finally:
+        task.cancel()

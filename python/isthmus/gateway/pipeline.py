@@ -32,6 +32,7 @@ import contextlib
 import heapq
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -398,6 +399,7 @@ class Gateway:
                     self._product(runtime, now, mono)
                 except Exception:  # one asset's bad value must not stop the others
                     log.exception("data product failed", extra={"asset": runtime.name})
+                    self._failed_product(runtime, now)
             if interval > 0:
                 await asyncio.sleep(interval)
             else:
@@ -462,6 +464,23 @@ class Gateway:
         if self.on_update is not None:
             self.on_update(runtime)
 
+    def _failed_product(self, runtime: AssetRuntime, now: float) -> None:
+        """A product that could not be built goes out bad, every field listed: never silence.
+
+        Otherwise the broker would keep serving the last good retained product.
+        """
+        try:
+            product = runtime.model(field_quality=dict.fromkeys(sorted(runtime.required), "bad"))
+        except Exception:
+            log.exception("bad data product failed too", extra={"asset": runtime.name})
+            return
+        runtime.product = product
+        runtime.product_quality = "bad"
+        runtime.published_wall = now
+        when = runtime.reading_time() or now
+        self.telemetry.put(Message("product", runtime, product, quality="bad", time=when))
+        self._watch_expiry(runtime)
+
     def _tag_fed_severity(self, runtime: AssetRuntime, now: float) -> None:
         """ISO zone and rules of an asset whose vibration arrives as features from a tag.
 
@@ -472,6 +491,7 @@ class Gateway:
             for k, v in runtime.values.items()
             if isinstance(v, (int, float))
             and not isinstance(v, bool)
+            and (isinstance(v, int) or math.isfinite(v))
             and runtime.field_state(k, now) == "good"
         }
         zone = None

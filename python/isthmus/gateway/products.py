@@ -152,10 +152,13 @@ class AssetRuntime:
         Never clamped. ``checked=True``: the caller validated it already (in bulk).
         """
         if quality == GOOD and value is not None and not checked:
-            violation = self._violation(name, value)
-            if violation is not None:
-                quality = UNCERTAIN
-                reason = violation
+            if type(value) is float and not math.isfinite(value):
+                value, quality, reason = None, BAD, "non-finite value"
+            else:
+                violation = self._violation(name, value)
+                if violation is not None:
+                    quality = UNCERTAIN
+                    reason = violation
         elif quality == GOOD and value is None:
             quality = BAD
             reason = reason or "no value"

@@ -24,6 +24,13 @@ from isthmus.sources.values import Quality, TagValue, ValueBatch
 Bounds = tuple[float, float] | None
 # index in the batch, asset, field, affine (scale, offset) or None, bounds
 Route = tuple[int, AssetRuntime, str, tuple[float, float] | None, Bounds]
+#: Why a NaN or infinity from a device is a bad reading (JSON has no such number).
+NON_FINITE = "non-finite value from the device"
+
+
+def _finite(value: float) -> bool:
+    """An int is finite (math.isfinite would overflow on a huge one)."""
+    return type(value) is int or math.isfinite(value)
 
 
 def numeric_bounds(model: type[msgspec.Struct]) -> dict[str, tuple[float, float]]:
@@ -157,18 +164,21 @@ class Router:
             if value is None:
                 runtime.set_value(name, None, "bad", when, seen=seen, reason="no value")
                 continue
-            if bounds is not None and type(value) in (int, float):
+            if type(value) in (int, float):
                 if affine is not None:
                     value = affine[0] * value + affine[1]
-                if bounds[0] <= value <= bounds[1] or value != value:  # NaN: JSON null
+                if type(value) is float and not math.isfinite(value):
+                    runtime.set_value(
+                        name, None, "bad", when, seen=seen, reason=NON_FINITE, checked=True
+                    )
+                    continue
+                if bounds is not None and bounds[0] <= value <= bounds[1]:
                     runtime.set_value(name, value, "good", when, seen=seen, checked=True)
                     continue
-            elif affine is not None and type(value) in (int, float):
-                value = affine[0] * value + affine[1]
             runtime.set_value(name, value, "good", when, seen=seen)
         for index, monitor, to_hz in speeds:
             value = values[index]
-            if type(value) in (int, float) and index not in bad_tags:
+            if type(value) in (int, float) and index not in bad_tags and _finite(value):
                 monitor.shaft_hz = to_hz(float(value))
         return touched
 

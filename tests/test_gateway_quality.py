@@ -382,3 +382,90 @@ async def test_an_asset_whose_product_cannot_be_built_is_published_bad() -> None
         assert message.payload.field_quality["bearing_temperature_c"] == "bad"
     finally:
         task.cancel()
+
+
+def test_s7_and_enip_fields_go_stale_like_modbus_ones() -> None:
+    config = build_config(
+        {
+            "gateway": {"name": "gw", "stale_after_polls": 3},
+            "sources": {
+                "s7": [
+                    {
+                        "name": "plc",
+                        "host": "127.0.0.1",
+                        "poll_groups": [
+                            {
+                                "name": "g",
+                                "interval": 0.5,
+                                "tags": [{"name": "temp", "address": "DB1.DBD0:REAL"}],
+                            }
+                        ],
+                    }
+                ],
+                "enip": [
+                    {
+                        "name": "clx",
+                        "host": "127.0.0.1",
+                        "poll_groups": [
+                            {
+                                "name": "g",
+                                "interval": 1.0,
+                                "tags": [
+                                    {
+                                        "name": "pressures",
+                                        "tag": "P[0]",
+                                        "type": "REAL",
+                                        "elements": 2,
+                                    },
+                                ],
+                                "attributes": [
+                                    {
+                                        "name": "flow",
+                                        "class_id": 4,
+                                        "instance": 1,
+                                        "attribute": 3,
+                                        "type": "REAL",
+                                    },
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            "assets": [
+                {
+                    "name": "P-1",
+                    "model": "Pump",
+                    "isa95": ISA,
+                    "fields": {
+                        "bearing_temperature_c": {"tag": "plc.temp"},
+                        "discharge_pressure_bar": {"tag": "clx.pressures[1]"},
+                        "speed_rpm": {"tag": "clx.flow"},
+                    },
+                }
+            ],
+        }
+    )
+    gateway = Gateway(config, ConsoleSink(stream=None))
+    runtime = gateway.assets["P-1"]
+    t0 = time.time()
+    gateway.on_batch(ValueBatch(source="plc", tags=("temp",), values=[50.0], gateway_time=t0))
+    gateway.on_batch(
+        ValueBatch(
+            source="clx",
+            tags=("pressures[0]", "pressures[1]", "flow"),
+            values=[1.0, 2.5, 10.0],
+            gateway_time=t0,
+        )
+    )
+    product, quality, _ = runtime.snapshot(t0 + 1.0)
+    assert quality == "good" and product.discharge_pressure_bar == 2.5
+    # 3 x 0.5 s: the S7 field is stale, the EtherNet/IP ones (3 x 1 s) not yet
+    product, quality, _ = runtime.snapshot(t0 + 2.0)
+    assert quality == "bad" and product.field_quality == {"bearing_temperature_c": "stale"}
+    product, quality, _ = runtime.snapshot(t0 + 3.5)
+    assert product.field_quality == {
+        "bearing_temperature_c": "stale",
+        "discharge_pressure_bar": "stale",
+        "speed_rpm": "stale",
+    }

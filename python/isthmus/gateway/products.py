@@ -5,9 +5,9 @@ Quality rules (documented in docs/gateway.md, "Values and quality"):
 - A field's quality is the quality its source reported with the newest reading
   (``good``, ``uncertain``, ``bad``); a value the model's schema rejects is ``uncertain``.
 - A field is *stale* when its newest reading is older than its staleness bound:
-  ``stale_after_polls`` x the tag's poll interval (Modbus), or x the analysis hop for
-  fields the edge analysis computes from a waveform. OPC UA data-change fields report
-  by exception and never age; the session marks them bad when the connection drops.
+  ``stale_after_polls`` x the tag's poll interval (Modbus, S7, EtherNet/IP), or x the
+  analysis hop for fields the edge analysis computes from a waveform. OPC UA data-change
+  fields report by exception and never age; the session marks them bad when the connection drops.
 - Derived fields inherit their inputs' quality: ``iso20816_zone`` that of the velocity
   RMS it was computed from, the edge-analysis fields that of the waveform (stale when
   no frame arrives).

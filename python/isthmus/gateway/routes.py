@@ -204,12 +204,26 @@ class Router:
 
 
 def poll_intervals(config: GatewayConfig) -> dict[str, float]:
-    """``"source.tag"`` -> its poll interval (s), for the Modbus tags (polled ones only)."""
+    """``"source.value"`` -> its poll interval (s), for every polled source.
+
+    Modbus, S7 and EtherNet/IP (an array tag's elements and CIP attributes included);
+    OPC UA reports by exception and is absent (it never ages).
+    """
     out: dict[str, float] = {}
-    for device in config.sources.modbus:
+    sources = config.sources
+    for device in sources.modbus:
         for group in device.poll_groups:
             for tag in group.tags:
                 out[f"{device.name}.{tag.name}"] = group.interval
+    for s7 in sources.s7:
+        for s7_group in s7.poll_groups:
+            for s7_tag in s7_group.tags:
+                out[f"{s7.name}.{s7_tag.name}"] = s7_group.interval
+    for enip in sources.enip:
+        for enip_group in enip.poll_groups:
+            for item in [*enip_group.tags, *enip_group.attributes]:
+                for name in item.value_names:
+                    out[f"{enip.name}.{name}"] = enip_group.interval
     return out
 
 

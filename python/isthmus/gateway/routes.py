@@ -221,9 +221,10 @@ def poll_intervals(config: GatewayConfig) -> dict[str, float]:
                 out[f"{s7.name}.{s7_tag.name}"] = s7_group.interval
     for enip in sources.enip:
         for enip_group in enip.poll_groups:
-            for item in [*enip_group.tags, *enip_group.attributes]:
-                for name in item.value_names:
-                    out[f"{enip.name}.{name}"] = enip_group.interval
+            names = [n for t in enip_group.tags for n in t.value_names]
+            names += [a.name for a in enip_group.attributes]
+            for name in names:
+                out[f"{enip.name}.{name}"] = enip_group.interval
     return out
 
 

@@ -53,6 +53,8 @@ def build_areas() -> dict[tuple[SrvArea, int], bytearray]:
     util.set_dt(db1, 64, datetime(2020, 7, 12, 17, 32, 2, 854000))
     db10 = bytearray(16)
     util.set_int(db10, 4, 615)
+    util.set_real(db10, 8, 1.88)  # not exact in float32: published as 1.88
+    util.set_int(db10, 12, 188)  # x 0.01 = 1.88 (binary: 1.8800000000000001)
     flags = bytearray(32)
     util.set_word(flags, 10, 1480)
     inputs = bytearray(8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -342,3 +343,38 @@ def test_no_code_path_sends_a_cip_write() -> None:
     assert not re.search(r"[\"'](data|tag_type)[\"']", text)
     assert re.findall(r"[\"']method[\"']: *[\"'](\w+)", text) == ["get_attribute_single"]
     assert set(re.findall(r"conn\.(\w+)", text)) <= {"synchronous", "conn", "close"}
+
+
+def test_real_and_scaled_integers_are_published_as_the_controller_meant_them() -> None:
+    # cpppo hands a REAL over as the float64 of its float32: 1.88 -> 1.8799999952316284
+    as_float32 = struct.unpack("<f", struct.pack("<f", 1.88))[0]
+    assert as_float32 != 1.88
+    session = EnipSession(
+        device(
+            1,
+            [],
+            poll_groups=[
+                {
+                    "name": "fast",
+                    "interval": 0.1,
+                    "tags": [
+                        {"name": "level", "tag": "Level", "type": "REAL"},
+                        {"name": "level_x100", "tag": "Raw", "type": "INT", "scale": 0.01},
+                    ],
+                    "attributes": [
+                        {"name": "attr_level", "class_id": 4, "instance": 1, "attribute": 3,
+                         "type": "REAL"},
+                        {"name": "attr_x100", "class_id": 4, "instance": 1, "attribute": 4,
+                         "type": "INT", "scale": 0.01},
+                    ],
+                }
+            ],
+        )
+    )  # fmt: skip
+    reads = {read.tag.name: read for _group, plan in session.groups for read in plan}
+    [level] = session._values(reads["level"], 0, [as_float32], 0xCA)
+    [scaled] = session._values(reads["level_x100"], 0, [188], 0xC3)
+    [attr_level] = session._values(reads["attr_level"], 0, list(struct.pack("<f", 1.88)), None)
+    [attr_x100] = session._values(reads["attr_x100"], 0, list(struct.pack("<h", 188)), None)
+    assert [v.value for v in (level, scaled, attr_level, attr_x100)] == [1.88] * 4
+    assert all(v.good for v in (level, scaled, attr_level, attr_x100))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from isthmus.errors import ConfigError
@@ -369,3 +370,21 @@ async def test_simulated_delta_pump_serves_its_truth_over_s7() -> None:
         else:
             assert read == pytest.approx(expected, rel=1e-6), name  # REAL: float32
     assert latest["velocity_rms"].value > 0
+
+
+async def test_real_and_scaled_integers_are_published_as_the_plc_meant_them(peer: S7Peer) -> None:
+    # REAL 1.88 is 1.8799999952316284 as float32; INT 188 x 0.01 is 1.8800000000000001
+    tags = [
+        {"name": "level", "address": "DB10.DBD8:REAL"},
+        {"name": "level_x100", "address": "DB10.DBW12:INT", "scale": 0.01},
+        {"name": "level_scaled", "address": "DB10.DBD8:REAL", "scale": 2.0},
+    ]
+    config = device(peer.port, [], poll_groups=[{"name": "fast", "interval": 0.1, "tags": tags}])
+    got = Collector()
+    async with S7Session(config, on_values=got):
+        assert await wait_for(lambda: len(got.latest()) == 3, 10)
+    latest = got.latest()
+    assert latest["level"].value == 1.88 and latest["level"].good
+    assert latest["level_x100"].value == 1.88
+    # a scaled REAL is float arithmetic on the float32: left as computed
+    assert latest["level_scaled"].value == 2.0 * float(np.float32(1.88))

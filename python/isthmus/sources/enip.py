@@ -54,7 +54,7 @@ from isthmus.sources.modbus import (
     ValuesCallback,
     cancel_and_wait,
 )
-from isthmus.sources.values import Quality, TagValue
+from isthmus.sources.values import Quality, TagValue, exact_value
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +420,7 @@ class EnipSession:
             value: Any = bool(raw) if type_name == "BOOL" else raw
             if scaled and isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = value * tag.scale + tag.offset
+            value = exact_value(value, type_name, tag.scale, tag.offset)
             out.append(
                 TagValue(
                     source=self.device.name, tag=name, value=value, unit=tag.unit, gateway_time=now
@@ -443,8 +444,10 @@ class EnipSession:
             value = struct.unpack(fmt, raw)[0]
             if attr.type == "BOOL":
                 value = bool(value)
-            elif attr.scale != 1.0 or attr.offset != 0.0:
-                value = value * attr.scale + attr.offset
+            else:
+                if attr.scale != 1.0 or attr.offset != 0.0:
+                    value = value * attr.scale + attr.offset
+                value = exact_value(value, attr.type, attr.scale, attr.offset)
         return [
             TagValue(
                 source=self.device.name,

@@ -36,6 +36,7 @@ control or SZL call exists here; a test scans the source to keep it so.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import struct
@@ -53,7 +54,7 @@ from isthmus.sources.modbus import (
     ValuesCallback,
     cancel_and_wait,
 )
-from isthmus.sources.values import Quality, TagValue
+from isthmus.sources.values import Quality, TagValue, exact_value
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,14 @@ def describe_s7_plan(device: S7Device, pdu: int | None = None) -> list[str]:
 
 class _Disconnect(Exception):
     """The connection must be dropped and re-established."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _type_of(address: str) -> str:
+    """The S7 data type an address reads (REAL, INT, ...), parsed once per address."""
+    from isthmus.sources.s7address import parse_s7_address
+
+    return parse_s7_address(address).type
 
 
 def _ignore(values: list[TagValue]) -> None:
@@ -435,6 +444,7 @@ class S7Session:
                 continue
             if tag.scale != 1.0 or tag.offset != 0.0:
                 value = value * tag.scale + tag.offset
+            value = exact_value(value, _type_of(tag.address), tag.scale, tag.offset)
             out.append(
                 TagValue(source=source, tag=tag.name, value=value, unit=tag.unit, gateway_time=now)
             )

@@ -99,6 +99,24 @@ def scaled_digits(scale: float, offset: float) -> int | None:
     return max(d for d in digits if d is not None)
 
 
+def exact_value(value: Any, kind: str, scale: float, offset: float) -> Any:
+    """A decoded number as the device meant it, for PLC type names (REAL, INT, DINT, ...).
+
+    An unscaled REAL (float32) is its shortest float32 repr; a scaled integer is rounded
+    to the decimals of its scale and offset (188 x 0.01 -> 1.88). Anything else as is.
+    """
+    if type(value) not in (int, float):
+        return value
+    if kind == "REAL":
+        return float32_value(value) if scale == 1.0 and offset == 0.0 else value
+    if kind == "LREAL":
+        return value
+    digits = scaled_digits(scale, offset)
+    if digits is None or not math.isfinite(value):
+        return value
+    return round(value, digits)
+
+
 def bad(source: str, tag: str, reason: str, unit: str | None = None) -> TagValue:
     """A BAD value without a reading, saying why."""
     return TagValue(

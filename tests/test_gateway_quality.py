@@ -7,6 +7,7 @@ import math
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from isthmus.gateway.config import build_config
@@ -469,3 +470,129 @@ def test_s7_and_enip_fields_go_stale_like_modbus_ones() -> None:
         "discharge_pressure_bar": "stale",
         "speed_rpm": "stale",
     }
+
+
+def _bearing_config(bearing: str | None = "6205") -> Any:
+    vibration: dict[str, Any] = {
+        "sample_rate": 12800.0,
+        "speed_tag": "ua.speed",
+        "channels": [{"name": "de", "waveform": "ua.wave"}],
+    }
+    if bearing is not None:
+        vibration["bearing"] = bearing
+    return build_config(
+        {
+            "gateway": {"name": "gw"},
+            "sources": {
+                "opcua": [
+                    {
+                        "name": "ua",
+                        "url": "opc.tcp://127.0.0.1:4840",
+                        "nodes": [
+                            {
+                                "node_id": "ns=2;s=wave",
+                                "name": "wave",
+                                "waveform": True,
+                                "sample_rate": 12800.0,
+                            },
+                            {"node_id": "ns=2;s=speed", "name": "speed", "unit": "rpm"},
+                        ],
+                    }
+                ]
+            },
+            "assets": [
+                {"name": "F-1", "model": "RotatingAsset", "isa95": ISA, "vibration": vibration}
+            ],
+        }
+    )
+
+
+def _frame(missing: str | None) -> VibrationResult:
+    return VibrationResult(
+        time=time.time(),
+        channel="de",
+        velocity_rms=1.0,
+        zone="A",
+        diagnosis="none",
+        score_db=0.0,
+        frequency_hz=0.0,
+        features={
+            "velocity_rms": 1.0,
+            "acceleration_rms": 0.1,
+            "acceleration_peak": 0.3,
+            "crest_factor": 3.0,
+            "kurtosis": 3.0,
+        },
+        diagnosis_missing=missing,
+    )
+
+
+@pytest.mark.parametrize("missing", ["no shaft speed", "no envelope frame yet"])
+def test_a_bearing_diagnosis_nobody_analysed_is_not_published_as_normal(missing: str) -> None:
+    gateway = Gateway(_bearing_config(), ConsoleSink(stream=None))
+    runtime = gateway.assets["F-1"]
+    frame = _frame(missing)
+    gateway._vibration_result(runtime, frame)
+    product, quality, _ = runtime.snapshot(frame.time)
+    assert product.bearing_diagnosis is None
+    assert product.field_quality == {"bearing_diagnosis": "uncertain"}
+    assert quality == "uncertain" and runtime.reasons["bearing_diagnosis"] == missing
+    # once the envelope analyzer has spoken, its verdict is good
+    frame = _frame(None)
+    gateway._vibration_result(runtime, frame)
+    product, quality, _ = runtime.snapshot(frame.time)
+    assert product.bearing_diagnosis == "normal" and quality == "good"
+
+
+def test_without_a_bearing_there_is_no_diagnosis_field() -> None:
+    gateway = Gateway(_bearing_config(bearing=None), ConsoleSink(stream=None))
+    runtime = gateway.assets["F-1"]
+    frame = _frame("no bearing configured")
+    gateway._vibration_result(runtime, frame)
+    product, quality, _ = runtime.snapshot(frame.time)
+    assert product.bearing_diagnosis is None and "bearing_diagnosis" not in product.field_quality
+    assert quality == "good" and product.vibration_velocity_rms_mm_s == 1.0
+
+
+@pytest.mark.parametrize("loss", ["bad read", "bad tag", "nan"])
+def test_a_lost_speed_clears_the_shaft_speed_the_envelope_uses(loss: str) -> None:
+    gateway = Gateway(_bearing_config(), ConsoleSink(stream=None))
+    monitor = gateway.assets["F-1"].vibration
+    assert monitor is not None
+    now = time.time()
+    gateway.on_batch(ValueBatch(source="ua", tags=("speed",), values=[1500.0], gateway_time=now))
+    assert monitor.shaft_hz == pytest.approx(25.0)
+    if loss == "bad read":
+        batch = ValueBatch(
+            source="ua",
+            tags=("speed",),
+            values=[None],
+            quality=Quality.BAD,
+            reason="connection lost",
+            gateway_time=now,
+        )
+    elif loss == "bad tag":
+        batch = ValueBatch(
+            source="ua", tags=("speed",), values=[0], bad_tags={0: "decode"}, gateway_time=now
+        )
+    else:
+        batch = ValueBatch(source="ua", tags=("speed",), values=[math.nan], gateway_time=now)
+    gateway.on_batch(batch)
+    assert monitor.shaft_hz is None
+
+
+def test_the_monitor_says_why_no_diagnosis_was_analysed() -> None:
+    import isthmus
+    from isthmus.gateway.vibration import VibrationMonitor
+
+    asset = _bearing_config().assets[0]
+    ring = isthmus.SampleRing(1, 1 << 16, 12800.0)
+    monitor = VibrationMonitor(asset, {"ua.wave": ring})
+    noise = np.random.default_rng(7).normal(0.0, 0.1, 8192).astype(np.float32)
+    ring.push(noise)  # one spectrum frame (8192 samples), no speed yet
+    result = monitor.process()
+    assert result is not None and result.diagnosis_missing == "no shaft speed"
+    monitor.shaft_hz = 25.0
+    ring.push(noise[:4096])  # the next spectrum frame (hop 4096): half an envelope frame
+    result = monitor.process()
+    assert result is not None and result.diagnosis_missing == "no envelope frame yet"

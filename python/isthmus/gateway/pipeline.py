@@ -329,13 +329,19 @@ class Gateway:
             seen=now,
         )
         runtime.set_value("iso20816_zone", result.zone, "good", result.time, seen=now)
-        runtime.set_value(
-            "bearing_diagnosis",
-            diagnosis.product_label(result.diagnosis),
-            "good",
-            result.time,
-            seen=now,
-        )
+        if result.diagnosis_missing is None:
+            label = diagnosis.product_label(result.diagnosis)
+            runtime.set_value("bearing_diagnosis", label, "good", result.time, seen=now)
+        elif "bearing_diagnosis" in runtime.required:
+            # nothing analysed: "normal" would be a wrong value, not a missing one
+            runtime.set_value(
+                "bearing_diagnosis",
+                None,
+                "uncertain",
+                result.time,
+                seen=now,
+                reason=result.diagnosis_missing,
+            )
         self._touched({runtime})
         self._evaluate(runtime, result.features, result.zone, result, result.time)
         if now - runtime.features_published_at >= self.config.gateway.features_interval_s:

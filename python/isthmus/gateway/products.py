@@ -109,6 +109,8 @@ class AssetRuntime:
         self.vibration = VibrationMonitor(asset, rings) if asset.vibration is not None else None
         if self.vibration is not None:
             self.required.update(ANALYSIS_FIELDS)
+            if not asset.vibration or not asset.vibration.bearing:
+                self.required.discard("bearing_diagnosis")  # nothing to diagnose: not a field
         elif "vibration_velocity_rms_mm_s" in asset.fields:
             self.required.add("iso20816_zone")
         self.last_vibration: VibrationResult | None = None

@@ -152,6 +152,8 @@ class Router:
                     name, value, quality, when, seen=seen, reason=reason, checked=True
                 )
                 touched.add(runtime)
+            for _index, monitor, _to_hz in speeds:
+                monitor.shaft_hz = None  # the envelope must not run on a speed it lost
             return touched
         for index, runtime, name, affine, bounds in routes:
             value = values[index]
@@ -180,6 +182,8 @@ class Router:
             value = values[index]
             if type(value) in (int, float) and index not in bad_tags and _finite(value):
                 monitor.shaft_hz = to_hz(float(value))
+            else:
+                monitor.shaft_hz = None
         return touched
 
     def apply_values(self, values: Iterable[TagValue]) -> set[AssetRuntime]:

@@ -66,6 +66,9 @@ class VibrationResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     frames: int = 0
     dsp_seconds: float = 0.0
+    #: Why ``diagnosis`` is no analysis result (no shaft speed, no envelope frame yet,
+    #: no bearing configured); None: the envelope analyzer said so.
+    diagnosis_missing: str | None = None
 
 
 class VibrationMonitor:
@@ -177,7 +180,14 @@ class VibrationMonitor:
         amps = np.asarray(newest.peak_amps).reshape(len(newest), -1)[last]
         peaks = [(float(f), float(a)) for f, a in zip(freqs, amps, strict=True) if a > 0]
         verdict = diagnosis.Verdict.none()
+        missing: str | None = "no bearing configured"
         if channel.envelope is not None:
+            if self.shaft_hz is None:
+                missing = "no shaft speed"
+            elif not channel.envelope.latest:
+                missing = "no envelope frame yet"
+            else:
+                missing = None
             verdict = channel.envelope.verdict()
             features.update({f"{k}_score": v for k, v in verdict.scores.items()})
         return VibrationResult(
@@ -195,6 +205,7 @@ class VibrationMonitor:
             columns=verdict.columns,
             evidence=verdict.evidence,
             frames=frames_done,
+            diagnosis_missing=missing,
         )
 
 

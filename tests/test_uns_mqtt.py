@@ -556,6 +556,33 @@ async def test_message_too_large_for_the_broker_is_quarantined(
     assert sum("quarantined" in r.getMessage() for r in caplog.records) == 1
 
 
+async def test_broker_maximum_qos_below_the_alerts_is_logged_once_and_counted(
+    configured_broker: Callable[[list[str]], Broker],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broker announcing maximum QoS 1 while alerts are configured for QoS 2: alerts
+    still arrive, and the downgrade is logged once (warning) and counted. (Mosquitto
+    refuses the connection outright when its max_qos is below the QoS 1 will, or when
+    retain is unavailable and the will is retained, so QoS 0 and lost retain flags
+    cannot be shown with it; the same code path counts them.)"""
+    broker = configured_broker(["max_qos 1"])
+    caplog.set_level(logging.WARNING, logger="isthmus.uns")
+    async with (
+        Collector(broker.port, PATH.alerts) as sub,
+        publisher(fast_mqtt(broker.url, alert_qos=2), tmp_path / "ob.db") as pub,
+    ):
+        await bounded(pub.connected.wait())
+        sent = [await pub.publish_alert(PATH, alert(i)) for i in range(4)]
+        await bounded(pub.wait_drained())
+        await bounded(sub.wait_for(lambda: set(sent) <= set(alert_ids(sub))))
+        assert pub.counters.get("mqtt.alerts_qos_downgraded") >= 4
+        assert pub.counters.get("mqtt.qos_downgraded") >= 4
+        assert pub.counters.get("mqtt.retain_dropped") == 0
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("at most QoS 1" in m for m in messages) == 1, messages
+
+
 async def test_topic_the_broker_would_call_malformed_is_quarantined(
     mqtt_broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -273,6 +273,7 @@ class Publisher:
         self._to_quarantine: list[tuple[int, str]] = []
         # Messages refused for a temporary reason: times refused, by seq.
         self._refusals: dict[int, int] = {}
+        self._limit_warned: set[str] = set()  # broker limits already logged
         self._logged_refusals: set[tuple[str, str]] = set()
         self._good_topics: set[str] = set()  # topics that passed topic_problem()
         for name in (
@@ -286,6 +287,9 @@ class Publisher:
             "mqtt.retained_restored",
             "mqtt.publish_refused",
             "mqtt.refused_temporary",
+            "mqtt.qos_downgraded",
+            "mqtt.alerts_qos_downgraded",
+            "mqtt.retain_dropped",
             "queue.dropped_telemetry",
             "queue.conflated_telemetry",
         ):
@@ -993,15 +997,10 @@ class Publisher:
                             refused.append(self._refused(row, problem))
                             continue
                         sent[row.seq] = row
-                        batch.append(
-                            (
-                                row.seq,
-                                row.topic,
-                                row.payload,
-                                row.qos if row.qos <= max_qos else max_qos,
-                                row.retain and retain_ok,
-                            )
-                        )
+                        qos, retain = row.qos, row.retain
+                        if qos > max_qos or (retain and not retain_ok):
+                            qos, retain = self._within_limits(row, max_qos, retain_ok)
+                        batch.append((row.seq, row.topic, row.payload, qos, retain))
                         room -= 1
                         if ahead and ahead[0].seq <= self._probe_until:
                             break  # the next one goes alone
@@ -1042,6 +1041,41 @@ class Publisher:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._db(outbox.settle, acked, refused, 0, 0))
                     self._count_acked(len(acked), refused)
+
+    def _within_limits(self, row: StoredMessage, max_qos: int, retain_ok: bool) -> tuple[int, bool]:
+        """QoS and retain flag the broker's CONNACK allows for ``row``: counted, logged once.
+
+        A broker whose maximum QoS is below the message's must not be sent more (MQTT 5
+        protocol error), so the message goes at that QoS, and with QoS 0 it leaves the
+        outbox once written, without a PUBACK; that is why it is logged and counted.
+        """
+        qos, retain = row.qos, row.retain
+        if qos > max_qos:
+            qos = max_qos
+            self.counters.incr("mqtt.qos_downgraded")
+            if not row.droppable:
+                self.counters.incr("mqtt.alerts_qos_downgraded")
+            if "qos" not in self._limit_warned:
+                self._limit_warned.add("qos")
+                logger.warning(
+                    "MQTT broker %s accepts at most QoS %d: messages above it (alerts too) "
+                    "are sent at that QoS; at QoS 0 nothing acknowledges delivery (logged "
+                    "once, counted in mqtt.qos_downgraded)",
+                    self.mqtt.url,
+                    max_qos,
+                )
+        if retain and not retain_ok:
+            retain = False
+            self.counters.incr("mqtt.retain_dropped")
+            if "retain" not in self._limit_warned:
+                self._limit_warned.add("retain")
+                logger.warning(
+                    "MQTT broker %s does not support retained messages: state, schema and "
+                    "active alerts are sent unretained, late subscribers miss them (logged "
+                    "once, counted in mqtt.retain_dropped)",
+                    self.mqtt.url,
+                )
+        return qos, retain
 
     def _retry_later(self, row: StoredMessage, reason: int, why: str) -> bool:
         """Whether a message refused with ``reason`` is sent again later (else quarantined).

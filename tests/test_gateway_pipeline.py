@@ -23,7 +23,10 @@ from isthmus.sources.values import Quality, TagValue
 
 
 def _config(
-    port: int = 5020, rules: list[dict[str, Any]] | None = None, velocity: bool = False
+    port: int = 5020,
+    rules: list[dict[str, Any]] | None = None,
+    velocity: bool = False,
+    outbox: Path | None = None,
 ) -> Any:
     """One bravo-style pump with imperial units, no vibration section.
 
@@ -86,6 +89,8 @@ def _config(
             }
         ],
     }
+    if outbox is not None:
+        raw["outbox"] = {"path": str(outbox)}
     if velocity:
         raw["sources"]["modbus"][0]["poll_groups"][0]["tags"].append(
             {
@@ -333,6 +338,68 @@ async def test_console_sink_envelopes_and_keeps_an_outbox(tmp_path: Path) -> Non
     assert doc["payload"]["speed_rpm"] == pytest.approx(truth.speed_rpm, rel=1e-6)
     rows = outbox_rows(tmp_path / "ob.sqlite3")
     assert doc["message_id"] in {mid for _, _, mid in rows}
+
+
+async def test_alert_events_the_sink_cannot_take_at_shutdown_are_counted_and_resent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A "cleared" event the outbox refuses until shutdown (a full disk) is not lost: it
+    is counted, the alert state file keeps the alert, and the next start clears it."""
+    from isthmus.gateway import pipeline
+    from isthmus.gateway.sinks import ConsoleSink
+    from isthmus.uns.settings import OutboxSettings
+
+    class DiskFullForAlerts(ConsoleSink):
+        refuse = False
+
+        async def send(self, message: Message) -> None:
+            if self.refuse and message.kind == "alert":
+                raise OSError(28, "No space left on device")
+            await super().send(message)
+
+    monkeypatch.setattr(pipeline, "DRAIN_S", 0.5)
+    rule = {
+        "name": "vib",
+        "kind": "threshold",
+        "feature": "velocity_rms",
+        "raise_at": 4.5,
+        "clear_at": 3.5,
+        "persist": 1,
+    }
+    box = tmp_path / "ob.sqlite3"
+    cfg = _config(rules=[rule], outbox=box)
+    state_file = Path(str(box) + ".active-alerts.json")
+    out = io.StringIO()
+    sink = DiskFullForAlerts(stream=out, outbox=OutboxSettings(path=str(box)))
+    gateway = Gateway(cfg, sink)
+    runtime = gateway.assets["P-102"]
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop, acquire=False))
+    await wait_until(lambda: sink.outbox is not None, 10, "the sink started")
+    gateway._evaluate(runtime, {"velocity_rms": 9.0}, None, None, time.time())
+    await wait_until(lambda: '"raised"' in out.getvalue(), 10, "the raised alert")
+    sink.refuse = True
+    gateway._evaluate(runtime, {"velocity_rms": 1.0}, None, None, time.time())
+    await wait_until(
+        lambda: gateway.metrics.total("isthmus_sink_retries_total", kind="alert") >= 1,
+        10,
+        "a refused cleared event",
+    )
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    assert '"cleared"' not in out.getvalue()
+    assert gateway.metrics.total("isthmus_alerts_undelivered_total") == 1
+    assert json.loads(await asyncio.to_thread(state_file.read_text)) == {"P-102": ["P-102.vib"]}
+    # The next start clears it, with a reason; once the sink took it, the file is empty.
+    out = io.StringIO()
+    gateway = Gateway(cfg, ConsoleSink(stream=out, outbox=OutboxSettings(path=str(box))))
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop, acquire=False))
+    await wait_until(lambda: '"cleared"' in out.getvalue(), 10, "the cleared alert")
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    assert "can no longer vouch" in out.getvalue()
+    assert json.loads(await asyncio.to_thread(state_file.read_text)) == {}
 
 
 async def test_a_stalled_broker_never_blocks_polling(mqtt_broker: Any, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isthmus.errors import SessionError
-from isthmus.uns.outbox import OutboundMessage, Outbox, StoredMessage
+from isthmus.uns.outbox import QUARANTINE_KEEP, OutboundMessage, Outbox, StoredMessage
 from isthmus.uns.settings import OutboxSettings
 
 
@@ -66,9 +66,9 @@ def test_survives_reopen_with_counters(tmp_path: Path) -> None:
             "dropped_telemetry": 2,
             "conflated_telemetry": 0,
             "rejected_telemetry": 0,
-            "rejected_alerts": 0,
             "alerts_over_bound": 0,
             "quarantined": 0,
+            "quarantine_trimmed": 0,
         }
         assert box.snapshot()["depth"] == 2 and box.snapshot()["bytes"] == 20
 
@@ -86,7 +86,6 @@ def test_full_store_drops_oldest_telemetry_never_an_alert(tmp_path: Path) -> Non
         assert ids(box) == ["A1", "A4", "A7", "A8", "A9", "A10", "A11", "A12"]
         assert box.counters["alerts_over_bound"] == 2
         assert box.put(msg(13)) is None  # telemetry has no room left
-        assert box.counters["rejected_alerts"] == 0
         assert box.counters["rejected_telemetry"] == 1
         assert box.counters["dropped_telemetry"] == 5  # T0, T2, then T3, T5, T6
 
@@ -167,7 +166,7 @@ def test_bound_invariants(
         assert c["accepted"] == len(accepted_order)
         assert c["accepted"] - c["dropped_telemetry"] == len(stored)
         assert c["accepted"] + c["rejected_telemetry"] == len(ops)
-        assert c["rejected_alerts"] == 0
+        assert "rejected_alerts" not in c  # alerts are never rejected, so no such counter
 
 
 def test_file_stays_bounded_under_churn(tmp_path: Path) -> None:
@@ -241,6 +240,22 @@ def test_quarantine_moves_refused_rows_aside(tmp_path: Path) -> None:
         # New seqs never collide with quarantined ones.
         (new,) = box.put_many([msg(9)])
         assert new is not None and new > seqs[3]
+
+
+def test_quarantine_trim_keeps_every_alert_and_counts_telemetry(tmp_path: Path) -> None:
+    """Trimming quarantine to the newest QUARANTINE_KEEP deletes old telemetry only."""
+    cfg = OutboxSettings(path=str(tmp_path / "o.db"), max_messages=10_000)
+    extra = 5
+    with Outbox(cfg) as box:
+        alerts = box.put_many([msg(i, alert=True) for i in range(3)])
+        telemetry = box.put_many([msg(i) for i in range(3, 3 + QUARANTINE_KEEP + extra)])
+        box.quarantine([(seq, "payload format invalid (0x99)") for seq in alerts if seq])
+        box.quarantine([(seq, "packet too large (0x95)") for seq in telemetry if seq])
+        kept = box.quarantined(limit=10 * QUARANTINE_KEEP)
+        assert sorted(m.message_id for m, _ in kept if not m.droppable) == ["A0", "A1", "A2"]
+        assert sum(m.droppable for m, _ in kept) == QUARANTINE_KEEP
+        assert box.counters["quarantined"] == 3 + QUARANTINE_KEEP + extra
+        assert box.counters["quarantine_trimmed"] == extra
 
 
 def test_one_commit_per_batch(tmp_path: Path) -> None:

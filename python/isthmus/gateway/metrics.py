@@ -100,6 +100,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.alerts_undelivered = Counter(
+            "isthmus_alerts_undelivered",
+            "Alert events not handed to the sink when the gateway stopped (kept in the "
+            "alert state file: the next start clears them with a reason)",
+            registry=r,
+        )
         self._live: list[LiveFigures] = []
         r.register(_LiveCollector(self._live))
 

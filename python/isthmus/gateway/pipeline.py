@@ -80,6 +80,11 @@ class AlertQueue:
         self._items.append(item)
         self._ready.set()
 
+    def put_back(self, item: Message) -> None:
+        """Return an alert taken but not delivered to the head of the queue."""
+        self._items.appendleft(item)
+        self._ready.set()
+
     def get_nowait(self) -> Message | None:
         if not self._items:
             self._ready.clear()
@@ -198,6 +203,9 @@ class Gateway:
         self.alert_state_path: Path | None = None
         if getattr(sink, "outbox_settings", None) is not None:
             self.alert_state_path = Path(config.outbox.path + ".active-alerts.json")
+        # Alert ids (by asset) whose "cleared" event the sink has not taken yet: they stay
+        # in the state file, so a restart clears them again if this run could not.
+        self._clearing: dict[str, set[str]] = {}
 
     # --- the value stream -------------------------------------------------------------------
 
@@ -367,6 +375,7 @@ class Gateway:
                 runtime.active_alerts[alert.alert_id] = alert
             else:
                 runtime.active_alerts.pop(alert.alert_id, None)
+                self._clearing.setdefault(runtime.name, set()).add(alert.alert_id)
             runtime.alert_log.append(alert)
             self.metrics.active_alerts.labels(runtime.name).set(len(runtime.active_alerts))
             log.warning(
@@ -523,12 +532,16 @@ class Gateway:
     # --- alert state across restarts -----------------------------------------------------
 
     def _save_alert_state(self) -> None:
-        """Persist the raised alerts (asset -> alert ids), atomically, beside the outbox."""
+        """Persist the alerts a consumer may believe raised (asset -> alert ids), atomically,
+        beside the outbox: the raised ones, and the cleared ones whose event the sink has
+        not taken yet."""
         if self.alert_state_path is None:
             return
-        state = {
-            name: sorted(r.active_alerts) for name, r in self.assets.items() if r.active_alerts
-        }
+        state = {}
+        for name, r in self.assets.items():
+            ids = set(r.active_alerts) | self._clearing.get(name, set())
+            if ids:
+                state[name] = sorted(ids)
         try:
             tmp = self.alert_state_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(state))
@@ -571,6 +584,7 @@ class Gateway:
                     extra={"asset": name, "alert": alert_id, "detail": RESTART_CLEAR_REASON},
                 )
                 self.alerts.put(Message("alert", runtime, alert, time=now))
+                self._clearing.setdefault(name, set()).add(str(alert_id))
         self._save_alert_state()
 
     # --- the sink -------------------------------------------------------------------------
@@ -596,7 +610,12 @@ class Gateway:
                     for waiter in waiters:
                         waiter.cancel()
                 continue
-            await self._send(message)
+            try:
+                await self._send(message)
+            except asyncio.CancelledError:
+                if message.kind == "alert":
+                    self.alerts.put_back(message)  # the shutdown drain hands it over
+                raise
 
     async def _send(self, message: Message) -> None:
         attempt = 0
@@ -604,10 +623,13 @@ class Gateway:
             try:
                 await self.sink.send(message)
                 self.metrics.messages.labels(message.kind).inc()
+                if message.kind == "alert":
+                    self._alert_delivered(message)
                 return
             except Exception:
-                if message.kind == "alert" and not self.stopping:
-                    # never dropped: retry with backoff until the outbox takes it
+                if message.kind == "alert":
+                    # never dropped: retry with backoff until the outbox takes it (at
+                    # shutdown until the drain's time is up; what is left is counted)
                     attempt += 1
                     self.metrics.sink_retries.labels(message.kind).inc()
                     log.exception("sink refused an alert; retrying", extra={"kind": "alert"})
@@ -622,14 +644,37 @@ class Gateway:
             await asyncio.sleep(self.config.gateway.status_interval_s)
             self.telemetry.put(Message("status", None, self.status_payload()))
 
+    def _alert_delivered(self, message: Message) -> None:
+        """The sink took an alert: a delivered "cleared" leaves the state file."""
+        alert = message.payload
+        if alert.state == "raised" or message.asset is None:
+            return
+        clearing = self._clearing.get(message.asset.name)
+        if clearing is not None and alert.alert_id in clearing:
+            clearing.discard(alert.alert_id)
+            self._save_alert_state()
+
     async def _drain(self) -> None:
-        """Hand what is still queued to the sink (alerts first), within DRAIN_S seconds."""
+        """Hand what is still queued to the sink (alerts first), within DRAIN_S seconds.
+
+        Alerts left over are counted and logged; the state file still lists them (see
+        :meth:`_save_alert_state`), so the next start clears them with a reason.
+        """
+        message: Message | None = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DRAIN_S):
                 while (
                     message := self.alerts.get_nowait() or self.telemetry.get_nowait()
                 ) is not None:
                     await self._send(message)
+        left = len(self.alerts) + (message is not None and message.kind == "alert")
+        if left:
+            self.metrics.alerts_undelivered.inc(left)
+            log.error(
+                "%d alert events not handed to the outbox at shutdown; the alert state file "
+                "keeps them, the next start clears them with a reason",
+                left,
+            )
 
     # --- figures ---------------------------------------------------------------------------
 

@@ -29,7 +29,9 @@ connection (``seq`` at or below the last :meth:`Outbox.peek`) are never replaced
 
 Quarantine: a message the broker refuses (malformed topic, too large, not authorised) is
 moved by :meth:`Outbox.quarantine` into the ``quarantine`` table with the reason, so it
-never blocks the messages behind it; the newest ``QUARANTINE_KEEP`` stay for inspection.
+never blocks the messages behind it. Alerts and metadata stay there for inspection; of
+telemetry, the newest ``QUARANTINE_KEEP`` rows stay (older ones counted in
+``quarantine_trimmed``).
 
 Every write is one transaction per batch: ``executemany`` inserts, one ``DELETE`` per
 chunk of 500 acknowledged rows.
@@ -61,12 +63,13 @@ COUNTER_NAMES = (
     "dropped_telemetry",
     "conflated_telemetry",
     "rejected_telemetry",
-    "rejected_alerts",
     "alerts_over_bound",
     "quarantined",
+    "quarantine_trimmed",
 )
 
-#: Quarantined messages kept (the newest); older ones are deleted.
+#: Quarantined telemetry messages kept (the newest); older ones are deleted. Quarantined
+#: alerts and metadata are all kept.
 QUARANTINE_KEEP = 1000
 
 _SCHEMA = """
@@ -431,8 +434,8 @@ class Outbox:
     def quarantine(self, refused: Sequence[tuple[int, str]]) -> int:
         """Move refused messages (``(seq, reason)``) out of the queue into ``quarantine``.
 
-        Returns how many were still stored. Only the newest :data:`QUARANTINE_KEEP`
-        quarantined messages are kept.
+        Returns how many were still stored. Of quarantined telemetry only the newest
+        :data:`QUARANTINE_KEEP` rows are kept; alerts and metadata are never deleted.
         """
         if not refused:
             return 0
@@ -448,12 +451,13 @@ class Outbox:
             )
             removed, _ = self._delete(cur, [seq for seq, _ in refused])
             cur.execute(
-                "DELETE FROM quarantine WHERE seq <= (SELECT seq FROM quarantine "
-                "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                "DELETE FROM quarantine WHERE droppable = 1 AND seq <= (SELECT seq FROM "
+                "quarantine WHERE droppable = 1 ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                 (QUARANTINE_KEEP,),
             )
             changed = dict(self.counters)
             changed["quarantined"] += removed
+            changed["quarantine_trimmed"] += max(0, cur.rowcount)
             self._save_counters(cur, changed)
             cur.execute("COMMIT")
         except BaseException:

@@ -26,9 +26,14 @@ queued telemetry of the same topic (latest wins, ``queue.conflated_telemetry``) 
 there is none, is dropped (``queue.dropped_telemetry``). When the broker cannot keep up
 (more than ``conflate_above`` messages waiting), the outbox conflates telemetry per topic.
 
-A message the broker refuses is quarantined in the outbox (``outbox.quarantined``,
+A refusal that may pass (MQTT 5 reason 0x80, 0x83, 0x87 not authorised, 0x97 quota
+exceeded: anything that does not blame the packet) keeps the message in the outbox and
+sends it again with backoff (``mqtt.refused_temporary``); an alert is retried until
+accepted, telemetry is quarantined after a few refusals. A message the broker refuses
+for good is quarantined in the outbox (``outbox.quarantined``,
 ``mqtt.publish_refused``), logged once per topic and reason, and never blocks the rest:
-an MQTT 5 PUBACK with a failure reason (not authorised, quota, payload format); a topic
+an MQTT 5 PUBACK with a reason blaming the packet (topic name or payload format invalid,
+packet too large); a topic
 the broker would call malformed (control characters) or a packet larger than its
 maximum packet size, caught before sending; and a message after which the broker closes
 the connection each time it is sent alone (MQTT 3.1.1 has no other way to say it). After
@@ -51,6 +56,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import math
 import random
 import ssl
 import time
@@ -96,8 +102,14 @@ R = TypeVar("R")
 
 # CONNACK codes meaning "your credentials are not accepted" (MQTT 3.1.1 and MQTT 5).
 _AUTH_CODES = {4, 5, 134, 135}
-# MQTT 5 DISCONNECT reasons that blame the last packet received (so: a message we sent).
-_PACKET_FAULTS = {0x81, 0x82, 0x87, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B}
+# MQTT 5 reasons (PUBACK or DISCONNECT) that blame the message itself: sending it again
+# cannot succeed, so it is quarantined. Every other failure reason (0x80 unspecified, 0x83
+# implementation specific, 0x87 not authorised, 0x97 quota exceeded, ...) may pass: an
+# ACL gets fixed, a quota refills. Those messages are retried with backoff.
+_PACKET_FAULTS = {0x81, 0x82, 0x90, 0x95, 0x99, 0x9A, 0x9B}
+# Times telemetry refused for a temporary reason is retried before it is quarantined (so a
+# topic the ACL never allows does not pile up); alerts and metadata are retried forever.
+_TELEMETRY_RETRIES = 3
 # Messages per outbox transaction written by the writer task.
 _WRITE_BATCH = 4096
 
@@ -259,6 +271,9 @@ class Publisher:
         self._probe_until = 0
         self._suspect: int | None = None
         self._to_quarantine: list[tuple[int, str]] = []
+        # Messages refused for a temporary reason: times refused, by seq.
+        self._refusals: dict[int, int] = {}
+        self._limit_warned: set[str] = set()  # broker limits already logged
         self._logged_refusals: set[tuple[str, str]] = set()
         self._good_topics: set[str] = set()  # topics that passed topic_problem()
         for name in (
@@ -271,6 +286,10 @@ class Publisher:
             "mqtt.session_errors",
             "mqtt.retained_restored",
             "mqtt.publish_refused",
+            "mqtt.refused_temporary",
+            "mqtt.qos_downgraded",
+            "mqtt.alerts_qos_downgraded",
+            "mqtt.retain_dropped",
             "queue.dropped_telemetry",
             "queue.conflated_telemetry",
         ):
@@ -927,6 +946,8 @@ class Publisher:
         self._inflight_rows = sent
         acked: list[int] = []
         refused, self._to_quarantine = self._to_quarantine, []
+        # Refused for a temporary reason: (monotonic time to send again, row), by seq.
+        retry: dict[int, tuple[float, StoredMessage]] = {}
         more = True
         waiters = self._direct_waiters
         retained = self._retained
@@ -944,15 +965,27 @@ class Publisher:
                         continue
                     if reason >= 0x80:
                         why = "broker refused it: " + reason_name(reason)
-                        refused.append(self._refused(row, why))
+                        if self._retry_later(row, reason, why):
+                            retry[key] = (time.monotonic() + self._retry_delay(key), row)
+                        else:
+                            refused.append(self._refused(row, why))
                         continue
                     acked.append(key)
+                    if self._refusals:
+                        self._refusals.pop(key, None)
                     if row.retain:
                         retained[row.topic] = (row.payload, row.qos)
                     if key == self._suspect:
                         self._suspect = None
                 if conn.closed:
                     raise conn.error or MqttError("connection closed")
+                next_retry = math.inf
+                if retry:
+                    now = time.monotonic()
+                    due = sorted(seq for seq, (at, _) in retry.items() if at <= now)
+                    for seq in reversed(due):
+                        ahead.appendleft(retry.pop(seq)[1])
+                    next_retry = min((at for at, _ in retry.values()), default=math.inf)
                 probing = bool(ahead) and ahead[0].seq <= self._probe_until
                 room = (1 if probing else window) - len(sent)
                 if room > 0 and ahead:
@@ -964,15 +997,10 @@ class Publisher:
                             refused.append(self._refused(row, problem))
                             continue
                         sent[row.seq] = row
-                        batch.append(
-                            (
-                                row.seq,
-                                row.topic,
-                                row.payload,
-                                row.qos if row.qos <= max_qos else max_qos,
-                                row.retain and retain_ok,
-                            )
-                        )
+                        qos, retain = row.qos, row.retain
+                        if qos > max_qos or (retain and not retain_ok):
+                            qos, retain = self._within_limits(row, max_qos, retain_ok)
+                        batch.append((row.seq, row.topic, row.payload, qos, retain))
                         room -= 1
                         if ahead and ahead[0].seq <= self._probe_until:
                             break  # the next one goes alone
@@ -995,12 +1023,15 @@ class Publisher:
                         cursor = rows[-1].seq
                         ahead.extend(rows)
                     continue
+                wait = next_retry - time.monotonic() + 0.001
                 if sent:
                     age = conn.oldest_inflight_age()
                     if age > timeout:
                         raise MqttError(f"no PUBACK within {timeout:g} s")
+                    wait = min(wait, timeout - age + 0.01)
+                if wait < math.inf:
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(timeout - age + 0.01):
+                        async with asyncio.timeout(max(0.0, wait)):
                             await self._wake.wait()
                 else:
                     await self._wake.wait()
@@ -1010,6 +1041,72 @@ class Publisher:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._db(outbox.settle, acked, refused, 0, 0))
                     self._count_acked(len(acked), refused)
+
+    def _within_limits(self, row: StoredMessage, max_qos: int, retain_ok: bool) -> tuple[int, bool]:
+        """QoS and retain flag the broker's CONNACK allows for ``row``: counted, logged once.
+
+        A broker whose maximum QoS is below the message's must not be sent more (MQTT 5
+        protocol error), so the message goes at that QoS, and with QoS 0 it leaves the
+        outbox once written, without a PUBACK; that is why it is logged and counted.
+        """
+        qos, retain = row.qos, row.retain
+        if qos > max_qos:
+            qos = max_qos
+            self.counters.incr("mqtt.qos_downgraded")
+            if not row.droppable:
+                self.counters.incr("mqtt.alerts_qos_downgraded")
+            if "qos" not in self._limit_warned:
+                self._limit_warned.add("qos")
+                logger.warning(
+                    "MQTT broker %s accepts at most QoS %d: messages above it (alerts too) "
+                    "are sent at that QoS; at QoS 0 nothing acknowledges delivery (logged "
+                    "once, counted in mqtt.qos_downgraded)",
+                    self.mqtt.url,
+                    max_qos,
+                )
+        if retain and not retain_ok:
+            retain = False
+            self.counters.incr("mqtt.retain_dropped")
+            if "retain" not in self._limit_warned:
+                self._limit_warned.add("retain")
+                logger.warning(
+                    "MQTT broker %s does not support retained messages: state, schema and "
+                    "active alerts are sent unretained, late subscribers miss them (logged "
+                    "once, counted in mqtt.retain_dropped)",
+                    self.mqtt.url,
+                )
+        return qos, retain
+
+    def _retry_later(self, row: StoredMessage, reason: int, why: str) -> bool:
+        """Whether a message refused with ``reason`` is sent again later (else quarantined).
+
+        Only a reason that blames the message quarantines an alert; telemetry refused for
+        another reason is also quarantined after ``_TELEMETRY_RETRIES`` attempts.
+        """
+        if reason in _PACKET_FAULTS:
+            self._refusals.pop(row.seq, None)
+            return False
+        times = self._refusals.get(row.seq, 0) + 1
+        if row.droppable and times > _TELEMETRY_RETRIES:
+            self._refusals.pop(row.seq, None)
+            return False
+        self._refusals[row.seq] = times
+        self.counters.incr("mqtt.refused_temporary")
+        key = (row.topic, "for now: " + why)
+        if key not in self._logged_refusals:
+            self._logged_refusals.add(key)
+            logger.warning(
+                "MQTT broker %s refuses messages on %r for now: %s; retrying with backoff "
+                "(logged once per topic and reason)",
+                self.mqtt.url,
+                row.topic,
+                why,
+            )
+        return True
+
+    def _retry_delay(self, seq: int) -> float:
+        attempt = self._refusals.get(seq, 1) - 1
+        return backoff_delay(attempt, self.mqtt.reconnect_min_s, self.mqtt.reconnect_max_s)
 
     def _count_acked(self, n: int, refused: Sequence[tuple[int, str]]) -> None:
         if n:
@@ -1022,7 +1119,8 @@ class Publisher:
 
         Those messages are sent again one at a time; a message that was alone in flight
         when the broker closed the connection twice (once if the broker's MQTT 5
-        DISCONNECT blames the packet) is quarantined at the next connection.
+        DISCONNECT blames the packet) is quarantined at the next connection; a DISCONNECT
+        reason that does not blame the packet (quota, not authorised) never quarantines.
         """
         sent = sorted(self._inflight_rows)
         self._inflight_rows = {}
@@ -1032,7 +1130,13 @@ class Publisher:
         if len(sent) != 1:
             return
         seq = sent[0]
-        blamed = conn.broker_disconnect_reason in _PACKET_FAULTS
+        said = conn.broker_disconnect_reason
+        if said is not None and said >= 0x80 and said not in _PACKET_FAULTS:
+            # The broker said why, and it is not the message (quota, not authorised, ...):
+            # it is sent again after the reconnect's backoff, never quarantined for that.
+            self.counters.incr("mqtt.refused_temporary")
+            return
+        blamed = said in _PACKET_FAULTS
         if blamed or self._suspect == seq:
             self._suspect = None
             self.counters.incr("mqtt.publish_refused")

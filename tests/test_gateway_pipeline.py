@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -434,6 +435,20 @@ async def test_a_stalled_broker_never_blocks_polling(mqtt_broker: Any, tmp_path:
                 os.kill(mqtt_broker.proc.pid, signal.SIGCONT)
 
 
+@pytest.fixture
+def restored_loggers() -> Iterator[None]:
+    """logs.setup() takes the isthmus and library loggers off the root (propagate=False):
+    put them back, or every later test's caplog sees nothing."""
+    names = ("isthmus", "pymodbus", "asyncua", "aiomqtt")
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, names)]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+@pytest.mark.usefixtures("restored_loggers")
 def test_key_value_and_json_logs() -> None:
     from isthmus.gateway import logs
 

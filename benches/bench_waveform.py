@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -52,16 +53,26 @@ class Devices:
     """``waveform_device.py`` serving ``count`` devices; its CPU is measured between marks."""
 
     def __init__(self, count: int) -> None:
-        self.first = _ports(count)
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "waveform_device.py"), str(self.first), str(count)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        assert "ready" in self.proc.stdout.readline()
+        # a free port range can be taken between the check and the bind (other processes
+        # on the machine): try a fresh range a few times before giving up
+        for _attempt in range(5):
+            self.first = _ports(count)
+            errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 (lives as long as the device)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(HERE / "waveform_device.py"), str(self.first), str(count)],
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+                start_new_session=True,
+            )
+            assert self.proc.stdout is not None
+            if "ready" in self.proc.stdout.readline():
+                break
+            _stop(self.proc)
+            errors.seek(0)
+            failure = errors.read()[-500:]
+        else:
+            raise AssertionError(f"waveform_device.py did not start: {failure}")
         self._mark = (time.monotonic(), _cpu_seconds(self.proc.pid))
 
     def mark(self) -> None:

@@ -555,6 +555,8 @@ class Gateway:
         ready = getattr(self.sink, "ready", None)
         send_many = getattr(self.sink, "send_many", None)
         room = getattr(self.sink, "room", None)
+        if ready is None and room is not None:
+            ready = lambda: room() > 0  # noqa: E731
         while True:
             message = self.alerts.get_nowait()
             if message is None and (ready is None or ready()):

@@ -596,3 +596,54 @@ def test_the_monitor_says_why_no_diagnosis_was_analysed() -> None:
     ring.push(noise[:4096])  # the next spectrum frame (hop 4096): half an envelope frame
     result = monitor.process()
     assert result is not None and result.diagnosis_missing == "no envelope frame yet"
+
+
+async def test_telemetry_goes_to_the_sink_in_batches_alerts_first_and_within_its_room() -> None:
+    from types import SimpleNamespace
+
+    from isthmus.gateway.pipeline import SINK_BATCH, Message
+    from isthmus.uns.models import Alert
+
+    class BatchSink(ConsoleSink):
+        """Records what arrives one by one and in batches; room for 300 messages."""
+
+        def __init__(self) -> None:
+            super().__init__(stream=None)
+            self.order: list[str] = []
+            self.batches: list[int] = []
+            self.space = 300
+
+        async def send(self, message: Any) -> None:
+            self.order.append(message.kind)
+
+        def room(self) -> int:
+            return self.space
+
+        async def send_many(self, messages: list[Any]) -> None:
+            self.batches.append(len(messages))
+            self.order += [m.kind for m in messages]
+            self.space -= len(messages)
+
+    sink = BatchSink()
+    gateway = Gateway(_modbus_config(), sink)
+    runtime = gateway.assets["P-1"]
+    for i in range(400):  # 400 assets' products waiting (one entry per asset)
+        gateway.telemetry.put(Message("product", SimpleNamespace(name=f"A{i}"), i))  # type: ignore[arg-type]
+    gateway.alerts.put(
+        Message(
+            "alert", runtime, Alert(alert_id="P-1.x", state="raised", severity="alarm", message="m")
+        )
+    )
+    task = asyncio.create_task(gateway._sink_loop())
+    try:
+        assert await wait_for(lambda: sum(sink.batches) == 300, 10)
+        await asyncio.sleep(0.05)  # the sink has no room left: nothing more is handed over
+        assert sum(sink.batches) == 300 and len(gateway.telemetry) == 100
+        sink.space = 1000
+        assert await wait_for(lambda: sum(sink.batches) == 400, 10)
+    finally:
+        task.cancel()
+    assert sink.order[0] == "alert" and sink.order.count("product") == 400
+    assert max(sink.batches) <= SINK_BATCH and len(sink.batches) < 10
+    assert gateway.metrics.total("isthmus_messages_total", kind="product") == 400
+    assert gateway.metrics.total("isthmus_dropped_total") == 0

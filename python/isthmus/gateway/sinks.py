@@ -174,12 +174,31 @@ class UnsSink:
 
     def ready(self) -> bool:
         """False while the publisher's queue is half full: telemetry waits and conflates."""
+        return self.room() > 0
+
+    def room(self) -> int:
+        """Messages the publisher's queue takes before it is half full (telemetry waits)."""
         publisher = self.publisher
         if publisher is None:
-            return True
+            return max(1, int(self.outbox_settings.queue_size) // 2)
         backlog = getattr(publisher, "backlog", None)
         depth = backlog() if callable(backlog) else len(getattr(publisher, "_pending", ()))
-        return bool(depth < max(1, self.outbox_settings.queue_size // 2))
+        return max(0, max(1, int(self.outbox_settings.queue_size) // 2) - int(depth))
+
+    async def send_many(self, messages: list[Message]) -> None:
+        """Telemetry in one go: the data products through one ``publish_states`` call."""
+        publisher = self.publisher
+        assert publisher is not None
+        states = []
+        for message in messages:
+            if message.kind == "product" and message.asset is not None:
+                states.append(
+                    (message.asset.path, message.payload, message.quality, message.timestamp)
+                )
+            else:
+                await self.send(message)  # features, status (and an alert, if one came)
+        if states:
+            publisher.publish_states(states)
 
     async def send(self, message: Message) -> None:
         publisher = self.publisher

@@ -190,6 +190,11 @@ async def probe(config: GatewayConfig, stream: TextIO) -> bool:
         ok &= await probe_modbus(device, lines)
     for endpoint in config.sources.opcua:
         ok &= await probe_opcua(endpoint, lines)
+    # no S7 or EtherNet/IP probe yet: say so, and never call such a config probed OK
+    for kind, devices in (("s7", config.sources.s7), ("enip", config.sources.enip)):
+        for dev in devices:
+            lines.append(f"{kind} {dev.name} {dev.host}:{dev.port}: NOT PROBED (no {kind} probe)")
+            ok = False
     if config.mqtt is not None:
         ok &= await probe_mqtt(config.mqtt, lines)
     print("probe:", file=stream)

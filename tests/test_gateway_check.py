@@ -341,9 +341,15 @@ def free_tcp_port() -> int:
 
 @pytest.mark.network
 async def test_probe_reports_reachability_tls_and_each_tag(
-    mqtt_tls_broker: Any, tmp_path: Path
+    mqtt_tls_broker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
+
+    # aiomqtt is a test extra, not a runtime dependency: the probe must not need it
+    blocker = tmp_path / "no-aiomqtt"
+    blocker.mkdir()
+    (blocker / "aiomqtt.py").write_text("raise ImportError('aiomqtt is not installed')\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocker))
 
     from isthmus.simulator import PumpConfig, Simulator
 

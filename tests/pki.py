@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,13 @@ class Issued:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _san_host(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
 def issue(
     directory: Path,
     name: str,
@@ -37,6 +45,7 @@ def issue(
     server: bool = True,
     days: int = 30,
     start: dt.datetime | None = None,
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
 ) -> Issued:
     """A 2048-bit RSA certificate (DER file) and key (PEM file) named ``name`` in ``directory``."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -76,7 +85,7 @@ def issue(
         builder = (
             builder.add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost")]
+                    [x509.UniformResourceIdentifier(uri), *map(_san_host, hosts)]
                 ),
                 critical=False,
             )

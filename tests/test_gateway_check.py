@@ -136,6 +136,22 @@ def test_overlapping_registers_of_different_types_are_warned() -> None:
     assert "'temp' (int16, holding 1..1) and 'flow' (float32, holding 1..2) overlap" in found[0]
 
 
+@pytest.mark.parametrize(
+    ("url", "warned"), [("mqtt://10.0.0.5", True), ("mqtts://10.0.0.5", False)]
+)
+def test_mqtt_username_without_tls_is_warned(url: str, warned: bool) -> None:
+    raw = base()
+    raw["mqtt"] = {"url": url, "username": "gw", "password_env": "GW_PW"}
+    found = [w for w in warnings(build_config(raw)) if w.startswith("mqtt.url")]
+    if warned:
+        assert found == [
+            "mqtt.url: username 'gw' with a plain mqtt:// URL sends the password in clear to "
+            "10.0.0.5 (use mqtts:// unless it is on loopback)"
+        ]
+    else:
+        assert found == []
+
+
 def test_two_tags_on_one_opcua_node_are_refused() -> None:
     raw = base()
     raw["sources"]["opcua"] = [
@@ -325,9 +341,15 @@ def free_tcp_port() -> int:
 
 @pytest.mark.network
 async def test_probe_reports_reachability_tls_and_each_tag(
-    mqtt_tls_broker: Any, tmp_path: Path
+    mqtt_tls_broker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
+
+    # aiomqtt is a test extra, not a runtime dependency: the probe must not need it
+    blocker = tmp_path / "no-aiomqtt"
+    blocker.mkdir()
+    (blocker / "aiomqtt.py").write_text("raise ImportError('aiomqtt is not installed')\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocker))
 
     from isthmus.simulator import PumpConfig, Simulator
 

@@ -136,3 +136,13 @@ async def test_sessions_opened_from_config_feed_the_value_callback(tmp_path: Pat
     finally:
         s7.kill()
         enip.kill()
+
+
+def test_probe_does_not_call_unprobed_s7_and_enip_sources_ok(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(CONFIG.format(s7_port=1102, enip_port=44818))
+    result = _isthmus("check", "--probe", str(config))
+    assert result.returncode != 0, result.stdout
+    assert "s7 line_plc 127.0.0.1:1102: NOT PROBED" in result.stdout
+    assert "enip clx 127.0.0.1:44818: NOT PROBED" in result.stdout
+    assert "probe OK" not in result.stdout

@@ -174,6 +174,37 @@ async def test_impostor_gets_no_credentials_and_the_error_names_its_certificate(
     assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
 
 
+@pytest.mark.parametrize(
+    ("holder", "named_in_error"),
+    [
+        # another device holding a plant-CA key (an HMI): signed by the CA, names another host
+        ({"name": "hmi-7", "hosts": ("hmi-7.plant",)}, "names hmi-7.plant but not '127.0.0.1'"),
+        # a CA certificate offered as if it were the server's
+        ({"name": "sub-ca", "ca": True}, "basicConstraints CA=true"),
+    ],
+)
+async def test_ca_issued_certificate_must_name_this_server(
+    pki: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    holder: dict[str, Any],
+    named_in_error: str,
+) -> None:
+    ca_file = pki["dir"] / "ca.pem"
+    ca_file.write_bytes(pki["ca"].pem())
+    other = issue(pki["dir"], issuer=pki["ca"], **holder)
+    port, seen, latest = free_port(), Seen(), Latest()
+    async with server(port, other, seen, 666.0):
+        ep = endpoint(port, pki["client"], monkeypatch, trust_list=str(ca_file))
+        async with OpcUaSession(ep, latest) as session:
+            assert await wait_for(lambda: "speed" in latest, 10)
+            error = session.last_error or ""
+    assert seen.logins == []  # the credentials never left
+    assert all(not v.good and v.value is None for v in latest.values())
+    assert f"CN={holder['name']}" in error
+    assert other.thumbprint in error
+    assert named_in_error in error, error
+
+
 async def test_wrong_pin_says_which_certificate_was_offered(
     pki: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -103,7 +103,21 @@ def test_errors_name_the_config_path() -> None:
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"security": "None", "mode": "None", "certificate": None, "trust_list": None}, None),
+        (
+            {"security": "None", "mode": "None", "certificate": None, "trust_list": None},
+            r"^sources\.opcua\[0\]: endpoint '[\w-]+': a username needs security Basic256Sha256",
+        ),
+        (
+            {
+                "security": "None",
+                "mode": "None",
+                "certificate": None,
+                "trust_list": None,
+                "username": None,
+                "password_env": None,
+            },
+            None,
+        ),
         ({"certificate": None}, "needs certificate and private_key"),
         ({"mode": "None"}, "needs mode Sign or SignAndEncrypt"),
         ({"password_env": None}, "needs one of password_env, password_file"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,23 +136,66 @@ async def test_waveform_snapshots_go_into_the_ring_with_gaps(
         expected_next = (idx[-1] + 1) % 16384
 
 
+async def secure(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Self-signed server and client certificates: (Simulator kwargs, endpoint kwargs).
+
+    A username needs security Basic256Sha256, so the password tests run over it.
+    """
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    server_key, server_cert = tmp_path / "server-key.pem", tmp_path / "server-cert.der"
+    client_key, client_cert = tmp_path / "client-key.pem", tmp_path / "client-cert.der"
+    await setup_self_signed_certificate(
+        server_key,
+        server_cert,
+        "urn:isthmus:simulator",
+        "localhost",
+        [ExtendedKeyUsageOID.SERVER_AUTH],
+        {"commonName": "sim"},
+    )
+    await setup_self_signed_certificate(
+        client_key,
+        client_cert,
+        "urn:freeopcua:client",
+        "localhost",
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
+        {"commonName": "isthmus"},
+    )
+    sim_kw = {"opcua_certificate": server_cert, "opcua_private_key": server_key}
+    ep_kw = {
+        "security": "Basic256Sha256",
+        "mode": "SignAndEncrypt",
+        "certificate": str(client_cert),
+        "private_key": str(client_key),
+        "server_certificate": str(server_cert),
+    }
+    return sim_kw, ep_kw
+
+
 async def test_user_password_from_env_and_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sim_kw, ep_kw = await secure(tmp_path)
     port = free_port()
     sim = Simulator(
         [PumpConfig("C", "charlie")],
         opcua_port=port,
         tick_interval=0,
         opcua_users={"operator": "s3cret"},
+        **sim_kw,
     )
     monkeypatch.setenv("ISTHMUS_TEST_PW", "s3cret")
     wrong = tmp_path / "pw"
     wrong.write_text("nope\n")
     async with sim:
         ok, bad = Latest(), Latest()
-        good_ep = endpoint(port, nodes(), username="operator", password_env="ISTHMUS_TEST_PW")
-        bad_ep = endpoint(port, nodes(), name="C2", username="operator", password_file=str(wrong))
+        good_ep = endpoint(
+            port, nodes(), username="operator", password_env="ISTHMUS_TEST_PW", **ep_kw
+        )
+        bad_ep = endpoint(
+            port, nodes(), name="C2", username="operator", password_file=str(wrong), **ep_kw
+        )
         async with OpcUaSession(good_ep, ok), OpcUaSession(bad_ep, bad) as refused:
             assert await wait_for(lambda: "ShaftSpeed" in ok and ok["ShaftSpeed"].good, 15)
             assert await wait_for(lambda: refused.last_error is not None, 15)
@@ -166,9 +210,12 @@ async def test_unreadable_password_file_is_reported_and_retried(
 ) -> None:
     """A missing secret is a named error, logged once without a traceback; retries go on."""
     missing = tmp_path / "no-such-password"
-    ep = endpoint(free_port(), nodes(), username="operator", password_file=str(missing))
+    sim_kw, ep_kw = await secure(tmp_path)
+    port = free_port()
+    sim = Simulator([PumpConfig("C", "charlie")], opcua_port=port, tick_interval=0, **sim_kw)
+    ep = endpoint(port, nodes(), username="operator", password_file=str(missing), **ep_kw)
     latest = Latest()
-    async with OpcUaSession(ep, latest) as session:
+    async with sim, OpcUaSession(ep, latest) as session:
         assert await wait_for(lambda: str(missing) in caplog.text, 10)
         await asyncio.sleep(2.5)  # several retries at backoff <= 1 s
         assert session.stats.sessions == 0

@@ -592,7 +592,8 @@ def _source_problems(sources: list[tuple[str, object, int]]) -> list[str]:
 
 def warnings(config: GatewayConfig) -> list[str]:
     """Legal but suspicious: Modbus tags of one device whose registers overlap with another
-    type or offset (one of them decodes the other's bytes as garbage)."""
+    type or offset (one of them decodes the other's bytes as garbage); an MQTT password
+    sent without TLS."""
     out: list[str] = []
     for index, device in enumerate(config.sources.modbus):
         spans: list[tuple[str, int, int, str, str]] = []
@@ -613,6 +614,12 @@ def warnings(config: GatewayConfig) -> list[str]:
                     f"{start}..{end - 1}) and {other!r} ({o_dtype}, {other_space} "
                     f"{o_start}..{o_end - 1}) overlap"
                 )
+    if config.mqtt is not None and config.mqtt.username and not config.mqtt.tls:
+        # a warning, not an error: a broker on loopback commonly takes this
+        out.append(
+            f"mqtt.url: username {config.mqtt.username!r} with a plain mqtt:// URL sends the "
+            f"password in clear to {config.mqtt.host} (use mqtts:// unless it is on loopback)"
+        )
     return out
 
 

@@ -128,9 +128,8 @@ async def probe_opcua(endpoint: OpcUaEndpoint, out: list[str]) -> bool:
 
 async def probe_mqtt(mqtt: MqttSettings, out: list[str]) -> bool:
     """TLS handshake (mqtts) and one CONNECT/DISCONNECT under ``<client id>-probe``."""
-    import aiomqtt
-
     where = f"mqtt {mqtt.host}:{mqtt.port}"
+    context: ssl.SSLContext | None = None
     if mqtt.tls:
         context = ssl.create_default_context(cafile=mqtt.ca_file)
         if mqtt.cert_file and mqtt.key_file:
@@ -153,32 +152,28 @@ async def probe_mqtt(mqtt: MqttSettings, out: list[str]) -> bool:
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
-    kwargs: dict[str, Any] = {
-        "hostname": mqtt.host,
-        "port": mqtt.port,
-        "identifier": f"{mqtt.identifier}-probe",
-        "protocol": aiomqtt.ProtocolVersion.V5
-        if mqtt.protocol == "5"
-        else aiomqtt.ProtocolVersion.V311,
-        "timeout": mqtt.timeout_s,
-    }
-    if mqtt.username:
-        kwargs["username"] = mqtt.username
-        kwargs["password"] = mqtt.password()
-    if mqtt.tls:
-        kwargs["tls_params"] = aiomqtt.TLSParameters(
-            ca_certs=mqtt.ca_file,
-            certfile=mqtt.cert_file,
-            keyfile=mqtt.key_file,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
+    from isthmus.uns.mqtt_client import ConnectOptions, MqttConnection
+
+    client_id = f"{mqtt.identifier}-probe"
+    opts = ConnectOptions(
+        client_id=client_id,
+        protocol="5" if mqtt.protocol == "5" else "3.1.1",
+        username=mqtt.username or None,
+        password=mqtt.password() if mqtt.username else None,
+    )
     try:
-        async with asyncio.timeout(mqtt.timeout_s + 1), aiomqtt.Client(**kwargs):
-            pass
+        connection = await MqttConnection.open(
+            mqtt.host,
+            mqtt.port,
+            opts,
+            ssl_context=context if mqtt.tls else None,
+            timeout_s=mqtt.timeout_s,
+        )
     except Exception as exc:
         out.append(f"{where}: MQTT CONNECT refused or failed: {_reason(exc)}")
         return False
-    out.append(f"{where}: MQTT {mqtt.protocol} CONNECT accepted as {kwargs['identifier']}")
+    connection.disconnect()
+    out.append(f"{where}: MQTT {mqtt.protocol} CONNECT accepted as {client_id}")
     return True
 
 
@@ -190,6 +185,11 @@ async def probe(config: GatewayConfig, stream: TextIO) -> bool:
         ok &= await probe_modbus(device, lines)
     for endpoint in config.sources.opcua:
         ok &= await probe_opcua(endpoint, lines)
+    # no S7 or EtherNet/IP probe yet: say so, and never call such a config probed OK
+    for kind, devices in (("s7", config.sources.s7), ("enip", config.sources.enip)):
+        for dev in devices:
+            lines.append(f"{kind} {dev.name} {dev.host}:{dev.port}: NOT PROBED (no {kind} probe)")
+            ok = False
     if config.mqtt is not None:
         ok &= await probe_mqtt(config.mqtt, lines)
     print("probe:", file=stream)

@@ -379,8 +379,16 @@ class OpcUaEndpoint(_Config):
                     "of trusted server certificates, or their CA) or server_certificate; "
                     "without it any server on the port would receive the session"
                 )
-        elif self.trust_list or self.server_certificate:
-            problems.append(f"{where}: trust_list/server_certificate need security Basic256Sha256")
+        else:
+            if self.trust_list or self.server_certificate:
+                problems.append(
+                    f"{where}: trust_list/server_certificate need security Basic256Sha256"
+                )
+            if self.username is not None:
+                problems.append(
+                    f"{where}: a username needs security Basic256Sha256 (with security None "
+                    "the password would go in clear to whatever server answers on the port)"
+                )
         if self.username is not None and (self.password_env is None) == (
             self.password_file is None
         ):

@@ -14,7 +14,9 @@ trust directory is picked up at the next retry without a restart.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -95,6 +97,38 @@ def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
+def _check_names_server(cert: x509.Certificate, server: str, label: str) -> None:
+    """Refuse a CA-issued certificate that is itself a CA or does not name ``server``'s host.
+
+    One plant CA signs many devices; its signature alone would let any of them (an HMI,
+    another PLC) pose as this endpoint and receive the credentials.
+    """
+    if _is_ca(cert):
+        raise UntrustedCertificate(
+            f"{server} offered certificate {label}, a CA certificate (basicConstraints CA=true) "
+            f"where a server certificate was expected: refused (no credentials sent)"
+        )
+    host = (urlsplit(server).hostname or "").lower()
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = x509.SubjectAlternativeName([])
+    dns = [name.lower().rstrip(".") for name in san.get_values_for_type(x509.DNSName)]
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    try:
+        wanted_ip: str | None = str(ipaddress.ip_address(host))
+    except ValueError:
+        wanted_ip = None
+    if (wanted_ip is not None and wanted_ip in ips) or host.rstrip(".") in dns:
+        return
+    named = ", ".join([*dns, *ips]) or "no DNS name or IP address"
+    raise UntrustedCertificate(
+        f"{server} offered certificate {label}, which names {named} but not {host!r}: "
+        f"refused (no credentials sent). A CA-issued server certificate must name the "
+        f"server's host in its subjectAltName"
+    )
+
+
 def verify_server_certificate(
     offered_der: bytes,
     trusted: list[x509.Certificate],
@@ -127,6 +161,7 @@ def verify_server_certificate(
     for ca in trusted:
         in_time = ca.not_valid_before_utc <= now <= ca.not_valid_after_utc
         if in_time and _is_ca(ca) and _issued_by(cert, ca):
+            _check_names_server(cert, server, label)
             return cert
     raise UntrustedCertificate(
         f"{server} offered certificate {label}, which {where} does not trust: refused "

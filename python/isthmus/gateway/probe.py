@@ -131,9 +131,14 @@ async def probe_mqtt(mqtt: MqttSettings, out: list[str]) -> bool:
     where = f"mqtt {mqtt.host}:{mqtt.port}"
     context: ssl.SSLContext | None = None
     if mqtt.tls:
-        context = ssl.create_default_context(cafile=mqtt.ca_file)
-        if mqtt.cert_file and mqtt.key_file:
-            context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
+        try:
+            context = ssl.create_default_context(cafile=mqtt.ca_file)
+            if mqtt.cert_file and mqtt.key_file:
+                context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            # a key that does not match its certificate, a CA file that is not PEM, ...
+            out.append(f"{where}: TLS files unusable: {_reason(exc)}")
+            return False
         try:
             async with asyncio.timeout(mqtt.timeout_s):
                 _reader, writer = await asyncio.open_connection(

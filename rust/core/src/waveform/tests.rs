@@ -296,6 +296,8 @@ fn a_stall_longer_than_the_buffer_is_an_exact_gap() {
     writer.fill();
     let (mut acq, ring) = acquisition(server.port, &b, 10_000.0);
     acq.start().unwrap();
+    // counted blocks are written once the reader has connected and caught up
+    assert!(wait_until(Duration::from_secs(10), || writer.reached(&ring, 1.0)));
     write_blocks(&mut writer, 50, Duration::from_millis(2));
     server.device.delay_ms.store(150, Ordering::SeqCst); // answers slower than the timeout...
     write_blocks(&mut writer, 40, Duration::from_millis(2)); // ...while 5 laps are written
@@ -330,6 +332,9 @@ fn seqlock_layout_and_scaled_float32_decode() {
     writer.fill();
     let (mut acq, ring) = acquisition(server.port, &b, 10_000.0);
     acq.start().unwrap();
+    // the reader starts at the newest block: blocks written before it has connected are
+    // neither read nor gaps, so write the counted ones only once it has caught up
+    assert!(wait_until(Duration::from_secs(10), || writer.reached(&ring, 1.0)));
     write_blocks(&mut writer, 100, Duration::from_millis(3));
     assert!(wait_until(Duration::from_secs(5), || writer.reached(&ring, 1.0)));
     acq.stop();
@@ -379,6 +384,8 @@ fn a_killed_device_is_reconnected_with_backoff_and_the_outage_is_a_gap() {
     writer.fill();
     let (mut acq, ring) = acquisition(server.port, &b, 10_000.0);
     acq.start().unwrap();
+    // counted blocks are written once the reader has connected and caught up
+    assert!(wait_until(Duration::from_secs(10), || writer.reached(&ring, 1.0)));
     write_blocks(&mut writer, 50, Duration::from_millis(2));
     assert!(wait_until(Duration::from_secs(5), || acq
         .stats()
